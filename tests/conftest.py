@@ -1,0 +1,59 @@
+"""Fixtures shared by the core and app tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Keep torch and BLAS to the machine's two cores and never let a test download.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_torch_home(tmp_path_factory, monkeypatch):
+    """No test may find (or download) ImageNet weights by accident."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch_home"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real H&E images of ../shared/data; skips where the folder is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real H&E sample data not found at {SHARED_DATA} (only on the developers' machines)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def he_tif(shared_data) -> Path:
+    """A 2048x1536 plain RGB TIFF of real H&E tissue (BACH's size and encoding)."""
+    path = shared_data / "he_bach_size.tif"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+@pytest.fixture(scope="session")
+def he_svs(shared_data) -> Path:
+    """An Aperio SVS (tiled, JPEG-compressed TIFF) of real H&E tissue."""
+    path = shared_data / "cmu_small_region.svs"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path
