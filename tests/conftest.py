@@ -57,3 +57,22 @@ def he_svs(shared_data) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} not found")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A demo project and a 2-fold ``fa-gusa`` run trained for 1 epoch at 64x48 (shared, read-only).
+
+    Returns ``(project_folder, run_folder)``. Tests that modify the project
+    must copy it first.
+    """
+    from gusa_core.demo import write_demo_project
+    from gusa_core.training import TrainConfig, Trainer
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    project = write_demo_project(root / "demo", seed=1, per_class=4, unlabelled=2, size=(256, 192))
+    run_dir = project.folder / "runs" / "tiny-fa-gusa"
+    config = TrainConfig(variant="fa-gusa", folds=2, epochs=1, batch_size=4, input_size=(64, 48),
+                         pretrained="none", seed=0, workers=0, device="cpu")
+    Trainer(project, run_dir, config).run()
+    return project.folder, run_dir

@@ -1,0 +1,662 @@
+"""File → Classify folder…: classify every image of a folder with one click.
+
+The job runs :func:`gusa_core.inference.classify_paths` in a worker thread
+(decoding overlaps the network there); each record reaches the table as it
+arrives. Cancel stops within one image (the worker asks for batches of one).
+Files that cannot be read are listed with their error and never abort the run.
+The CSV is written by the same function as ``gusa predict --csv``, so the two
+agree to the last digit.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QColor, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.canvas_view import numpy_to_qimage
+from app.prediction_cache import fold_label, scan_runs
+from app.workers import Worker
+
+__all__ = ["ClassifyFolderDialog", "ClassifyResultsModel", "classify_job", "install"]
+
+THUMB_SIZE = 64
+PREVIEW_WIDTH = 480
+
+
+def _small(image: np.ndarray, width: int) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, width / max(w, 1))
+    if scale >= 1.0:
+        return np.ascontiguousarray(image)
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def classify_job(run_dir, fold, paths, *, attention_dir=None, colormap="jet", predictor_factory=None):
+    """The worker's generator: a ``("classes", names)`` item, then one record per image.
+
+    Records are those of :func:`gusa_core.inference.classify_paths` without the
+    full-size image and attention map (a folder can hold hundreds of BACH
+    images); ``thumbnail`` and ``preview`` (the attention overlay, at most
+    ``PREVIEW_WIDTH`` wide) are added for the table. With ``attention_dir``
+    the full-resolution overlay is written there as ``<stem>_attention.png``,
+    as ``gusa predict --attention-dir`` does.
+    """
+    from gusa_core.inference import Predictor, classify_paths, overlay_attention, write_attention_png
+
+    factory = predictor_factory or Predictor.from_run
+    predictor = factory(run_dir, fold=fold, device="auto")
+    yield ("classes", list(predictor.class_names), predictor.attention_kind)
+    used: set[str] = set()
+    att_dir = Path(attention_dir) if attention_dir else None
+    # Batches of one: the worker closes this generator between two yields, so a
+    # Cancel is honoured within one image.
+    for rec in classify_paths(predictor, paths, batch_size=1, keep_images=True):
+        image = rec.pop("image", None)
+        pred = rec.pop("prediction", None)
+        if image is not None:
+            rec["thumbnail"] = _small(image, THUMB_SIZE)
+        if pred is not None:
+            small = _small(image, PREVIEW_WIDTH)
+            att = _small(pred.attention.astype(np.float32), PREVIEW_WIDTH)
+            rec["preview"] = overlay_attention(small, att, colormap=colormap)
+            if att_dir is not None:
+                stem = Path(rec["path"]).stem
+                name, k = stem, 1
+                while name in used:
+                    k += 1
+                    name = f"{stem}-{k}"
+                used.add(name)
+                write_attention_png(att_dir / f"{name}_attention.png", image, pred.attention, colormap=colormap)
+        yield rec
+
+
+class ClassifyResultsModel(QAbstractTableModel):
+    """One row per classified file: thumbnail, name, predicted class, probabilities, RoI fraction, error."""
+
+    FIXED = ("", "file", "predicted", "confidence")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.class_names: list[str] = []
+        self.records: list[dict] = []
+        self._thumbs: list[QPixmap | None] = []
+
+    def reset(self, class_names) -> None:
+        self.beginResetModel()
+        self.class_names = list(class_names)
+        self.records = []
+        self._thumbs = []
+        self.endResetModel()
+
+    def add(self, rec: dict) -> None:
+        row = len(self.records)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self.records.append(rec)
+        thumb = rec.get("thumbnail")
+        self._thumbs.append(QPixmap.fromImage(numpy_to_qimage(thumb)) if thumb is not None else None)
+        self.endInsertRows()
+
+    def columns(self) -> list[str]:
+        return list(self.FIXED) + [f"p({c})" for c in self.class_names] + ["RoI fraction", "error"]
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
+        return 0 if parent.isValid() else len(self.records)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.columns())
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.columns()[section]
+        return None
+
+    @staticmethod
+    def confidence(rec: dict) -> float | None:
+        probs = rec.get("probs")
+        return max(probs.values()) if probs else None
+
+    def sort_value(self, row: int, col: int):
+        rec = self.records[row]
+        n = len(self.class_names)
+        if col == 1:
+            return Path(rec["path"]).name.lower()
+        if col == 2:
+            return rec.get("predicted") or "~"
+        if col == 3:
+            return self.confidence(rec) or -1.0
+        if 4 <= col < 4 + n:
+            return (rec.get("probs") or {}).get(self.class_names[col - 4], -1.0)
+        if col == 4 + n:
+            v = rec.get("roi_fraction")
+            return -1.0 if v is None else v
+        if col == 5 + n:
+            return rec.get("error") or ""
+        return row
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        rec = self.records[index.row()]
+        col = index.column()
+        n = len(self.class_names)
+        if role == Qt.ItemDataRole.DecorationRole and col == 0:
+            return self._thumbs[index.row()]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return rec.get("error") or rec["path"]
+        if role == Qt.ItemDataRole.ForegroundRole and rec.get("error"):
+            return QColor(200, 40, 40)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col >= 3 and col < 5 + n:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return self.sort_value(index.row(), col)
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if col == 1:
+            return Path(rec["path"]).name
+        if col == 2:
+            return rec.get("predicted") or "—"
+        if col == 3:
+            c = self.confidence(rec)
+            return "" if c is None else f"{c:.3f}"
+        if 4 <= col < 4 + n:
+            probs = rec.get("probs")
+            return "" if not probs else f"{probs[self.class_names[col - 4]]:.3f}"
+        if col == 4 + n:
+            v = rec.get("roi_fraction")
+            return "" if v is None else f"{v:.3f}"
+        if col == 5 + n:
+            return rec.get("error") or ""
+        return None
+
+
+class _ResultsFilter(QSortFilterProxyModel):
+    """Filter by predicted class (or errors only) and minimum confidence; sort by value."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSortRole(Qt.ItemDataRole.UserRole)
+        self.klass: str | None = None  # None: all; "__errors__": errors only
+        self.min_confidence = 0.0
+
+    def set_filter(self, klass, min_confidence: float) -> None:
+        self.klass = klass
+        self.min_confidence = float(min_confidence)
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, row, parent):  # noqa: N802 - Qt API
+        rec = self.sourceModel().records[row]
+        if self.klass == "__errors__":
+            return bool(rec.get("error"))
+        if self.klass is not None and rec.get("predicted") != self.klass:
+            return False
+        if self.min_confidence > 0:
+            c = ClassifyResultsModel.confidence(rec)
+            return c is not None and c >= self.min_confidence
+        return True
+
+
+class ClassifyFolderDialog(QDialog):
+    """Pick a folder and a run, classify every image, sort, filter, export.
+
+    Signals
+    -------
+    classification_started()
+    record_added(dict)
+    classification_finished(int)
+        The number of records (also after a Cancel).
+    image_activated(str)
+        A row was double-clicked: the image's path.
+    """
+
+    classification_started = Signal()
+    record_added = Signal(dict)
+    classification_finished = Signal(int)
+    image_activated = Signal(str)
+
+    def __init__(self, project=None, parent=None, *, predictor_factory=None):
+        super().__init__(parent)
+        self.setWindowTitle("Classify folder")
+        self.resize(1200, 720)
+        self.project = project
+        self._predictor_factory = predictor_factory
+        self._worker: Worker | None = None
+        self._t0 = 0.0
+        self._total = 0
+        self.attention_kind = ""
+
+        # -- job settings ------------------------------------------------------
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setPlaceholderText("folder of images (TIFF, SVS, PNG, JPEG, BMP)")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._on_browse_clicked)
+        self.recursive_check = QCheckBox("include sub-folders")
+        self.run_combo = QComboBox()
+        self.run_combo.currentIndexChanged.connect(self._on_run_combo_changed)
+        self.fold_combo = QComboBox()
+        other_run = QPushButton("Other run…")
+        other_run.clicked.connect(self._on_other_run_clicked)
+        self.attention_check = QCheckBox("save attention overlays to")
+        self.attention_edit = QLineEdit()
+        self.attention_edit.setPlaceholderText("folder for <name>_attention.png")
+
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_edit, 1)
+        folder_row.addWidget(browse)
+        folder_row.addWidget(self.recursive_check)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.run_combo, 1)
+        run_row.addWidget(self.fold_combo)
+        run_row.addWidget(other_run)
+        att_row = QHBoxLayout()
+        att_row.addWidget(self.attention_check)
+        att_row.addWidget(self.attention_edit, 1)
+        form = QFormLayout()
+        form.addRow("Folder", folder_row)
+        form.addRow("Model", run_row)
+        form.addRow("", att_row)
+
+        self.start_button = QPushButton("Classify")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v of %m")
+        self.progress_label = QLabel("")
+        prog_row = QHBoxLayout()
+        prog_row.addWidget(self.start_button)
+        prog_row.addWidget(self.cancel_button)
+        prog_row.addWidget(self.progress, 1)
+        prog_row.addWidget(self.progress_label)
+
+        # -- results -----------------------------------------------------------
+        self.model = ClassifyResultsModel(self)
+        self.proxy = _ResultsFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setDefaultSectionSize(THUMB_SIZE * 3 // 4 + 6)
+        self.table.verticalHeader().hide()
+        self.table.setIconSize(self.table.iconSize().__class__(THUMB_SIZE, THUMB_SIZE))
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(self._on_table_double_clicked)
+        self.table.selectionModel().currentRowChanged.connect(self._on_table_current_changed)
+        self.class_filter = QComboBox()
+        self.class_filter.currentIndexChanged.connect(self._on_filter_changed)
+        self.min_conf = QDoubleSpinBox()
+        self.min_conf.setRange(0.0, 1.0)
+        self.min_conf.setSingleStep(0.05)
+        self.min_conf.setDecimals(2)
+        self.min_conf.valueChanged.connect(self._on_filter_changed)
+        self.summary_label = QLabel("")
+        filt_row = QHBoxLayout()
+        filt_row.addWidget(QLabel("Show"))
+        filt_row.addWidget(self.class_filter)
+        filt_row.addWidget(QLabel("confidence ≥"))
+        filt_row.addWidget(self.min_conf)
+        filt_row.addStretch(1)
+        filt_row.addWidget(self.summary_label)
+
+        self.preview = QLabel("Select a row to see its attention map")
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setMinimumWidth(360)
+        self.preview.setWordWrap(True)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addLayout(filt_row)
+        left_layout.addWidget(self.table, 1)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(self.preview)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.clicked.connect(self._on_export_clicked)
+        self.add_button = QPushButton("Add to project as suggestions")
+        self.add_button.setToolTip("Add the classified images to the project, their predicted class offered as a suggestion")
+        self.add_button.clicked.connect(self._on_add_clicked)
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.export_button)
+        bottom.addWidget(self.add_button)
+        bottom.addStretch(1)
+        bottom.addWidget(close)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(prog_row)
+        layout.addWidget(split, 1)
+        layout.addLayout(bottom)
+        self.refresh_runs()
+        self._update_buttons()
+
+    # ------------------------------------------------------------ settings
+    def refresh_runs(self, select: str | None = None) -> None:
+        """Fill the run combo from the project's runs (newest first)."""
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        if self.project is not None:
+            for info in scan_runs(self.project.folder):
+                self.run_combo.addItem(info.title, (str(info.folder), info.folds))
+        if select:
+            self._add_run_folder(select)
+        self.run_combo.blockSignals(False)
+        self._on_run_combo_changed()
+
+    def _add_run_folder(self, folder: str) -> None:
+        folder = str(Path(folder).resolve())
+        for i in range(self.run_combo.count()):
+            if self.run_combo.itemData(i)[0] == folder:
+                self.run_combo.setCurrentIndex(i)
+                return
+        folds = tuple(sorted(int(d.name.split("-")[1]) for d in Path(folder).glob("fold-*")
+                             if (d / "model.safetensors").is_file() and d.name.split("-")[1].isdigit()))
+        self.run_combo.addItem(Path(folder).name, (folder, folds))
+        self.run_combo.setCurrentIndex(self.run_combo.count() - 1)
+
+    def set_folder(self, folder) -> None:
+        self.folder_edit.setText(str(folder))
+
+    def set_run(self, run_dir, fold: int | None = None) -> None:
+        """Choose the run (a folder) and fold (None: the ensemble of its folds)."""
+        self._add_run_folder(str(run_dir))
+        for i in range(self.fold_combo.count()):
+            if self.fold_combo.itemData(i) == fold:
+                self.fold_combo.setCurrentIndex(i)
+
+    def _on_run_combo_changed(self, *_):
+        self.fold_combo.clear()
+        data = self.run_combo.currentData()
+        if not data:
+            return
+        folds = data[1]
+        if len(folds) != 1:
+            self.fold_combo.addItem(fold_label(None, len(folds)), None)
+        for k in folds:
+            self.fold_combo.addItem(fold_label(k), k)
+        self._update_buttons()
+
+    def _on_browse_clicked(self):
+        folder = QFileDialog.getExistingDirectory(self, "Folder to classify", self.folder_edit.text())
+        if folder:
+            self.folder_edit.setText(folder)
+
+    def _on_other_run_clicked(self):
+        folder = QFileDialog.getExistingDirectory(self, "Run folder (holds run.json and fold-k/)")
+        if folder:
+            self._add_run_folder(folder)
+
+    # ----------------------------------------------------------------- job
+    @property
+    def is_running(self) -> bool:
+        return self._worker is not None and self._worker.is_running
+
+    def start(self) -> bool:
+        """Start classifying; False (with a message) when the settings are incomplete."""
+        from gusa_core.errors import GusaError
+        from gusa_core.inference import collect_images
+
+        if self.is_running:
+            return False
+        data = self.run_combo.currentData()
+        if not data:
+            self._warn("Choose a trained run first (train one with Model → Train…).")
+            return False
+        folder = self.folder_edit.text().strip()
+        if not folder:
+            self._warn("Choose a folder of images to classify.")
+            return False
+        try:
+            paths = collect_images([folder], recursive=self.recursive_check.isChecked())
+        except GusaError as exc:
+            self._warn(str(exc))
+            return False
+        if not paths:
+            self._warn(f"No images found in {folder}.")
+            return False
+        att_dir = self.attention_edit.text().strip() if self.attention_check.isChecked() else None
+        if self.attention_check.isChecked() and not att_dir:
+            self._warn("Choose the folder for the attention overlays, or untick the option.")
+            return False
+        self._total = len(paths)
+        self.model.reset([])
+        self.progress.setRange(0, self._total)
+        self.progress.setValue(0)
+        self.progress_label.setText("loading the model…")
+        self._t0 = time.perf_counter()
+        worker = Worker(classify_job, data[0], self.fold_combo.currentData(), paths, attention_dir=att_dir,
+                        predictor_factory=self._predictor_factory)
+        worker.yielded.connect(self._on_worker_yielded)
+        worker.errored.connect(self._on_worker_errored)
+        worker.finished.connect(self._on_worker_finished)
+        self._worker = worker
+        worker.start()
+        self.classification_started.emit()
+        self._update_buttons()
+        return True
+
+    def cancel(self) -> None:
+        """Stop after the image being classified."""
+        if self._worker is not None:
+            self._worker.abort()
+            self.progress_label.setText("cancelling…")
+
+    def _on_worker_yielded(self, item):
+        if isinstance(item, tuple) and item and item[0] == "classes":
+            self.model.reset(item[1])
+            self.attention_kind = item[2]
+            self._fill_class_filter()
+            self._t0 = time.perf_counter()
+            return
+        self.model.add(item)
+        if self.model.rowCount() == 1:
+            self.table.resizeColumnsToContents()
+        done = len(self.model.records)
+        self.progress.setValue(done)
+        rate = item.get("images_per_s") or 0.0
+        left = (self._total - done) / rate if rate > 0 else float("nan")
+        eta = "" if left != left else f" · {int(left) // 60}:{int(left) % 60:02d} left"
+        self.progress_label.setText(f"{done} of {self._total} · {rate:.2f} img/s{eta}")
+        self._update_summary()
+        self.record_added.emit(item)
+
+    def _on_worker_errored(self, message: str, details: str):
+        self._warn(f"Classification stopped: {message}", details)
+
+    def _on_worker_finished(self):
+        n = len(self.model.records)
+        if self._worker is not None and self._worker.abort_requested:
+            self.progress_label.setText(f"cancelled after {n} of {self._total}")
+        elif n == self._total:
+            secs = time.perf_counter() - self._t0
+            self.progress_label.setText(f"{n} images in {secs:.1f} s")
+        self._worker = None
+        self._update_buttons()
+        self.classification_finished.emit(n)
+
+    # ------------------------------------------------------------- results
+    def _fill_class_filter(self):
+        self.class_filter.blockSignals(True)
+        self.class_filter.clear()
+        self.class_filter.addItem("all classes", None)
+        for c in self.model.class_names:
+            self.class_filter.addItem(c, c)
+        self.class_filter.addItem("errors", "__errors__")
+        self.class_filter.blockSignals(False)
+
+    def _on_filter_changed(self, *_):
+        self.proxy.set_filter(self.class_filter.currentData(), self.min_conf.value())
+        self._update_summary()
+
+    def _update_summary(self):
+        recs = self.model.records
+        errors = sum(1 for r in recs if r.get("error"))
+        counts = {c: sum(1 for r in recs if r.get("predicted") == c) for c in self.model.class_names}
+        text = ", ".join(f"{c} {n}" for c, n in counts.items())
+        self.summary_label.setText(f"{len(recs)} classified: {text}; {errors} error(s); showing {self.proxy.rowCount()}")
+
+    def _record_at(self, proxy_index) -> dict | None:
+        if not proxy_index.isValid():
+            return None
+        return self.model.records[self.proxy.mapToSource(proxy_index).row()]
+
+    def _on_table_current_changed(self, current, _previous):
+        rec = self._record_at(current)
+        if rec is None:
+            return
+        if rec.get("error"):
+            self.preview.setPixmap(QPixmap())
+            self.preview.setText(f"{Path(rec['path']).name}\n\n{rec['error']}")
+            return
+        img = rec.get("preview")
+        if img is not None:
+            pix = QPixmap.fromImage(numpy_to_qimage(img))
+            self.preview.setPixmap(pix.scaledToWidth(min(PREVIEW_WIDTH, max(200, self.preview.width() - 8)),
+                                                     Qt.TransformationMode.SmoothTransformation))
+            kind = "ỹ (RoI map)" if self.attention_kind == "roi" else "Grad-CAM"
+            self.preview.setToolTip(f"{rec['path']}\n{rec['predicted']} — attention: {kind}")
+
+    def _on_table_double_clicked(self, index):
+        rec = self._record_at(index)
+        if rec is not None:
+            self.image_activated.emit(rec["path"])
+
+    def _on_export_clicked(self):
+        if not self.model.records:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export predictions", "predictions.csv", "CSV (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def export_csv(self, path) -> Path:
+        """Write the results as ``gusa predict --csv`` does (same columns, same digits)."""
+        from gusa_core.inference import write_predictions_csv
+
+        ordered = sorted(self.model.records, key=lambda r: r["index"])
+        return write_predictions_csv(path, ordered, self.model.class_names)
+
+    def _on_add_clicked(self):
+        n = self.add_to_project()
+        if n:
+            QMessageBox.information(self, "Classify folder", f"{n} image(s) added to the project with their predicted class as a suggestion.")
+
+    def add_to_project(self) -> int:
+        """Add the classified images (not the errors) to the project with suggested classes."""
+        if self.project is None:
+            return 0
+        known = {str(self.project.image_path(r.id).resolve()) for r in self.project.images}
+        added = 0
+        for rec in self.model.records:
+            if rec.get("error") or str(Path(rec["path"]).resolve()) in known:
+                continue
+            record = self.project.add_image(rec["path"])
+            self.project.set_suggested(record.id, rec["predicted"])
+            added += 1
+        if added:
+            self.project.save()
+        return added
+
+    # ---------------------------------------------------------------- misc
+    def _update_buttons(self):
+        running = self.is_running
+        self.start_button.setEnabled(not running and self.run_combo.count() > 0)
+        self.cancel_button.setEnabled(running)
+        has = bool(self.model.records)
+        self.export_button.setEnabled(has and not running)
+        self.add_button.setEnabled(has and not running and self.project is not None)
+
+    def _warn(self, text: str, details: str = "") -> None:
+        try:
+            from app.errors import show_warning
+
+            show_warning(self, "Classify folder", text, details)
+        except ImportError:  # pragma: no cover
+            QMessageBox.warning(self, "Classify folder", text)
+
+    def closeEvent(self, event):  # noqa: N802 - Qt API
+        if self._worker is not None:
+            self._worker.abort()
+            self._worker.wait(30000)
+        super().closeEvent(event)
+
+
+def install(window) -> None:
+    """Add File/Model → Classify folder… to the main window."""
+
+    def _open():
+        dlg = getattr(window, "_classify_dialog", None)
+        if dlg is None:
+            dlg = ClassifyFolderDialog(window.project, window)
+            dlg.image_activated.connect(lambda path: _activate(window, path))
+            window._classify_dialog = dlg
+        else:
+            dlg.project = window.project
+            dlg.refresh_runs()
+        dlg.show()
+        dlg.raise_()
+
+    menus = [m for m in (getattr(window, "file_menu", None), getattr(window, "model_menu", None)) if m is not None]
+    for menu in menus:
+        action = menu.addAction("Classify folder…")
+        action.triggered.connect(_open)
+        if menu is menus[0]:
+            action.setShortcut("Ctrl+Shift+K")
+    window.open_classify_dialog = _open
+
+
+def _activate(window, path: str) -> None:
+    """Show a double-clicked result: in the main window if the project holds it, else add it first (asking)."""
+    project = window.project
+    target = str(Path(path).resolve())
+    image_id = None
+    if project is not None:
+        for r in project.images:
+            if str(project.image_path(r.id).resolve()) == target:
+                image_id = r.id
+                break
+        if image_id is None:
+            answer = QMessageBox.question(window, "Review image", f"{Path(path).name} is not in the project. Add it to review it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            image_id = project.add_image(path).id
+            project.save()
+    if image_id is not None and hasattr(window, "select_image"):
+        window.select_image(image_id)
+        review = getattr(window, "review_dock", None)
+        if review is not None:
+            review.show()
+            review.raise_()

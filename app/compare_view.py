@@ -1,0 +1,789 @@
+"""Compare models side by side: the paper's Fig. 6 for any image.
+
+:class:`CompareView` is a window of 2 to 4 synchronised panels (zoom and pan
+together): panel 1 is the image with the ground-truth RoI, panels 2..N the
+attention maps of chosen runs (ỹ for attention models, Grad-CAM for the
+others), each titled with the run, its variant, the predicted class and its
+probability. The images of the project are browsed from within the window,
+and "Export PNG…" writes the comparison as one figure.
+
+Exported figure layout (fixed, so figures of different images line up):
+every panel is the image scaled to :data:`PANEL_WIDTH` (512) pixels wide,
+height ``round(512 * H / W)``; panels sit in one row with :data:`MARGIN`
+pixels around and between them, under a title band of :data:`TITLE_HEIGHT`
+pixels; a colour bar band of :data:`COLORBAR_HEIGHT` pixels runs along the
+bottom. :func:`export_size` gives the size in pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFrame,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .colormaps import COLORMAPS, DEFAULT_COLORMAP, attention_rgba, colorbar_image, mask_outline_rgba
+from .prediction_cache import (
+    PredictionCache,
+    PredictorCache,
+    RunInfo,
+    default_fold,
+    prediction_key,
+    scan_runs,
+    shared_prediction_cache,
+    shared_predictor_cache,
+)
+from .review_panel import predict_one
+from .workers import run_in_thread
+
+__all__ = [
+    "PANEL_WIDTH",
+    "MARGIN",
+    "TITLE_HEIGHT",
+    "COLORBAR_HEIGHT",
+    "PanelContent",
+    "export_size",
+    "render_comparison",
+    "save_png",
+    "SyncedGraphicsView",
+    "ViewSynchronizer",
+    "ComparePanel",
+    "CompareView",
+    "install",
+]
+
+log = logging.getLogger(__name__)
+
+#: Width of each panel of the exported figure, in pixels.
+PANEL_WIDTH = 512
+#: Space around and between panels in the exported figure.
+MARGIN = 12
+#: Height of the title band above the panels (two lines of text).
+TITLE_HEIGHT = 46
+#: Height of the colour-bar band below the panels.
+COLORBAR_HEIGHT = 40
+MAX_PANELS = 4
+MIN_PANELS = 2
+ROI_COLOR = (0, 230, 0)
+
+_KIND = {"roi": "ỹ (RoI branch)", "gradcam": "Grad-CAM"}
+
+
+@dataclass
+class PanelContent:
+    """What one panel shows: a title, a subtitle and an RGBA layer over the image."""
+
+    title: str
+    subtitle: str = ""
+    overlay: np.ndarray | None = None  # (H, W, 4) uint8 at image resolution
+
+
+# ------------------------------------------------------------------ export (pure rendering)
+def export_size(n_panels: int, image_size: tuple[int, int]) -> tuple[int, int]:
+    """Size ``(width, height)`` in pixels of the exported figure.
+
+    Parameters
+    ----------
+    n_panels : int
+        Number of panels (image + attention maps).
+    image_size : tuple of int
+        ``(width, height)`` of the image.
+    """
+    w, h = image_size
+    panel_h = max(1, round(PANEL_WIDTH * h / w))
+    width = n_panels * PANEL_WIDTH + (n_panels + 1) * MARGIN
+    height = MARGIN + TITLE_HEIGHT + panel_h + COLORBAR_HEIGHT + MARGIN
+    return width, height
+
+
+def _qimage_rgb(rgb: np.ndarray) -> QImage:
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def _qimage_rgba(rgba: np.ndarray) -> QImage:
+    rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
+    h, w = rgba.shape[:2]
+    return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
+def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    w, h = size
+    if array.shape[1] == w and array.shape[0] == h:
+        return array
+    shrink = array.shape[1] > w
+    return cv2.resize(array, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def render_comparison(image: np.ndarray, panels: list[PanelContent], *, colormap: str = DEFAULT_COLORMAP,
+                      colorbar_label: str = "attention") -> QImage:
+    """Draw the comparison figure (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3), uint8
+    panels : list of PanelContent
+        In order, left to right; overlays at the image's resolution.
+    colormap : str
+        The colour map of the attention overlays (for the colour bar).
+    colorbar_label : str
+        Text under the colour bar.
+
+    Returns
+    -------
+    QImage
+        ``export_size(len(panels), (W, H))`` pixels, RGB.
+    """
+    h, w = image.shape[:2]
+    width, height = export_size(len(panels), (w, h))
+    panel_h = height - MARGIN - TITLE_HEIGHT - COLORBAR_HEIGHT - MARGIN
+    small = _resize(np.ascontiguousarray(image[..., :3]), (PANEL_WIDTH, panel_h))
+    out = QImage(width, height, QImage.Format.Format_RGB32)
+    out.fill(QColor(255, 255, 255))
+    painter = QPainter(out)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    base = _qimage_rgb(small)
+    title_font = QFont()
+    title_font.setPixelSize(17)
+    title_font.setBold(True)
+    sub_font = QFont()
+    sub_font.setPixelSize(14)
+    top = MARGIN + TITLE_HEIGHT
+    for i, panel in enumerate(panels):
+        left = MARGIN + i * (PANEL_WIDTH + MARGIN)
+        painter.setPen(QColor(20, 20, 20))
+        painter.setFont(title_font)
+        painter.drawText(QRectF(left, MARGIN, PANEL_WIDTH, TITLE_HEIGHT / 2), Qt.AlignmentFlag.AlignCenter, panel.title)
+        painter.setFont(sub_font)
+        painter.setPen(QColor(60, 60, 60))
+        painter.drawText(QRectF(left, MARGIN + TITLE_HEIGHT / 2, PANEL_WIDTH, TITLE_HEIGHT / 2),
+                         Qt.AlignmentFlag.AlignCenter, panel.subtitle)
+        target = QRectF(left, top, PANEL_WIDTH, panel_h)
+        painter.drawImage(target, base)
+        if panel.overlay is not None:
+            painter.drawImage(target, _qimage_rgba(_resize(panel.overlay, (PANEL_WIDTH, panel_h))))
+        painter.setPen(QColor(120, 120, 120))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(target.adjusted(-0.5, -0.5, 0.5, 0.5))
+    # Colour bar under the attention panels (all but the first).
+    n_att = max(1, len(panels) - 1)
+    bar_left = MARGIN + (PANEL_WIDTH + MARGIN) if len(panels) > 1 else MARGIN
+    bar_w = min(PANEL_WIDTH, n_att * PANEL_WIDTH)
+    bar_left += (n_att * (PANEL_WIDTH + MARGIN) - MARGIN - bar_w) / 2
+    bar_top = top + panel_h + 8
+    bar = _qimage_rgb(colorbar_image(colormap, width=int(bar_w), height=12))
+    painter.drawImage(QRectF(bar_left, bar_top, bar_w, 12), bar)
+    painter.setPen(QColor(60, 60, 60))
+    painter.drawRect(QRectF(bar_left, bar_top, bar_w, 12))
+    painter.setFont(sub_font)
+    text_top = bar_top + 13
+    painter.drawText(QRectF(bar_left - 30, text_top, 60, 18), Qt.AlignmentFlag.AlignCenter, "0")
+    painter.drawText(QRectF(bar_left + bar_w - 30, text_top, 60, 18), Qt.AlignmentFlag.AlignCenter, "1")
+    painter.drawText(QRectF(bar_left, text_top, bar_w, 18), Qt.AlignmentFlag.AlignCenter, colorbar_label)
+    painter.end()
+    return out
+
+
+def save_png(path: str | Path, qimage: QImage) -> Path:
+    """Write ``qimage`` to ``path`` as PNG, atomically."""
+    from gusa_core.atomic import atomic_write_bytes
+    from gusa_core.errors import GusaError
+
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    ok = qimage.save(buffer, "PNG")
+    buffer.close()
+    if not ok:
+        raise GusaError(f"cannot encode the comparison as PNG for {path}")
+    return atomic_write_bytes(path, bytes(data.data()))
+
+
+# ------------------------------------------------------------------ synchronised views
+class SyncedGraphicsView(QGraphicsView):
+    """A zoomable, pannable image view that reports every change of its view.
+
+    Signals
+    -------
+    view_changed()
+        The transform (zoom) or a scroll position changed.
+    """
+
+    view_changed = Signal()
+
+    ZOOM_STEP = 1.25
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        self.setBackgroundBrush(QColor(40, 40, 40))
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self._image_item = QGraphicsPixmapItem()
+        self._overlay_item = QGraphicsPixmapItem()
+        self._image_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._overlay_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.scene().addItem(self._image_item)
+        self.scene().addItem(self._overlay_item)
+        self.horizontalScrollBar().valueChanged.connect(self._on_scrollbar_value_changed)
+        self.verticalScrollBar().valueChanged.connect(self._on_scrollbar_value_changed)
+
+    def set_image(self, rgb: np.ndarray | None) -> None:
+        """Show an ``(H, W, 3)`` image (``None``: nothing)."""
+        if rgb is None:
+            self._image_item.setPixmap(QPixmap())
+            return
+        self._image_item.setPixmap(QPixmap.fromImage(_qimage_rgb(rgb)))
+        self.scene().setSceneRect(QRectF(0, 0, rgb.shape[1], rgb.shape[0]))
+
+    def set_overlay(self, rgba: np.ndarray | None) -> None:
+        """Show an ``(H, W, 4)`` RGBA layer over the image (``None``: none)."""
+        self._overlay_item.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(_qimage_rgba(rgba)))
+
+    def has_overlay(self) -> bool:
+        """Whether an overlay is shown."""
+        return not self._overlay_item.pixmap().isNull()
+
+    def zoom_by(self, factor: float) -> None:
+        """Zoom by ``factor`` about the view's centre (or the mouse, for wheel events)."""
+        self.scale(factor, factor)
+        self.view_changed.emit()
+
+    def zoom(self) -> float:
+        """The current scale (screen pixels per image pixel)."""
+        return self.transform().m11()
+
+    def fit(self) -> None:
+        """Fit the whole image into the view."""
+        rect = self.scene().sceneRect()
+        if not rect.isEmpty():
+            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        self.view_changed.emit()
+
+    def visible_centre(self):
+        """The scene point (image x, y) at the centre of the viewport."""
+        return self.mapToScene(self.viewport().rect().center())
+
+    def scroll_position(self) -> tuple[int, int]:
+        """``(horizontal, vertical)`` scroll bar values."""
+        return self.horizontalScrollBar().value(), self.verticalScrollBar().value()
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt API
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(self.ZOOM_STEP ** steps)
+        event.accept()
+
+    def _on_scrollbar_value_changed(self, _value: int) -> None:
+        self.view_changed.emit()
+
+
+class ViewSynchronizer:
+    """Keeps views showing the same region: a change of one is copied to the others.
+
+    Views of equal size with scenes of equal size then show exactly the same
+    part of their images.
+    """
+
+    def __init__(self, views=()):
+        self.views: list[SyncedGraphicsView] = []
+        self._syncing = False
+        for view in views:
+            self.add(view)
+
+    def add(self, view: SyncedGraphicsView) -> None:
+        """Synchronise ``view`` with the others (it takes their current view)."""
+        self.views.append(view)
+        view.view_changed.connect(lambda v=view: self.sync_from(v))
+        if len(self.views) > 1:
+            self.sync_from(self.views[0])
+
+    def remove(self, view: SyncedGraphicsView) -> None:
+        """Stop synchronising ``view``."""
+        if view in self.views:
+            self.views.remove(view)
+            try:
+                view.view_changed.disconnect()
+            except (RuntimeError, TypeError):
+                pass
+
+    def sync_from(self, source: SyncedGraphicsView) -> None:
+        """Copy ``source``'s transform and scroll positions to every other view."""
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            transform = source.transform()
+            h, v = source.scroll_position()
+            for view in self.views:
+                if view is source:
+                    continue
+                if view.transform() != transform:
+                    view.setTransform(transform)
+                # Same top-left corner (panels may differ in width by a pixel of layout rounding).
+                view.horizontalScrollBar().setValue(h)
+                view.verticalScrollBar().setValue(v)
+        finally:
+            self._syncing = False
+
+
+# ------------------------------------------------------------------ panels and window
+class ComparePanel(QFrame):
+    """One panel: a title, an optional run chooser and a synchronised view."""
+
+    run_chosen = Signal(object)  # the run folder (str) or None
+
+    def __init__(self, *, with_run_combo: bool, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.run_combo: QComboBox | None = None
+        combo = QComboBox()
+        if with_run_combo:
+            self.run_combo = combo
+            self.run_combo.currentIndexChanged.connect(self._on_run_combo_changed)
+            layout.addWidget(self.run_combo)
+        else:  # same header height as the other panels, so that all views are the same size
+            header = QLabel("Ground truth")
+            header.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            header.setFixedHeight(combo.sizeHint().height())
+            layout.addWidget(header)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title_label = QLabel("")
+        self.title_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title_label.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(self.title_label)
+        self.view = SyncedGraphicsView()
+        layout.addWidget(self.view, 1)
+        self.content = PanelContent("")
+        self.prediction = None
+        self.attention: np.ndarray | None = None
+
+    def set_runs(self, runs: list[RunInfo], select: str | None) -> None:
+        """Fill the run chooser (no signal); ``select`` is a run folder."""
+        if self.run_combo is None:
+            return
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        self.run_combo.addItem("(no run)", None)
+        for info in runs:
+            self.run_combo.addItem(f"{info.name} · {info.variant}", str(info.folder))
+        i = self.run_combo.findData(select) if select else 0
+        self.run_combo.setCurrentIndex(max(0, i))
+        self.run_combo.blockSignals(False)
+
+    @property
+    def run_dir(self) -> str | None:
+        """The chosen run folder."""
+        return None if self.run_combo is None else self.run_combo.currentData()
+
+    def set_title(self, title: str, subtitle: str = "") -> None:
+        """Set both title lines."""
+        self.content.title, self.content.subtitle = title, subtitle
+        self.title_label.setText(f"<b>{title}</b><br>{subtitle}" if subtitle else f"<b>{title}</b>")
+
+    def _on_run_combo_changed(self, _index: int) -> None:
+        self.run_chosen.emit(self.run_dir)
+
+
+class CompareView(QDialog):
+    """Side-by-side comparison of the attention maps of several runs on one image.
+
+    Parameters
+    ----------
+    project : gusa_core.project.Project
+    image_id : str, optional
+        The image shown first (default: the first of the project).
+    runs : list of path-like, optional
+        Run folders for panels 2..N (default: the newest runs of the project).
+    n_panels : int
+        2 to 4 (image + 1..3 attention maps).
+    prediction_cache, predictor_cache : optional
+        Default: the process-wide caches shared with the review panel.
+    device : str
+
+    Signals
+    -------
+    image_changed(str)
+        The shown image.
+    predictions_done(str)
+        Every attention panel of this image has its prediction (or failed).
+    """
+
+    image_changed = Signal(str)
+    predictions_done = Signal(str)
+
+    def __init__(self, project, image_id: str | None = None, runs=None, *, n_panels: int = 3,
+                 prediction_cache: PredictionCache | None = None, predictor_cache: PredictorCache | None = None,
+                 device: str = "auto", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Compare models")
+        self.setObjectName("CompareView")
+        self.setWindowFlag(Qt.WindowType.WindowMaximizeButtonHint, True)
+        self.project = project
+        self.device = device
+        self.cache = prediction_cache if prediction_cache is not None else shared_prediction_cache()
+        self.predictors = predictor_cache if predictor_cache is not None else shared_predictor_cache()
+        self.image_id: str | None = None
+        self.image: np.ndarray | None = None
+        self.mask: np.ndarray | None = None
+        self.panels: list[ComparePanel] = []
+        self.sync = ViewSynchronizer()
+        self._pending: set[int] = set()
+        self._runs = scan_runs(project.folder) if project is not None else []
+        self.workers_started = 0
+        initial_runs = [str(Path(r).resolve()) for r in runs] if runs else [str(r.folder) for r in self._runs]
+        self._build(max(MIN_PANELS, min(MAX_PANELS, int(n_panels))), initial_runs)
+        self.resize(1200, 560)
+        first = image_id
+        if first is None and project is not None and project.images:
+            first = project.images[0].id
+        if first is not None:
+            self.set_image(first)
+
+    # -- construction ------------------------------------------------------
+    def _build(self, n_panels: int, runs: list[str]) -> None:
+        layout = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        self.prev_button = QPushButton("◀ Previous")
+        self.image_combo = QComboBox()
+        self.image_combo.setMinimumContentsLength(16)
+        for record in getattr(self.project, "images", []):
+            self.image_combo.addItem(record.id, record.id)
+        self.next_button = QPushButton("Next ▶")
+        self.panel_spin = QSpinBox()
+        self.panel_spin.setRange(MIN_PANELS, MAX_PANELS)
+        self.panel_spin.setValue(n_panels)
+        self.panel_spin.setPrefix("Panels: ")
+        self.colormap_combo = QComboBox()
+        self.colormap_combo.addItems(list(COLORMAPS))
+        self.colormap_combo.setCurrentText(DEFAULT_COLORMAP)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(50)
+        self.opacity_slider.setMaximumWidth(120)
+        self.fit_button = QPushButton("Fit")
+        self.export_button = QPushButton("Export PNG…")
+        for w in (self.prev_button, self.image_combo, self.next_button, self.panel_spin):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        bar.addWidget(QLabel("Colour map"))
+        bar.addWidget(self.colormap_combo)
+        bar.addWidget(QLabel("Opacity"))
+        bar.addWidget(self.opacity_slider)
+        bar.addWidget(self.fit_button)
+        bar.addWidget(self.export_button)
+        layout.addLayout(bar)
+        self.grid = QHBoxLayout()
+        layout.addLayout(self.grid, 1)
+        self.status_label = QLabel("")
+        layout.addWidget(self.status_label)
+
+        self.prev_button.clicked.connect(self.previous_image)
+        self.next_button.clicked.connect(self.next_image)
+        self.image_combo.currentIndexChanged.connect(self._on_image_combo_changed)
+        self.panel_spin.valueChanged.connect(self.set_panel_count)
+        self.colormap_combo.currentIndexChanged.connect(self._on_display_changed)
+        self.opacity_slider.valueChanged.connect(self._on_display_changed)
+        self.fit_button.clicked.connect(self.fit)
+        self.export_button.clicked.connect(self._on_export_button_clicked)
+        self._initial_runs = runs
+        self.set_panel_count(n_panels)
+
+    def set_panel_count(self, n: int) -> None:
+        """Show ``n`` panels (2..4): the image and ``n - 1`` attention maps."""
+        n = max(MIN_PANELS, min(MAX_PANELS, int(n)))
+        if self.panel_spin.value() != n:
+            self.panel_spin.setValue(n)  # comes back here
+            return
+        while len(self.panels) > n:
+            panel = self.panels.pop()
+            self.sync.remove(panel.view)
+            self.grid.removeWidget(panel)
+            panel.deleteLater()
+        while len(self.panels) < n:
+            i = len(self.panels)
+            panel = ComparePanel(with_run_combo=i > 0)
+            if i > 0:
+                runs = self._initial_runs
+                panel.set_runs(self._runs, runs[i - 1] if i - 1 < len(runs) else None)
+                panel.run_chosen.connect(lambda _run, k=i: self._on_panel_run_chosen(k))
+            self.panels.append(panel)
+            self.grid.addWidget(panel, 1)
+            self.sync.add(panel.view)
+            if self.image is not None:
+                panel.view.set_image(self.image)
+                self._update_panel(i)
+        if self.image is not None:
+            self.fit()
+
+    # -- images ----------------------------------------------------------------
+    def set_image(self, image_id: str) -> None:
+        """Show ``image_id`` in every panel and predict it with every chosen run."""
+        from gusa_core.imageio import read_image
+
+        self.image_id = image_id
+        i = self.image_combo.findData(image_id)
+        if i >= 0 and i != self.image_combo.currentIndex():
+            self.image_combo.blockSignals(True)
+            self.image_combo.setCurrentIndex(i)
+            self.image_combo.blockSignals(False)
+        try:
+            self.image = read_image(self.project.image_path(image_id))
+        except Exception as exc:  # noqa: BLE001 - shown, not raised
+            self.image = None
+            self.status_label.setText(f"Cannot show {image_id}: {exc}")
+            return
+        try:
+            self.mask = self.project.load_mask(image_id)
+        except Exception as exc:  # noqa: BLE001
+            self.mask = None
+            self.status_label.setText(str(exc))
+        for panel in self.panels:
+            panel.view.set_image(self.image)
+        self._pending.clear()
+        for k in range(len(self.panels)):
+            self._update_panel(k)
+        self.fit()
+        self.prev_button.setEnabled(self._image_index() > 0)
+        self.next_button.setEnabled(self._image_index() < len(self.project.images) - 1)
+        self.image_changed.emit(image_id)
+        if not self._pending:
+            self.predictions_done.emit(image_id)
+
+    def _image_index(self) -> int:
+        ids = [r.id for r in self.project.images]
+        return ids.index(self.image_id) if self.image_id in ids else -1
+
+    def next_image(self) -> None:
+        """Show the next image of the project."""
+        i = self._image_index()
+        if 0 <= i < len(self.project.images) - 1:
+            self.set_image(self.project.images[i + 1].id)
+
+    def previous_image(self) -> None:
+        """Show the previous image of the project."""
+        i = self._image_index()
+        if i > 0:
+            self.set_image(self.project.images[i - 1].id)
+
+    def _on_image_combo_changed(self, _index: int) -> None:
+        image_id = self.image_combo.currentData()
+        if image_id and image_id != self.image_id:
+            self.set_image(image_id)
+
+    def fit(self) -> None:
+        """Fit the image into the panels (all of them follow the first)."""
+        if self.panels:
+            self.panels[0].view.fit()
+
+    # -- panel contents --------------------------------------------------------
+    def _run_info(self, run_dir: str | None) -> RunInfo | None:
+        for info in self._runs:
+            if str(info.folder) == run_dir:
+                return info
+        return None
+
+    def _update_panel(self, k: int) -> None:
+        panel = self.panels[k]
+        if self.image_id is None:
+            return
+        if k == 0:
+            label = self.project.image(self.image_id).label
+            panel.set_title("Image · ground-truth RoI", f"pathologist: {label}" if label else "unlabelled")
+            overlay = mask_outline_rgba(self.mask, color=ROI_COLOR, fill_alpha=0.25) if self.mask is not None else None
+            if self.mask is None:
+                panel.set_title("Image (no RoI painted)", f"pathologist: {label}" if label else "unlabelled")
+            panel.content.overlay = overlay
+            panel.view.set_overlay(overlay)
+            return
+        info = self._run_info(panel.run_dir)
+        panel.prediction = None
+        panel.attention = None
+        panel.content.overlay = None
+        panel.view.set_overlay(None)
+        if info is None:
+            panel.set_title("(choose a run)")
+            return
+        fold = default_fold(info)
+        key = prediction_key(self.image_id, self.project.image_path(self.image_id), info.folder, fold)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self._show_prediction(k, cached)
+            return
+        panel.set_title(f"{info.name} ({info.variant})", "predicting…")
+        self._pending.add(k)
+        self.workers_started += 1
+        run_in_thread(
+            predict_one, self.predictors, self.cache, key, self.project.image_path(self.image_id),
+            key.run_dir, fold, self.device,
+            on_result=lambda result, k=k: self._on_panel_returned(k, result),
+            on_error=lambda message, _details, k=k, key=key: self._on_panel_errored(k, key, message),
+        )
+
+    def _on_panel_returned(self, k: int, result) -> None:
+        key, prediction = result
+        if k >= len(self.panels) or key.image_id != self.image_id:
+            return
+        info = self._run_info(self.panels[k].run_dir)
+        if info is None or str(info.folder) != key.run_dir:
+            return
+        self._show_prediction(k, prediction)
+        self._finish_pending(k)
+
+    def _on_panel_errored(self, k: int, key, message: str) -> None:
+        if k < len(self.panels) and key.image_id == self.image_id:
+            self.panels[k].set_title(self.panels[k].content.title, f"failed: {message}")
+            self.status_label.setText(message)
+            self._finish_pending(k)
+
+    def _finish_pending(self, k: int) -> None:
+        if k in self._pending:
+            self._pending.discard(k)
+            if not self._pending and self.image_id is not None:
+                self.predictions_done.emit(self.image_id)
+
+    def _show_prediction(self, k: int, prediction) -> None:
+        panel = self.panels[k]
+        info = self._run_info(panel.run_dir)
+        panel.prediction = prediction
+        panel.attention = prediction.attention
+        p = float(np.asarray(prediction.probs)[prediction.index])
+        kind = _KIND.get(prediction.attention_kind, prediction.attention_kind)
+        name = f"{info.name} ({info.variant})" if info else "model"
+        panel.set_title(name, f"{prediction.label} p={p:.2f} · {kind}")
+        self._draw_attention(k)
+
+    def _draw_attention(self, k: int) -> None:
+        panel = self.panels[k]
+        if panel.attention is None:
+            return
+        rgba = attention_rgba(panel.attention, colormap=self.colormap_combo.currentText(),
+                              opacity=self.opacity_slider.value() / 100.0)
+        panel.content.overlay = rgba
+        panel.view.set_overlay(rgba)
+
+    def _on_display_changed(self, *_args) -> None:
+        for k in range(1, len(self.panels)):
+            self._draw_attention(k)
+
+    def _on_panel_run_chosen(self, k: int) -> None:
+        self._update_panel(k)
+
+    def set_runs(self, runs) -> None:
+        """Choose the runs of panels 2..N (run folders, in order)."""
+        self._runs = scan_runs(self.project.folder)
+        runs = [str(Path(r).resolve()) for r in runs]
+        self._initial_runs = runs
+        self.set_panel_count(len(runs) + 1)
+        for k, panel in enumerate(self.panels[1:], start=1):
+            panel.set_runs(self._runs, runs[k - 1] if k - 1 < len(runs) else None)
+        if self.image_id is not None:
+            self.set_image(self.image_id)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a panel is still waiting for its prediction."""
+        return bool(self._pending)
+
+    # -- export ------------------------------------------------------------------
+    def render(self) -> QImage:
+        """The comparison figure of the current image (see :func:`render_comparison`)."""
+        if self.image is None:
+            raise ValueError("no image to export")
+        kinds = {p.prediction.attention_kind for p in self.panels[1:] if p.prediction is not None}
+        label = "attention: " + " / ".join(_KIND.get(k, k) for k in sorted(kinds, reverse=True)) if kinds else "attention"
+        return render_comparison(self.image, [p.content for p in self.panels],
+                                 colormap=self.colormap_combo.currentText(), colorbar_label=label)
+
+    def export_png(self, path: str | Path) -> Path:
+        """Write the comparison figure of the current image to ``path`` (PNG, atomic)."""
+        path = save_png(path, self.render())
+        self.status_label.setText(f"Saved {path}")
+        return path
+
+    def export_size(self) -> tuple[int, int]:
+        """Size of the exported figure for the current image and panel count."""
+        h, w = self.image.shape[:2]
+        return export_size(len(self.panels), (w, h))
+
+    def _on_export_button_clicked(self) -> None:
+        if self.image is None:
+            return
+        suggested = str(Path(self.project.folder) / f"{self.image_id}_compare.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Export comparison", suggested, "PNG image (*.png)")
+        if not path:
+            return
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        try:
+            self.export_png(path)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            from .errors import show_error
+
+            show_error(self, "Export failed", f"Could not write {path}: {exc}")
+
+
+# ------------------------------------------------------------------ main window wiring
+def install(window) -> None:
+    """Add Model → "Compare models…" to the main window (opens a :class:`CompareView`)."""
+    menu = getattr(window, "model_menu", None)
+    if menu is None:
+        return
+
+    def open_compare() -> None:
+        project = getattr(window, "project", None)
+        if project is None:
+            return
+        current = getattr(window, "current_image_id", None)
+        current = current() if callable(current) else current
+        previous = getattr(window, "compare_view", None)
+        if previous is not None:
+            try:
+                previous.close()
+            except RuntimeError:  # already deleted (closed by the user)
+                pass
+        runs = [str(r.folder) for r in scan_runs(project.folder)]
+        active = getattr(getattr(window, "runs_panel", None), "active_run_dir", "") or ""
+        review = getattr(window, "review_panel", None)
+        chosen = active or (review.run_dir if review is not None else None)
+        if chosen and str(Path(chosen).resolve()) in runs:  # the active run last, beside the others (Fig. 6 order)
+            chosen = str(Path(chosen).resolve())
+            runs = [r for r in runs if r != chosen][:2] + [chosen]
+        view = CompareView(project, current if isinstance(current, str) else None, runs[:3] or None,
+                           n_panels=max(2, min(3, len(runs)) + 1) if runs else 2, parent=window)
+        view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.compare_view = view
+        view.show()
+
+    action = menu.addAction("Compare models…")
+    action.setObjectName("action_compare_models")
+    action.triggered.connect(open_compare)
+    window.compare_action = action

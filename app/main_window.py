@@ -1,0 +1,891 @@
+"""GuSA Studio's main window: the annotation workspace.
+
+Hooks for the other panels (training, review, compare, classify, report)
+-----------------------------------------------------------------------
+``MainWindow.project``
+    The open :class:`gusa_core.project.Project` (or ``None``).
+``MainWindow.project_opened(object)``
+    Signal: a project was opened (the ``Project``).
+``MainWindow.current_image_changed(str)``
+    Signal: the image shown in the canvas changed (its id).
+``MainWindow.current_image_id()``, ``MainWindow.current_image()``
+    The shown image's id and ``(H, W, 3)`` array (``None`` when unreadable).
+``MainWindow.add_dock(widget, title, area=Qt.RightDockWidgetArea) -> QDockWidget``
+    Add a panel as a dock; its show/hide action goes into the View menu and its
+    place is remembered with the window layout.
+``MainWindow.model_menu``
+    The "Model" menu: add Train…, Review, Compare…, Classify folder…, report actions.
+``MainWindow.view_menu``, ``MainWindow.help_menu``
+    Add more entries there.
+``MainWindow.canvas``
+    The :class:`~app.canvas_tools.AnnotationView`: ``canvas.set_overlay(name, rgba)``
+    draws e.g. an attention map above the image, ``canvas.set_outline(name, polygons)``
+    outlines.
+``MainWindow.image_list``
+    The :class:`~app.image_list.ImageListPanel`: ``image_list.set_predictions({id: (label, p)})``.
+``MainWindow.autosave``
+    The :class:`~app.autosave.AutosaveWorker`; ``autosave.save_manifest(project)`` after
+    changing the project from a panel.
+``MainWindow.show_status(text, msecs)``
+    A transient status-bar message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QWidget,
+)
+
+from . import errors
+from .autosave import AutosaveWorker
+from .canvas_tools import AnnotationView
+from .icon import app_icon
+from .image_list import ImageListPanel
+from .settings import add_recent_project, recent_projects, settings
+from .side_panel import SidePanel
+
+__all__ = ["MainWindow", "APP_NAME"]
+
+APP_NAME = "GuSA Studio"
+_EDITOR_CACHE = 12  # images whose undo history survives switching away
+
+
+class _ProjectBridge(QObject):
+    """Re-emits the project's psygnal events as Qt signals.
+
+    The core may fire events on the autosave thread; Qt queues these signals to
+    the GUI thread, so widgets are only ever touched there.
+    """
+
+    label_changed = Signal(str)
+    mask_changed = Signal(str)
+    image_added = Signal(str)
+    image_removed = Signal(str)
+    saved = Signal()
+
+    def __init__(self, project, parent=None):
+        super().__init__(parent)
+        self.project = project
+        ev = project.events
+        self._links = [
+            (ev.label_changed, self._on_label_changed),
+            (ev.mask_changed, self._on_mask_changed),
+            (ev.image_added, self._on_image_added),
+            (ev.image_removed, self._on_image_removed),
+            (ev.saved, self._on_saved),
+        ]
+        for sig, slot in self._links:
+            sig.connect(slot)
+
+    def disconnect_project(self) -> None:
+        for sig, slot in self._links:
+            try:
+                sig.disconnect(slot)
+            except Exception:
+                pass
+
+    def _on_label_changed(self, image_id, label=None) -> None:
+        self.label_changed.emit(str(image_id))
+
+    def _on_mask_changed(self, image_id) -> None:
+        self.mask_changed.emit(str(image_id))
+
+    def _on_image_added(self, record) -> None:
+        self.image_added.emit(str(record.id))
+
+    def _on_image_removed(self, image_id) -> None:
+        self.image_removed.emit(str(image_id))
+
+    def _on_saved(self, *args) -> None:
+        self.saved.emit()
+
+
+class MainWindow(QMainWindow):
+    """The annotation workspace (see the module docstring for the hooks other panels use)."""
+
+    current_image_changed = Signal(str)
+    project_opened = Signal(object)
+
+    def __init__(self, project=None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowIcon(app_icon())
+        self.setObjectName("MainWindow")
+        self.setDockNestingEnabled(True)
+        self.project = None
+        self._bridge: _ProjectBridge | None = None
+        self._current_id: str | None = None
+        self._image: np.ndarray | None = None
+        self._editors: OrderedDict[str, object] = OrderedDict()
+        self._closing = False
+        # file dialogs go through these (tests replace them)
+        self._ask_open_path = self._dialog_open_path
+        self._ask_open_paths = self._dialog_open_paths
+        self._ask_save_path = self._dialog_save_path
+        self._ask_dir = self._dialog_dir
+        self._confirm = self._dialog_confirm
+
+        self.autosave = AutosaveWorker(self)
+        self.autosave.idle.connect(self._update_title)
+        self.autosave.saved.connect(self._on_autosave_saved)
+        self.autosave.failed.connect(self._on_autosave_failed)
+
+        self.canvas = AnnotationView()
+        self.setCentralWidget(self.canvas)
+        self.image_list = ImageListPanel()
+        self.side_panel = SidePanel()
+        self.image_list_dock = self._make_dock(self.image_list, "Images", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.side_panel_dock = self._make_dock(self.side_panel, "Annotate", Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self._build_status_bar()
+        self._build_actions()
+        self._build_menus()
+        self._connect()
+        self._restore_settings()
+        self._update_title()
+        self._update_enabled()
+        if project is not None:
+            self.set_project(project)
+
+    # ================================================================ docks
+    def _make_dock(self, widget: QWidget, title: str, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def add_dock(self, widget: QWidget, title: str, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        """Add ``widget`` as a dock titled ``title``; its toggle goes into the View menu."""
+        dock = self._make_dock(widget, title, area)
+        self.view_menu.addAction(dock.toggleViewAction())
+        state = settings().value("main_window/state")
+        if state is not None:
+            self.restoreDockWidget(dock)
+        return dock
+
+    # ============================================================== actions
+    def _action(self, text: str, slot=None, shortcut=None, *, checkable=False, tip: str | None = None) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            if isinstance(shortcut, (list, tuple)):
+                a.setShortcuts([QKeySequence(s) for s in shortcut])
+            else:
+                a.setShortcut(QKeySequence(shortcut))
+        a.setCheckable(checkable)
+        if tip:
+            a.setStatusTip(tip)
+            a.setToolTip(tip)
+        if slot is not None:
+            a.triggered.connect(slot)
+        self.addAction(a)  # shortcuts work even with the menu bar hidden
+        return a
+
+    def _build_actions(self) -> None:
+        A = self._action
+        SK = QKeySequence.StandardKey
+        self.open_action = A("&Open project…", lambda: self.open_project_dialog(), SK.Open)
+        self.new_action = A("&New project from folder…", lambda: self.new_project_dialog(), SK.New)
+        self.add_images_action = A("&Add images…", lambda: self.add_images_dialog())
+        self.import_geojson_action = A("Import &GeoJSON (QuPath)…", lambda: self.import_geojson())
+        self.export_geojson_action = A("&Export GeoJSON…", lambda: self.export_geojson())
+        self.import_mask_action = A("Import mask P&NG…", lambda: self.import_mask_png())
+        self.export_mask_action = A("Export mask PN&G…", lambda: self.export_mask_png())
+        self.save_action = A("&Save now", lambda: self.save_now(), SK.Save, tip="Everything is saved automatically; this waits until it is on disk")
+        self.quit_action = A("&Quit", self.close, SK.Quit)
+        self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+
+        self.undo_action = A("&Undo stroke", lambda: self.undo(), [QKeySequence("Ctrl+Z")])
+        self.redo_action = A("&Redo stroke", lambda: self.redo(), [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.fill_holes_action = A("&Fill holes", lambda: self.fill_holes(), "H")
+        self.clear_mask_action = A("&Clear mask…", lambda: self.clear_mask())
+        self.advance_action = A("Go to the next image after labelling", checkable=True)
+
+        self.fit_action = A("&Fit to window", lambda: self.canvas.fit(), ["Ctrl+0", "F"])
+        self.actual_size_action = A("&Actual size (100 %)", lambda: self.canvas.actual_size(self._canvas_anchor()), "Ctrl+1")
+        self.zoom_in_action = A("Zoom &in", lambda: self.canvas.zoom_by(1.25, self._canvas_anchor()), ["+", "=", "Ctrl++"])
+        self.zoom_out_action = A("Zoom &out", lambda: self.canvas.zoom_by(0.8, self._canvas_anchor()), ["-", "Ctrl+-"])
+        self.mask_action = A("Show RoI &mask", lambda on: self._set_mask_visible(on), "M", checkable=True)
+        self.mask_action.setChecked(True)
+
+        self.tool_group = QActionGroup(self)
+        self.tool_actions = {}
+        for name, text, key in (("brush", "&Brush", "B"), ("eraser", "&Eraser", "E"), ("lasso", "&Lasso / polygon fill", "L")):
+            a = A(text, lambda _=False, n=name: self.set_tool(n), key, checkable=True)
+            self.tool_group.addAction(a)
+            self.tool_actions[name] = a
+        self.tool_actions["brush"].setChecked(True)
+        self.bigger_action = A("Bigger brush", lambda: self.canvas.change_brush_size(1), "]")
+        self.smaller_action = A("Smaller brush", lambda: self.canvas.change_brush_size(-1), "[")
+
+        self.next_action = A("&Next image", lambda: self.go_next(1), ["N", "PgDown"])
+        self.prev_action = A("&Previous image", lambda: self.go_next(-1), ["P", "PgUp"])
+        self.label_actions: list[QAction] = []
+        self.unlabel_action = A("&Unlabelled", lambda: self.set_label(None), "0")
+
+        self.about_action = A("&About GuSA Studio", lambda: self.show_about())
+        self.keys_action = A("&Keyboard shortcuts", lambda: self.show_shortcuts(), SK.HelpContents)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        self.file_menu = mb.addMenu("&File")
+        self.file_menu.addAction(self.open_action)
+        self.recent_menu = self.file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.file_menu.addAction(self.new_action)
+        self.file_menu.addAction(self.add_images_action)
+        self.file_menu.addSeparator()
+        for a in (self.import_geojson_action, self.export_geojson_action, self.import_mask_action, self.export_mask_action):
+            self.file_menu.addAction(a)
+        self.file_menu.addSeparator()
+        self.file_menu.addAction(self.save_action)
+        self.file_menu.addAction(self.quit_action)
+
+        self.edit_menu = mb.addMenu("&Edit")
+        for a in (self.undo_action, self.redo_action, None, self.fill_holes_action, self.clear_mask_action, None):
+            self.edit_menu.addSeparator() if a is None else self.edit_menu.addAction(a)
+        for a in self.tool_actions.values():
+            self.edit_menu.addAction(a)
+        self.edit_menu.addAction(self.bigger_action)
+        self.edit_menu.addAction(self.smaller_action)
+
+        self.image_menu = mb.addMenu("&Image")
+        self.label_menu_anchor = self.image_menu.addSeparator()
+        self.image_menu.addAction(self.unlabel_action)
+        self.image_menu.addSeparator()
+        self.image_menu.addAction(self.next_action)
+        self.image_menu.addAction(self.prev_action)
+        self.image_menu.addSeparator()
+        self.image_menu.addAction(self.advance_action)
+
+        self.view_menu = mb.addMenu("&View")
+        for a in (self.fit_action, self.actual_size_action, self.zoom_in_action, self.zoom_out_action, None, self.mask_action, None):
+            self.view_menu.addSeparator() if a is None else self.view_menu.addAction(a)
+        self.view_menu.addAction(self.image_list_dock.toggleViewAction())
+        self.view_menu.addAction(self.side_panel_dock.toggleViewAction())
+
+        self.model_menu = mb.addMenu("&Model")
+        self.help_menu = mb.addMenu("&Help")
+        self.help_menu.addAction(self.keys_action)
+        self.help_menu.addAction(self.about_action)
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self._status_labels = {}
+        for name, width, tip in (
+            ("pos", 210, "Cursor position in image pixels: x, y (row, col)"),
+            ("rgb", 130, "Colour of the pixel under the cursor"),
+            ("zoom", 70, "Zoom (100 % = one image pixel per screen pixel)"),
+            ("brush", 90, "Brush diameter in image pixels"),
+            ("size", 110, "Image size (width × height)"),
+            ("save", 80, "Autosave state"),
+        ):
+            lab = QLabel()
+            lab.setMinimumWidth(width)
+            lab.setToolTip(tip)
+            sb.addPermanentWidget(lab)
+            self._status_labels[name] = lab
+
+    def _connect(self) -> None:
+        c, sp = self.canvas, self.side_panel
+        c.cursor_moved.connect(self._on_canvas_cursor_moved)
+        c.zoom_changed.connect(self._on_canvas_zoom_changed)
+        c.brush_size_changed.connect(self._on_canvas_brush_size_changed)
+        c.tool_changed.connect(self._on_canvas_tool_changed)
+        c.stroke_finished.connect(self._on_canvas_stroke_finished)
+        sp.label_chosen.connect(self.set_label)
+        sp.tool_chosen.connect(self.set_tool)
+        sp.brush_size_changed.connect(c.set_brush_size)
+        sp.mask_visible_changed.connect(self._set_mask_visible)
+        sp.opacity_changed.connect(c.set_mask_opacity)
+        sp.fill_holes_requested.connect(self.fill_holes)
+        sp.clear_mask_requested.connect(self.clear_mask)
+        sp.undo_requested.connect(self.undo)
+        sp.redo_requested.connect(self.redo)
+        self.image_list.image_selected.connect(self.show_image)
+        self.image_list.model.thumbnail_failed.connect(self._on_thumbnail_failed)
+        self._on_canvas_brush_size_changed(c.brush_size())
+        self._on_canvas_zoom_changed(c.zoom())
+
+    # ============================================================= settings
+    def _restore_settings(self) -> None:
+        s = settings()
+        geometry = s.value("main_window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1440, 900)
+        state = s.value("main_window/state")
+        if state is not None:
+            self.restoreState(state)
+        else:
+            self.resizeDocks([self.image_list_dock, self.side_panel_dock], [360, 290], Qt.Orientation.Horizontal)
+        self.canvas.set_brush_size(int(s.value("canvas/brush_size", 40)))
+        self.side_panel.set_opacity(float(s.value("canvas/mask_opacity", 0.8)))
+        self.advance_action.setChecked(str(s.value("labels/advance", "false")).lower() == "true")
+
+    def _save_settings(self) -> None:
+        s = settings()
+        s.setValue("main_window/geometry", self.saveGeometry())
+        s.setValue("main_window/state", self.saveState())
+        s.setValue("canvas/brush_size", self.canvas.brush_size())
+        s.setValue("canvas/mask_opacity", self.canvas.mask_opacity())
+        s.setValue("labels/advance", self.advance_action.isChecked())
+        if self.project is not None and self._current_id is not None:
+            s.setValue(self._last_image_key(), self._current_id)
+        s.sync()
+
+    def _last_image_key(self) -> str:
+        folder = str(Path(self.project.folder).resolve())
+        return "last_image/" + folder.replace("/", "|").replace("\\", "|")
+
+    # ============================================================== project
+    def set_project(self, project) -> None:
+        """Show ``project`` (a ``Project``); pending saves of the previous one are flushed first."""
+        if self.project is not None:
+            self._save_settings()
+            self.autosave.flush()
+        if self._bridge is not None:
+            self._bridge.disconnect_project()
+            self._bridge.deleteLater()
+        self.project = project
+        self._editors.clear()
+        self._current_id = None
+        self._image = None
+        self.canvas.set_editor(None)
+        self.canvas.set_image(None)
+        self._bridge = _ProjectBridge(project, self)
+        self._bridge.label_changed.connect(self._on_project_label_changed)
+        self._bridge.mask_changed.connect(self._on_project_mask_changed)
+        self._bridge.image_added.connect(self._on_project_image_added)
+        self._bridge.image_removed.connect(self._on_project_image_removed)
+        self.image_list.set_project(project)
+        self.side_panel.set_classes(project.classes, project.class_colors)
+        self._rebuild_label_actions()
+        try:
+            add_recent_project(project.folder)
+        except Exception:
+            pass
+        self.canvas.set_placeholder("This project has no images yet: File ▸ Add images…")
+        self._update_title()
+        self._update_enabled()
+        self.project_opened.emit(project)
+        first = settings().value(self._last_image_key())
+        ids = [r.id for r in project.images]
+        if first not in ids:
+            visible = self.image_list.visible_ids()
+            first = visible[0] if visible else None
+        if first is not None:
+            self.show_image(first)
+        else:
+            self._update_side_panel()
+
+    def open_project(self, folder: str | os.PathLike) -> bool:
+        """Open the project in ``folder``; a message names it if it cannot be opened."""
+        from gusa_core.errors import GusaError
+        from gusa_core.project import Project
+
+        try:
+            project = Project.open(folder)
+        except GusaError as exc:
+            errors.show_error(self, "Cannot open project", errors.describe(exc))
+            return False
+        except OSError as exc:
+            errors.show_error(self, "Cannot open project", f"Cannot open project {folder}: {exc.strerror or exc}")
+            return False
+        self.set_project(project)
+        return True
+
+    def open_project_dialog(self) -> None:
+        folder = self._ask_dir("Open project folder")
+        if folder:
+            self.open_project(folder)
+
+    def new_project_dialog(self) -> None:
+        from gusa_core.errors import GusaError
+        from gusa_core.project import Project
+
+        images = self._ask_dir("Folder of images (a BACH Photos/ folder works as it is)")
+        if not images:
+            return
+        target = self._ask_dir("Folder for the new project (empty or new)")
+        if not target:
+            return
+        try:
+            project = Project.from_folder(target, images)
+        except GusaError as exc:
+            errors.show_error(self, "Cannot create project", errors.describe(exc))
+            return
+        self.set_project(project)
+
+    def add_images_dialog(self) -> None:
+        from gusa_core.imageio import IMAGE_SUFFIXES
+
+        if self.project is None:
+            return
+        patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+        paths = self._ask_open_paths("Add images", f"Images ({patterns});;All files (*)")
+        if paths:
+            self.add_images(paths)
+
+    def add_images(self, paths) -> None:
+        from gusa_core.errors import GusaError
+
+        try:
+            self.project.add_images([Path(p) for p in paths])
+        except GusaError as exc:
+            errors.show_error(self, "Cannot add images", errors.describe(exc))
+        self.autosave.save_manifest(self.project)
+        self._update_title()
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = recent_projects()
+        if not items:
+            a = self.recent_menu.addAction("(none)")
+            a.setEnabled(False)
+        for folder in items:
+            a = self.recent_menu.addAction(folder)
+            a.triggered.connect(lambda _=False, f=folder: self.open_project(f))
+
+    def _rebuild_label_actions(self) -> None:
+        for a in self.label_actions:
+            self.image_menu.removeAction(a)
+            self.removeAction(a)
+        self.label_actions = []
+        for i, name in enumerate(self.project.classes):
+            key = str(i + 1) if i < 9 else None
+            a = self._action(f"Label {name}", lambda _=False, n=name: self.set_label(n), key)
+            self.image_menu.insertAction(self.label_menu_anchor, a)
+            self.label_actions.append(a)
+
+    # =============================================================== images
+    def current_image_id(self) -> str | None:
+        return self._current_id
+
+    def current_image(self) -> np.ndarray | None:
+        return self._image
+
+    def current_editor(self):
+        return self.canvas.editor()
+
+    def show_image(self, image_id: str) -> None:
+        """Show ``image_id`` in the canvas with its mask; unreadable files give a banner."""
+        from gusa_core.annotation import MaskEditor
+        from gusa_core.errors import GusaError
+        from gusa_core.imageio import read_image
+
+        if self.project is None or image_id == self._current_id:
+            return
+        self._current_id = image_id
+        self.image_list.select_image(image_id)
+        path = self.project.image_path(image_id)
+        editor = None
+        try:
+            image = read_image(path)
+        except (GusaError, OSError) as exc:
+            self._image = None
+            self.canvas.set_editor(None)
+            self.canvas.set_image(None)
+            reason = getattr(exc, "reason", None) or str(exc)
+            text = f"Cannot read image {path}: {reason}"
+            self.canvas.set_placeholder("")
+            self.canvas.show_banner(text)
+            self.image_list.model.set_error(image_id, reason)
+            self.show_status(text, 8000)
+        else:
+            self._image = image
+            self.canvas.set_image(image)
+            editor = self._editors.get(image_id)
+            if editor is None or editor.mask.shape != image.shape[:2]:
+                try:
+                    mask = self.project.load_mask(image_id)
+                except GusaError as exc:
+                    mask = None
+                    self.canvas.show_banner(f"{errors.describe(exc)} — painting is disabled for this image so the file is kept as it is.")
+                    editor = None
+                else:
+                    editor = MaskEditor(mask if mask is not None else np.zeros(image.shape[:2], np.uint8))
+                    self._remember_editor(image_id, editor)
+            else:
+                self._editors.move_to_end(image_id)
+            self.canvas.set_editor(editor)
+            self.canvas.sync_cursor()
+        self._update_side_panel()
+        self._update_undo_state()
+        self._update_enabled()
+        h, w = (self._image.shape[:2] if self._image is not None else (0, 0))
+        self._status_labels["size"].setText(f"{w} × {h} px" if self._image is not None else "")
+        self.current_image_changed.emit(image_id)
+
+    def _remember_editor(self, image_id: str, editor) -> None:
+        self._editors[image_id] = editor
+        self._editors.move_to_end(image_id)
+        while len(self._editors) > _EDITOR_CACHE:
+            self._editors.popitem(last=False)
+
+    def go_next(self, step: int = 1) -> None:
+        """Show the next (``step=1``) or previous (``-1``) image in the list's order."""
+        target = self.image_list.neighbour_id(self._current_id, step)
+        if target is None:
+            self.show_status("Last image" if step > 0 else "First image", 1500)
+            return
+        self.show_image(target)
+
+    # =============================================================== labels
+    def set_label(self, label: str | None) -> None:
+        """Label the current image ``label`` (a class name or ``None``); saved in the background."""
+        if self.project is None or self._current_id is None:
+            return
+        image_id = self._current_id
+        if self.project.image(image_id).label != label:
+            self.project.set_label(image_id, label)
+            self.autosave.save_manifest(self.project)
+            self._update_title()
+        self.side_panel.set_current_label(label)
+        self.show_status(f"{image_id}: {label or 'unlabelled'}", 2000)
+        if self.advance_action.isChecked() and label is not None:
+            self.go_next(1)
+
+    # ================================================================ edits
+    def set_tool(self, tool: str) -> None:
+        self.canvas.set_tool(tool)
+
+    def _set_mask_visible(self, visible: bool) -> None:
+        self.canvas.set_mask_visible(visible)
+        self.mask_action.setChecked(visible)
+        self.side_panel.set_mask_visible(visible)
+
+    def _after_edit(self, rect) -> None:
+        editor = self.canvas.editor()
+        if rect is None or editor is None or self.project is None or self._current_id is None:
+            self._update_undo_state()
+            return
+        self.autosave.save_mask(self.project, self._current_id, editor.mask)
+        self._update_title()
+        self._update_undo_state()
+
+    def undo(self) -> None:
+        editor = self.canvas.editor()
+        if editor is not None:
+            self._after_edit(editor.undo())
+
+    def redo(self) -> None:
+        editor = self.canvas.editor()
+        if editor is not None:
+            self._after_edit(editor.redo())
+
+    def fill_holes(self) -> None:
+        editor = self.canvas.editor()
+        if editor is not None:
+            self._after_edit(editor.fill_holes())
+
+    def clear_mask(self) -> None:
+        editor = self.canvas.editor()
+        if editor is None or not editor.mask.any():
+            return
+        if self._confirm("Clear mask", f"Erase the whole RoI of {self._current_id}? (Undo brings it back.)"):
+            self._after_edit(editor.clear())
+
+    def replace_mask(self, mask: np.ndarray, *, how: str = "union") -> None:
+        """Put ``mask`` into the current image's RoI (``how``: ``"union"`` or ``"replace"``)."""
+        editor = self.canvas.editor()
+        if editor is None:
+            return
+        new = np.maximum(editor.mask, mask) if how == "union" else mask.astype(np.uint8)
+        if hasattr(editor, "replace"):
+            rect = editor.replace(new)
+        else:
+            # one undo step through the public API: fill the new pixels, erase the removed ones
+            editor.reset(new)
+            rect = (0, 0) + tuple(new.shape)
+            self.canvas.set_mask(editor.mask)
+        self._after_edit(rect)
+
+    # ========================================================= import/export
+    def import_geojson(self, path: str | os.PathLike | None = None) -> bool:
+        """Add the polygons of a QuPath GeoJSON file to the current RoI."""
+        from gusa_core.errors import GusaError
+        from gusa_core.geojson import import_geojson
+
+        if self._image is None:
+            return False
+        path = path or self._ask_open_path("Import GeoJSON (QuPath)", "GeoJSON (*.geojson *.json);;All files (*)")
+        if not path:
+            return False
+        try:
+            mask = import_geojson(path, self._image.shape[:2])
+        except (GusaError, OSError) as exc:
+            errors.show_error(self, "Cannot import GeoJSON", errors.describe(exc))
+            return False
+        self.replace_mask(mask)
+        self.show_status(f"Imported {Path(path).name}", 3000)
+        return True
+
+    def export_geojson(self, path: str | os.PathLike | None = None) -> bool:
+        """Write the current RoI as QuPath GeoJSON."""
+        from gusa_core.geojson import export_geojson
+
+        editor = self.canvas.editor()
+        if editor is None:
+            return False
+        path = path or self._ask_save_path("Export GeoJSON", f"{self._current_id}.geojson", "GeoJSON (*.geojson)")
+        if not path:
+            return False
+        label = self.project.image(self._current_id).label
+        color = self.project.class_colors.get(label, self.canvas.mask_color()) if label else self.canvas.mask_color()
+        try:
+            export_geojson(path, editor.mask, name=label or "RoI", color=tuple(color))
+        except OSError as exc:
+            errors.show_error(self, "Cannot export GeoJSON", f"Cannot write {path}: {exc.strerror or exc}")
+            return False
+        self.show_status(f"Exported {Path(path).name}", 3000)
+        return True
+
+    def import_mask_png(self, path: str | os.PathLike | None = None) -> bool:
+        """Add a mask PNG (non-zero = RoI, the image's size) to the current RoI."""
+        from gusa_core.errors import GusaError
+        from gusa_core.imageio import read_mask
+
+        if self._image is None:
+            return False
+        path = path or self._ask_open_path("Import mask PNG", "Masks (*.png *.tif *.tiff);;All files (*)")
+        if not path:
+            return False
+        try:
+            mask = read_mask(path, self._image.shape[:2])
+        except (GusaError, OSError) as exc:
+            errors.show_error(self, "Cannot import mask", errors.describe(exc))
+            return False
+        self.replace_mask(mask)
+        return True
+
+    def export_mask_png(self, path: str | os.PathLike | None = None) -> bool:
+        """Write the current RoI as a PNG (0 / 255)."""
+        from gusa_core.imageio import write_mask
+
+        editor = self.canvas.editor()
+        if editor is None:
+            return False
+        path = path or self._ask_save_path("Export mask PNG", f"{self._current_id}.png", "PNG (*.png)")
+        if not path:
+            return False
+        try:
+            write_mask(path, editor.mask)
+        except OSError as exc:
+            errors.show_error(self, "Cannot export mask", f"Cannot write {path}: {exc.strerror or exc}")
+            return False
+        return True
+
+    # ================================================================ saving
+    def save_now(self) -> bool:
+        """Write everything pending now (blocks until it is on disk)."""
+        if self.project is not None and getattr(self.project, "dirty", False):
+            self.autosave.save_manifest(self.project)
+        ok = self.autosave.flush()
+        self._update_title()
+        return ok
+
+    def _on_autosave_saved(self, key: str) -> None:
+        if key.startswith("mask:"):
+            self.image_list.refresh(key[5:])
+        self._update_title()
+
+    def _on_autosave_failed(self, message: str) -> None:
+        self._update_title()
+        if not self._closing:
+            errors.show_error(self, "Autosave failed", message + "\n\nYour edits are kept in memory; free space or fix the permissions, then use File ▸ Save now.")
+
+    def _update_title(self, *args) -> None:
+        name = Path(self.project.folder).name if self.project is not None else None
+        self.setWindowTitle(f"{APP_NAME} — {name} [*]" if name else f"{APP_NAME} [*]")
+        pending = self.autosave.has_pending()
+        self.setWindowModified(pending)
+        lab = self._status_labels["save"]
+        lab.setText("Saving…" if pending else ("Saved" if self.project is not None else ""))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._closing = True
+        if self.project is not None and getattr(self.project, "dirty", False):
+            self.autosave.save_manifest(self.project)
+        if not self.autosave.shutdown(timeout=60):
+            errors.show_error(self, "Saving is taking long", "Some changes could not be written yet; the window stays open.")
+            self._closing = False
+            event.ignore()
+            return
+        self._save_settings()
+        self.image_list.model._pool.clear()
+        self.image_list.model._pool.waitForDone(3000)
+        if self._bridge is not None:
+            self._bridge.disconnect_project()
+        event.accept()
+
+    # ============================================================ callbacks
+    def _on_canvas_stroke_finished(self, rect) -> None:
+        self._after_edit(rect)
+
+    def _on_canvas_cursor_moved(self, rc) -> None:
+        pos, rgb = self._status_labels["pos"], self._status_labels["rgb"]
+        if rc is None:
+            pos.setText("")
+            rgb.setText("")
+            return
+        row, col = rc
+        pos.setText(f"x {col}, y {row}  (row {row}, col {col})")
+        value = self.canvas.pixel_rgb(row, col)
+        rgb.setText("" if value is None else "RGB %d, %d, %d" % value)
+
+    def _on_canvas_zoom_changed(self, zoom: float) -> None:
+        self._status_labels["zoom"].setText(f"{zoom * 100:.0f} %" if zoom >= 0.1 else f"{zoom * 100:.1f} %")
+
+    def _on_canvas_brush_size_changed(self, size: int) -> None:
+        self._status_labels["brush"].setText(f"brush {size} px")
+        self.side_panel.set_brush_size(size)
+
+    def _on_canvas_tool_changed(self, tool: str) -> None:
+        self.side_panel.set_tool(tool)
+        if tool in self.tool_actions:
+            self.tool_actions[tool].setChecked(True)
+
+    def _on_project_label_changed(self, image_id: str) -> None:
+        self.image_list.refresh(image_id)
+        if image_id == self._current_id:
+            self._update_side_panel()
+
+    def _on_project_mask_changed(self, image_id: str) -> None:
+        self.image_list.refresh(image_id)
+        if image_id == self._current_id:
+            self._update_side_panel()
+
+    def _on_project_image_added(self, image_id: str) -> None:
+        self.image_list.model.add_row(image_id)
+        self.image_list.refresh()
+        if self._current_id is None:
+            self.show_image(image_id)
+
+    def _on_project_image_removed(self, image_id: str) -> None:
+        self._editors.pop(image_id, None)
+        self.image_list.model.remove_row(image_id)
+
+    def _on_thumbnail_failed(self, image_id: str, reason: str) -> None:
+        self.show_status(f"Cannot read image {image_id}: {reason}", 5000)
+
+    # ================================================================ state
+    def _canvas_anchor(self):
+        pos = self.canvas.cursor_widget_pos()
+        return pos if pos is not None and self.canvas.rect().contains(pos.toPoint()) else None
+
+    def _update_side_panel(self) -> None:
+        if self.project is None or self._current_id is None:
+            self.side_panel.set_image_info("No image", "")
+            self.side_panel.set_current_label(None)
+            return
+        rec = self.project.image(self._current_id)
+        facts = []
+        if self._image is not None:
+            h, w = self._image.shape[:2]
+            facts.append(f"{w} × {h} px")
+        facts.append("RoI mask" if rec.mask else "no RoI yet")
+        ids = self.image_list.visible_ids()
+        if self._current_id in ids:
+            facts.append(f"{ids.index(self._current_id) + 1} of {len(ids)}")
+        self.side_panel.set_image_info(rec.id, " · ".join(facts))
+        self.side_panel.set_current_label(rec.label)
+
+    def _update_undo_state(self) -> None:
+        editor = self.canvas.editor()
+        can_undo = editor is not None and editor.can_undo
+        can_redo = editor is not None and editor.can_redo
+        self.undo_action.setEnabled(can_undo)
+        self.redo_action.setEnabled(can_redo)
+        self.side_panel.set_undo_state(can_undo, can_redo)
+
+    def _update_enabled(self) -> None:
+        has_project = self.project is not None
+        has_image = self._current_id is not None
+        editable = self.canvas.editor() is not None
+        self.add_images_action.setEnabled(has_project)
+        for a in (self.import_geojson_action, self.import_mask_action, self.export_geojson_action, self.export_mask_action,
+                  self.fill_holes_action, self.clear_mask_action):
+            a.setEnabled(editable)
+        for a in self.label_actions + [self.unlabel_action]:
+            a.setEnabled(has_image)
+        self.side_panel.set_classes_enabled(has_image)
+        for name in ("fill_button", "clear_button"):
+            getattr(self.side_panel, name).setEnabled(editable)
+
+    def show_status(self, text: str, msecs: int = 3000) -> None:
+        self.statusBar().showMessage(text, msecs)
+
+    # ============================================================== dialogs
+    def _dialog_dir(self, title: str) -> str | None:
+        return QFileDialog.getExistingDirectory(self, title) or None
+
+    def _dialog_open_path(self, title: str, filters: str) -> str | None:
+        return QFileDialog.getOpenFileName(self, title, "", filters)[0] or None
+
+    def _dialog_open_paths(self, title: str, filters: str) -> list[str]:
+        return QFileDialog.getOpenFileNames(self, title, "", filters)[0]
+
+    def _dialog_save_path(self, title: str, default: str, filters: str) -> str | None:
+        return QFileDialog.getSaveFileName(self, title, default, filters)[0] or None
+
+    def _dialog_confirm(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def show_about(self) -> None:
+        from gusa_core import __version__
+
+        QMessageBox.about(
+            self,
+            f"About {APP_NAME}",
+            f"<h3>{APP_NAME} {__version__}</h3>"
+            "<p>Teach a neural network where to look: paint coarse regions of interest on H&amp;E images, "
+            "train a Guided Soft Attention network and review its attention.</p>"
+            "<p>Method: H. Yang, J.-Y. Kim, H. Kim, S. P. Adhikari, <i>Guided Soft Attention Network for "
+            "Classification of Breast Cancer Histopathology Images</i>, IEEE TMI 39(5), 2020.</p>"
+            "<p>Not a medical device: for research use only.</p>",
+        )
+
+    def show_shortcuts(self) -> None:
+        rows = [
+            ("1 – 4", "label the image with a class; 0 removes the label"),
+            ("N / Page Down, P / Page Up", "next / previous image"),
+            ("B, E, L", "brush, eraser, lasso / polygon fill"),
+            ("[ and ], Ctrl+wheel", "brush size"),
+            ("Alt while painting", "erase with the brush (paint with the eraser)"),
+            ("H", "fill holes in the RoI"),
+            ("Ctrl+Z, Ctrl+Shift+Z / Ctrl+Y", "undo / redo one stroke"),
+            ("M", "show / hide the RoI mask"),
+            ("wheel, + and −", "zoom towards the cursor"),
+            ("Ctrl+0 or F, Ctrl+1", "fit to the window, actual size"),
+            ("space+drag, middle drag, arrows", "pan"),
+            ("lasso: click vertices, Enter or double-click", "fill the polygon; Esc cancels"),
+        ]
+        html = "<table cellspacing='6'>" + "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows) + "</table>"
+        QMessageBox.information(self, "Keyboard shortcuts", html)
+
+    # ============================================================ helpers
+    @staticmethod
+    def demo_folder() -> Path:
+        """Where ``--demo`` keeps its project: the user's application data folder."""
+        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+        return Path(base or Path.home() / ".gusa-studio") / "demo-project"

@@ -1,0 +1,316 @@
+"""Caches for the review and compare views: predictions per image and run, loaded predictors per run.
+
+A prediction is keyed by ``(image id, image mtime, run folder, fold)``: editing
+or replacing the image file changes its mtime and so misses the cache, and
+a fold of ``None`` is the ensemble. Predictions hold an attention map at image
+resolution (12 MB for a BACH image), so the memory cache is an LRU bounded in
+bytes; the (tiny) class probabilities are kept for every image seen so the image
+list can show them after the maps were evicted.
+
+Loaded models are kept per ``(run folder, fold, device)`` in a
+:class:`PredictorCache`, so moving between images never reloads weights. Both
+caches are thread-safe: workers fill them, the GUI thread reads them.
+Nothing here imports torch; :class:`PredictorCache` imports the core's
+inference module only when it first loads a model (in a worker).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "RunInfo",
+    "scan_runs",
+    "PredictionKey",
+    "prediction_key",
+    "PredictionCache",
+    "PredictorCache",
+    "fold_label",
+    "default_fold",
+    "shared_prediction_cache",
+    "shared_predictor_cache",
+]
+
+
+class RunInfo(NamedTuple):
+    """What the views show about a training run (read from ``run.json`` without torch)."""
+
+    folder: Path
+    name: str
+    variant: str
+    folds: tuple[int, ...]  # folds with a finished model, in order
+    status: str
+    created: str
+    signature: tuple[int, ...] = ()  # mtimes of the fold weights: changes when the run is retrained
+
+    @property
+    def title(self) -> str:
+        """``"<name> (<variant>)"``."""
+        return f"{self.name} ({self.variant})" if self.variant else self.name
+
+
+def _fold_number(name: str) -> int | None:
+    try:
+        return int(name.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def scan_runs(project_folder: str | os.PathLike) -> list[RunInfo]:
+    """The runs of ``project_folder/runs/`` that have at least one trained fold, newest first.
+
+    Reads the JSON files only (``gusa_core.checkpoint`` imports torch, which the
+    GUI thread must not do); unreadable runs are skipped.
+    """
+    infos = []
+    for run_json in Path(project_folder, "runs").glob("*/run.json"):
+        try:
+            meta = json.loads(run_json.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if not isinstance(meta, dict):
+            continue
+        folds = {}
+        for d in run_json.parent.glob("fold-*"):
+            k = _fold_number(d.name)
+            try:
+                if k is not None and (d / "model.json").is_file():
+                    folds[k] = (d / "model.safetensors").stat().st_mtime_ns
+            except OSError:
+                continue
+        if not folds:
+            continue
+        order = tuple(sorted(folds))
+        infos.append(RunInfo(run_json.parent.resolve(), run_json.parent.name, str(meta.get("variant", "")),
+                             order, str(meta.get("status", "unknown")), str(meta.get("created", "")),
+                             tuple(folds[k] for k in order)))
+    infos.sort(key=lambda r: (r.created, r.name), reverse=True)
+    return infos
+
+
+class PredictionKey(NamedTuple):
+    """What a cached prediction depends on."""
+
+    image_id: str
+    mtime_ns: int
+    run_dir: str
+    fold: int | None
+
+
+def _norm_run(run_dir: str | os.PathLike) -> str:
+    return str(Path(run_dir).resolve())
+
+
+def prediction_key(image_id: str, image_path: str | os.PathLike, run_dir: str | os.PathLike,
+                   fold: int | None) -> PredictionKey:
+    """The cache key of ``image_id`` (at ``image_path``) predicted by ``run_dir`` / ``fold``.
+
+    A missing file gets mtime ``-1`` (the prediction will fail and not be cached).
+    """
+    try:
+        mtime = os.stat(image_path).st_mtime_ns
+    except OSError:
+        mtime = -1
+    return PredictionKey(str(image_id), int(mtime), _norm_run(run_dir), None if fold is None else int(fold))
+
+
+def fold_label(fold: int | None, n_folds: int | None = None) -> str:
+    """Human-readable name of a fold choice: ``"fold 2"`` or ``"ensemble (4 folds)"``."""
+    if fold is None:
+        return f"ensemble ({n_folds} folds)" if n_folds else "ensemble"
+    return f"fold {fold}"
+
+
+def default_fold(info: RunInfo) -> int | None:
+    """The fold a view uses unless told otherwise: the ensemble, or the only fold of a one-fold run."""
+    return info.folds[0] if len(info.folds) == 1 else None
+
+
+def _prediction_nbytes(prediction: Any) -> int:
+    total = 256
+    for name in ("attention", "probs"):
+        value = getattr(prediction, name, None)
+        if isinstance(value, np.ndarray):
+            total += value.nbytes
+    return total
+
+
+class PredictionCache:
+    """LRU of predictions, bounded in bytes, plus every (label, probs) summary seen.
+
+    Parameters
+    ----------
+    max_bytes : int
+        Memory budget for the stored predictions (attention maps dominate).
+    """
+
+    def __init__(self, max_bytes: int = 256 * 1024 * 1024):
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict[PredictionKey, tuple[Any, int]] = OrderedDict()
+        self._summaries: dict[PredictionKey, tuple[str, np.ndarray]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: PredictionKey) -> bool:
+        with self._lock:
+            return key in self._items
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the stored predictions."""
+        return self._bytes
+
+    def get(self, key: PredictionKey) -> Any | None:
+        """The cached prediction for ``key`` (and mark it recently used), or ``None``."""
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return entry[0]
+
+    def put(self, key: PredictionKey, prediction: Any) -> None:
+        """Store ``prediction``; evicts the least recently used beyond the budget."""
+        size = _prediction_nbytes(prediction)
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._items[key] = (prediction, size)
+            self._bytes += size
+            probs = getattr(prediction, "probs", None)
+            label = getattr(prediction, "label", None)
+            if probs is not None and label is not None:
+                self._summaries[key] = (str(label), np.asarray(probs, dtype=np.float32).copy())
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, (_, freed) = self._items.popitem(last=False)
+                self._bytes -= freed
+
+    def summary(self, key: PredictionKey) -> tuple[str, np.ndarray] | None:
+        """``(label, probs)`` of any prediction ever stored under ``key`` (survives eviction)."""
+        with self._lock:
+            return self._summaries.get(key)
+
+    def invalidate_run(self, run_dir: str | os.PathLike) -> None:
+        """Forget every prediction of ``run_dir`` (e.g. after it was retrained)."""
+        run = _norm_run(run_dir)
+        with self._lock:
+            for key in [k for k in self._items if k.run_dir == run]:
+                self._bytes -= self._items.pop(key)[1]
+            for key in [k for k in self._summaries if k.run_dir == run]:
+                del self._summaries[key]
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._items.clear()
+            self._summaries.clear()
+            self._bytes = 0
+
+
+class PredictorCache:
+    """Loaded :class:`gusa_core.inference.Predictor` objects per ``(run folder, fold, device)``.
+
+    Parameters
+    ----------
+    max_predictors : int
+        How many (run, fold) models stay loaded; the least recently used is dropped.
+    factory : callable, optional
+        ``factory(run_dir, fold=..., device=...) -> Predictor``; default
+        ``Predictor.from_run`` (imported on first use).
+    """
+
+    def __init__(self, max_predictors: int = 4, factory: Callable[..., Any] | None = None):
+        self.max_predictors = max(1, int(max_predictors))
+        self._factory = factory
+        self._items: OrderedDict[tuple[str, int | None, str], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[str, int | None, str], threading.Lock] = {}
+        self.loads = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _make(self, run_dir: str, fold: int | None, device: str):
+        factory = self._factory
+        if factory is None:
+            from gusa_core.inference import Predictor  # torch: only ever in a worker
+
+            factory = Predictor.from_run
+        return factory(run_dir, fold=fold, device=device)
+
+    def get(self, run_dir: str | os.PathLike, fold: int | None = None, device: str = "auto"):
+        """The predictor for ``run_dir`` / ``fold`` on ``device``, loading it the first time.
+
+        Two threads asking for the same model at once load it only once.
+        """
+        key = (_norm_run(run_dir), None if fold is None else int(fold), str(device))
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]
+            predictor = self._make(key[0], key[1], key[2])
+            with self._lock:
+                self.loads += 1
+                self._items[key] = predictor
+                while len(self._items) > self.max_predictors:
+                    self._items.popitem(last=False)
+            return predictor
+
+    def cached(self, run_dir: str | os.PathLike, fold: int | None = None, device: str = "auto") -> bool:
+        """Whether that model is already loaded."""
+        key = (_norm_run(run_dir), None if fold is None else int(fold), str(device))
+        with self._lock:
+            return key in self._items
+
+    def invalidate_run(self, run_dir: str | os.PathLike) -> None:
+        """Drop every loaded model of ``run_dir``."""
+        run = _norm_run(run_dir)
+        with self._lock:
+            for key in [k for k in self._items if k[0] == run]:
+                del self._items[key]
+
+    def clear(self) -> None:
+        """Drop every loaded model."""
+        with self._lock:
+            self._items.clear()
+
+
+_shared_predictions: PredictionCache | None = None
+_shared_predictors: PredictorCache | None = None
+
+
+def shared_prediction_cache() -> PredictionCache:
+    """The process-wide prediction cache shared by the review panel and the compare view."""
+    global _shared_predictions
+    if _shared_predictions is None:
+        _shared_predictions = PredictionCache()
+    return _shared_predictions
+
+
+def shared_predictor_cache() -> PredictorCache:
+    """The process-wide predictor cache shared by the review panel and the compare view."""
+    global _shared_predictors
+    if _shared_predictors is None:
+        _shared_predictors = PredictorCache()
+    return _shared_predictors

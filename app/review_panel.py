@@ -1,0 +1,793 @@
+"""Review dock: what a trained run predicts for the current image, and where it looked.
+
+For the current image and a chosen run (one fold or the ensemble of all folds)
+the panel shows the class probabilities as bars in the class colours, the
+predicted class next to the pathologist's label (a disagreement is
+highlighted), and draws the attention map over the image on the main canvas:
+the RoI branch's output ỹ for attention models, Grad-CAM for the others (the
+panel says which). Colour map, opacity and the threshold τ (with an optional
+outline of ỹ > τ) change the overlay without predicting again; the
+ground-truth RoI can be drawn at the same time.
+
+Prediction runs in a worker (:mod:`app.workers`) and is cached per
+``(image id, image mtime, run, fold)`` (:mod:`app.prediction_cache`), so
+returning to an image shows its result at once. "Predict all" fills the image
+list with each image's predicted class. Torch is imported only in workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gusa_core import DEFAULT_CLASS_COLORS
+
+from .colormaps import COLORMAPS, DEFAULT_COLORMAP, attention_rgba, contour_polygons, mask_outline_rgba
+from .prediction_cache import (
+    PredictionCache,
+    PredictorCache,
+    RunInfo,
+    fold_label,
+    prediction_key,
+    scan_runs,
+    shared_prediction_cache,
+    shared_predictor_cache,
+)
+from .workers import Worker, run_in_thread
+
+__all__ = [
+    "ATTENTION_LAYER",
+    "ROI_LAYER",
+    "THRESHOLD_LAYER",
+    "ProbabilityBarsWidget",
+    "ReviewPanel",
+    "predict_one",
+    "predict_many",
+    "install",
+]
+
+log = logging.getLogger(__name__)
+
+#: Canvas overlay names used by the panel.
+ATTENTION_LAYER = "attention"
+ROI_LAYER = "gt_roi"
+THRESHOLD_LAYER = "attention_threshold"
+ROI_COLOR = (0, 230, 0)
+THRESHOLD_COLOR = (255, 255, 255)
+
+_ATTENTION_TEXT = {
+    "roi": "Attention: ỹ, the RoI branch's output (guided soft attention)",
+    "gradcam": "Attention: Grad-CAM (this model has no RoI branch)",
+}
+
+
+# ------------------------------------------------------------------ jobs (worker threads)
+def predict_one(predictors: PredictorCache, cache: PredictionCache, key, image_path, run_dir, fold, device="auto"):
+    """Read one image, predict it with the cached predictor, store the result; returns ``(key, prediction)``.
+
+    Runs in a worker thread.
+    """
+    from gusa_core.imageio import read_image
+
+    predictor = predictors.get(run_dir, fold, device)
+    prediction = predictor.predict_image(read_image(image_path))
+    cache.put(key, prediction)
+    return key, prediction
+
+
+def predict_many(predictors: PredictorCache, cache: PredictionCache, items, run_dir, fold, device="auto"):
+    """Generator job of "Predict all": yields ``(image_id, label, probs, error)`` per image.
+
+    ``items`` is a list of ``(image_id, image_path, key)``; cached results are
+    reused. An unreadable image yields its error message instead of stopping the loop.
+    """
+    from gusa_core.imageio import read_image
+
+    predictor = None
+    for image_id, path, key in items:
+        summary = cache.summary(key)
+        if summary is not None:
+            yield image_id, summary[0], summary[1], None
+            continue
+        try:
+            if predictor is None:
+                predictor = predictors.get(run_dir, fold, device)
+            prediction = predictor.predict_image(read_image(path))
+        except Exception as exc:  # noqa: BLE001 - reported per image
+            from .workers import error_message
+
+            yield image_id, None, None, error_message(exc)
+            continue
+        cache.put(key, prediction)
+        yield image_id, prediction.label, np.asarray(prediction.probs), None
+
+
+# ------------------------------------------------------------------ widgets
+class ProbabilityBarsWidget(QWidget):
+    """Horizontal bars, one per class, in the class colours, with the probability written beside."""
+
+    ROW_HEIGHT = 22
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._names: list[str] = []
+        self._values: list[float] = []
+        self._colors: dict[str, tuple[int, int, int]] = {}
+        self._highlight: int | None = None
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setMinimumWidth(160)
+        self._update_height()
+
+    def set_probabilities(self, names, values, colors: dict | None = None, highlight: int | None = None) -> None:
+        """Show ``values`` (one per class in ``names``); ``highlight`` is the predicted index."""
+        self._names = [str(n) for n in names]
+        self._values = [float(v) for v in values]
+        self._colors = dict(colors or {})
+        self._highlight = highlight
+        self._update_height()
+        self.update()
+
+    def clear(self) -> None:
+        """Show no bars."""
+        self.set_probabilities([], [])
+
+    def values(self) -> dict[str, float]:
+        """The shown probabilities, class name → value."""
+        return dict(zip(self._names, self._values))
+
+    def _update_height(self) -> None:
+        self.setFixedHeight(max(1, len(self._names)) * self.ROW_HEIGHT + 4)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        fm = painter.fontMetrics()
+        name_w = max([fm.horizontalAdvance(n) for n in self._names] + [40]) + 8
+        value_w = fm.horizontalAdvance("100.0%") + 8
+        bar_w = max(10, self.width() - name_w - value_w - 4)
+        if not self._names:
+            painter.setPen(pal.color(pal.ColorRole.PlaceholderText))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no prediction")
+            return
+        for i, (name, value) in enumerate(zip(self._names, self._values)):
+            top = 2 + i * self.ROW_HEIGHT
+            h = self.ROW_HEIGHT - 6
+            font = QFont(painter.font())
+            font.setBold(i == self._highlight)
+            painter.setFont(font)
+            painter.setPen(pal.color(pal.ColorRole.WindowText))
+            painter.drawText(QRectF(0, top, name_w - 6, h), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(pal.color(pal.ColorRole.AlternateBase).darker(110))
+            painter.drawRoundedRect(QRectF(name_w, top, bar_w, h), 3, 3)
+            rgb = self._colors.get(name, DEFAULT_CLASS_COLORS.get(name, (120, 120, 120)))
+            painter.setBrush(QColor(*rgb))
+            painter.drawRoundedRect(QRectF(name_w, top, bar_w * min(max(value, 0.0), 1.0), h), 3, 3)
+            painter.setPen(pal.color(pal.ColorRole.WindowText))
+            painter.drawText(QRectF(name_w + bar_w + 4, top, value_w, h), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             f"{100 * value:.1f}%")
+        painter.end()
+
+
+def _slider(minimum: int, maximum: int, value: int) -> QSlider:
+    s = QSlider(Qt.Orientation.Horizontal)
+    s.setRange(minimum, maximum)
+    s.setValue(value)
+    return s
+
+
+class ReviewPanel(QWidget):
+    """The review dock: probabilities, predicted vs. pathologist's label, attention overlay.
+
+    Parameters
+    ----------
+    project : gusa_core.project.Project or None
+        The open project (runs are listed from ``project.folder / "runs"``).
+    canvas : object, optional
+        The main canvas; needs ``set_overlay(name, rgba or None)``. Without
+        one (tests, standalone use) the overlay is only kept in
+        :attr:`overlay`.
+    image_list : object, optional
+        Needs ``set_predictions(dict id → (label, prob))`` for "Predict all".
+    prediction_cache, predictor_cache : optional
+        Default: the process-wide caches shared with the compare view.
+    device : str
+        Where models run (``"auto"``).
+
+    Signals
+    -------
+    prediction_ready(str, object)
+        ``(image id, Prediction)`` for the shown image (cached or new).
+    prediction_failed(str, str)
+        ``(image id, message)``.
+    overlay_changed(object)
+        The attention RGBA layer (or ``None``) after every redraw.
+    predictions_filled(object)
+        The dict given to the image list after "Predict all".
+    """
+
+    prediction_ready = Signal(str, object)
+    prediction_failed = Signal(str, str)
+    overlay_changed = Signal(object)
+    predictions_filled = Signal(object)
+
+    def __init__(self, project=None, *, canvas=None, image_list=None,
+                 prediction_cache: PredictionCache | None = None,
+                 predictor_cache: PredictorCache | None = None,
+                 device: str = "auto", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("ReviewPanel")
+        self.project = project
+        self.canvas = canvas
+        self.image_list = image_list
+        self.device = device
+        self.cache = prediction_cache if prediction_cache is not None else shared_prediction_cache()
+        self.predictors = predictor_cache if predictor_cache is not None else shared_predictor_cache()
+        self.image_id: str | None = None
+        self.prediction: Any = None
+        self.overlay: np.ndarray | None = None
+        self.roi_overlay: np.ndarray | None = None
+        self.roi_mask: np.ndarray | None = None
+        self.threshold_polygons: list[np.ndarray] | None = None
+        self.workers_started = 0
+        self._worker: Worker | None = None
+        self._worker_key = None
+        self._queued = False
+        self._all_worker: Worker | None = None
+        self._all_results: dict[str, tuple[str, float]] = {}
+        self._runs: list[RunInfo] = []
+        self._signatures: dict[str, tuple[int, ...]] = {}
+        #: When True (set by :func:`install`), predict only while the panel is visible.
+        self.only_when_visible = False
+        self._stale = False
+        self._build()
+        self._connect_project()
+        self.refresh_runs()
+
+    # -- construction ------------------------------------------------------
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.run_combo = QComboBox()
+        self.run_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.run_combo.setMinimumContentsLength(14)
+        self.fold_combo = QComboBox()
+        form.addRow("Run", self.run_combo)
+        form.addRow("Model", self.fold_combo)
+        layout.addLayout(form)
+
+        self.status_label = QLabel("Choose a trained run.")
+        self.status_label.setWordWrap(True)
+        layout.addWidget(self.status_label)
+
+        self.bars = ProbabilityBarsWidget()
+        layout.addWidget(self.bars)
+
+        self.predicted_label = QLabel("Predicted: –")
+        self.truth_label = QLabel("Pathologist: –")
+        self.agreement_label = QLabel("")
+        for w in (self.predicted_label, self.truth_label, self.agreement_label):
+            w.setTextFormat(Qt.TextFormat.RichText)
+            layout.addWidget(w)
+
+        self.kind_label = QLabel("")
+        self.kind_label.setWordWrap(True)
+        layout.addWidget(self.kind_label)
+
+        display = QFormLayout()
+        self.colormap_combo = QComboBox()
+        self.colormap_combo.addItems(list(COLORMAPS))
+        self.colormap_combo.setCurrentText(DEFAULT_COLORMAP)
+        self.opacity_slider = _slider(0, 100, 45)
+        self.threshold_slider = _slider(0, 100, 50)
+        self.threshold_value = QLabel("τ = 0.50")
+        tau_row = QHBoxLayout()
+        tau_row.addWidget(self.threshold_slider, 1)
+        tau_row.addWidget(self.threshold_value)
+        self.heatmap_check = QCheckBox("Show attention map")
+        self.heatmap_check.setChecked(True)
+        self.outline_check = QCheckBox("Outline ỹ > τ")
+        self.roi_check = QCheckBox("Show ground-truth RoI")
+        display.addRow("Colour map", self.colormap_combo)
+        display.addRow("Opacity", self.opacity_slider)
+        display.addRow("Threshold", tau_row)
+        layout.addLayout(display)
+        layout.addWidget(self.heatmap_check)
+        layout.addWidget(self.outline_check)
+        layout.addWidget(self.roi_check)
+
+        buttons = QHBoxLayout()
+        self.predict_button = QPushButton("Predict")
+        self.predict_button.setToolTip("Predict the current image again (normally automatic)")
+        self.predict_all_button = QPushButton("Predict all")
+        self.predict_all_button.setToolTip("Predict every image of the project and show the classes in the image list")
+        buttons.addWidget(self.predict_button)
+        buttons.addWidget(self.predict_all_button)
+        layout.addLayout(buttons)
+        self.progress_label = QLabel("")
+        layout.addWidget(self.progress_label)
+        layout.addStretch(1)
+
+        self.run_combo.currentIndexChanged.connect(self._on_run_combo_changed)
+        self.fold_combo.currentIndexChanged.connect(self._on_fold_combo_changed)
+        self.colormap_combo.currentIndexChanged.connect(self._on_display_changed)
+        self.opacity_slider.valueChanged.connect(self._on_display_changed)
+        self.threshold_slider.valueChanged.connect(self._on_threshold_slider_changed)
+        self.heatmap_check.toggled.connect(self._on_display_changed)
+        self.outline_check.toggled.connect(self._on_display_changed)
+        self.roi_check.toggled.connect(self._on_roi_check_toggled)
+        self.predict_button.clicked.connect(self._on_predict_button_clicked)
+        self.predict_all_button.clicked.connect(self._on_predict_all_button_clicked)
+
+    # -- project -------------------------------------------------------------
+    def _connect_project(self) -> None:
+        events = getattr(self.project, "events", None)
+        if events is None:
+            return
+        for name, slot in (("label_changed", self._on_project_label_changed),
+                           ("mask_changed", self._on_project_mask_changed)):
+            signal = getattr(events, name, None)
+            if signal is not None:
+                signal.connect(slot)
+
+    def _disconnect_project(self) -> None:
+        events = getattr(self.project, "events", None)
+        if events is None:
+            return
+        for name, slot in (("label_changed", self._on_project_label_changed),
+                           ("mask_changed", self._on_project_mask_changed)):
+            signal = getattr(events, name, None)
+            if signal is not None:
+                try:
+                    signal.disconnect(slot)
+                except Exception:  # noqa: BLE001 - not connected
+                    pass
+
+    def set_project(self, project) -> None:
+        """Show another project (clears the image and lists its runs)."""
+        self._disconnect_project()
+        self.project = project
+        self._connect_project()
+        self.image_id = None
+        self._clear_result()
+        self.refresh_runs()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if self._stale:
+            self._on_selection_changed()
+
+    def hideEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().hideEvent(event)
+        if self.only_when_visible and self.canvas is not None:
+            self._set_attention_overlay(None)  # a hidden panel leaves no overlay behind
+            if self._canvas_has_outlines():
+                self.canvas.set_outline(ROI_LAYER, None)
+            else:
+                self.canvas.set_overlay(ROI_LAYER, None)
+            self._stale = True
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self._disconnect_project()
+        super().closeEvent(event)
+
+    # -- runs ----------------------------------------------------------------
+    def refresh_runs(self, select: str | Path | None = None) -> None:
+        """List the project's trained runs again; keep (or select) a run folder."""
+        current = str(select) if select is not None else self.run_dir
+        self._runs = scan_runs(self.project.folder) if self.project is not None else []
+        for info in self._runs:  # a retrained run: forget its models and predictions
+            key = str(info.folder)
+            if key in self._signatures and self._signatures[key] != info.signature:
+                self.cache.invalidate_run(key)
+                self.predictors.invalidate_run(key)
+            self._signatures[key] = info.signature
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        for info in self._runs:
+            self.run_combo.addItem(f"{info.name} · {info.variant} · {info.status}", str(info.folder))
+        index = 0
+        if current:
+            want = str(Path(current).resolve())
+            for i, info in enumerate(self._runs):
+                if str(info.folder) == want:
+                    index = i
+        self.run_combo.setCurrentIndex(index if self._runs else -1)
+        self.run_combo.blockSignals(False)
+        self._fill_folds()
+        if not self._runs:
+            self.status_label.setText("No trained run yet: train a model first (Model → Train).")
+        self._on_selection_changed()
+
+    def _fill_folds(self) -> None:
+        info = self.run_info
+        previous = self.fold_combo.currentData() if self.fold_combo.count() else None
+        self.fold_combo.blockSignals(True)
+        self.fold_combo.clear()
+        if info is not None:
+            if len(info.folds) > 1:
+                self.fold_combo.addItem(fold_label(None, len(info.folds)), None)
+            for k in info.folds:
+                self.fold_combo.addItem(fold_label(k), k)
+            i = self.fold_combo.findData(previous)
+            self.fold_combo.setCurrentIndex(i if i >= 0 else 0)
+        self.fold_combo.blockSignals(False)
+
+    @property
+    def run_info(self) -> RunInfo | None:
+        """The chosen run."""
+        i = self.run_combo.currentIndex()
+        return self._runs[i] if 0 <= i < len(self._runs) else None
+
+    @property
+    def run_dir(self) -> str | None:
+        """The chosen run folder, or ``None``."""
+        info = self.run_info
+        return str(info.folder) if info is not None else None
+
+    @property
+    def fold(self) -> int | None:
+        """The chosen fold; ``None`` is the ensemble of all folds (or the only fold)."""
+        info = self.run_info
+        data = self.fold_combo.currentData()
+        if data is None and info is not None and len(info.folds) == 1:
+            return info.folds[0]
+        return data
+
+    def set_run(self, run_dir: str | Path, fold: int | None = "keep") -> None:  # type: ignore[assignment]
+        """Choose a run (listed again if new) and optionally a fold (``None`` = ensemble)."""
+        self.refresh_runs(select=run_dir)
+        if fold != "keep":
+            i = self.fold_combo.findData(fold)
+            if i >= 0:
+                self.fold_combo.setCurrentIndex(i)
+
+    def _on_run_combo_changed(self, _index: int) -> None:
+        self._fill_folds()
+        self._on_selection_changed()
+
+    def _on_fold_combo_changed(self, _index: int) -> None:
+        self._on_selection_changed()
+
+    def _on_active_run_changed(self, run_dir: str) -> None:
+        if run_dir:
+            self.set_run(run_dir)
+        else:
+            self.refresh_runs()
+
+    # -- current image -------------------------------------------------------
+    def set_image(self, image_id: str | None) -> None:
+        """Review ``image_id`` (shows a cached result at once, else predicts in a worker)."""
+        self.image_id = image_id or None
+        self._on_selection_changed()
+
+    def _key(self):
+        if self.project is None or self.image_id is None or self.run_dir is None:
+            return None
+        return prediction_key(self.image_id, self.project.image_path(self.image_id), self.run_dir, self.fold)
+
+    def _on_selection_changed(self) -> None:
+        if self.only_when_visible and not self.isVisible():
+            self._stale = True  # nobody looks: predict when the panel is shown
+            self._clear_result(keep_text=True)
+            return
+        self._stale = False
+        self._update_truth()
+        self._update_roi()
+        key = self._key()
+        if key is None:
+            self._clear_result()
+            return
+        cached = self.cache.get(key)
+        if cached is not None:
+            self._show(cached)
+            return
+        self._clear_result(keep_text=True)
+        self._start_prediction(key)
+
+    def _start_prediction(self, key) -> None:
+        if self._worker is not None and self._worker.is_running:
+            self._queued = True  # one prediction at a time: the newest request runs next
+            return
+        self._queued = False
+        self.status_label.setText(f"Predicting {key.image_id} with {self.run_info.name} ({fold_label(key.fold)})…")
+        self._worker_key = key
+        self.workers_started += 1
+        self._worker = run_in_thread(
+            predict_one, self.predictors, self.cache, key, self.project.image_path(key.image_id),
+            key.run_dir, key.fold, self.device,
+            on_result=self._on_worker_returned, on_error=self._on_worker_errored,
+            on_finished=self._on_worker_finished,
+        )
+
+    def _on_worker_returned(self, result) -> None:
+        key, prediction = result
+        if key == self._key():
+            self._show(prediction)
+
+    def _on_worker_errored(self, message: str, details: str) -> None:
+        key = self._worker_key
+        log.warning("prediction failed: %s\n%s", message, details)
+        if key is not None and key == self._key():
+            self.status_label.setText(f"Prediction failed: {message}")
+            self.prediction_failed.emit(key.image_id, message)
+
+    def _on_worker_finished(self) -> None:
+        self._worker = None
+        if self._queued:
+            self._queued = False
+            key = self._key()
+            if key is not None and self.cache.get(key) is None:
+                self._start_prediction(key)
+            elif key is not None:
+                self._show(self.cache.get(key))
+
+    def _on_predict_button_clicked(self) -> None:
+        key = self._key()
+        if key is None:
+            return
+        self._start_prediction(key)  # predicts again even when cached (e.g. after retraining in place)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a prediction worker is running."""
+        return (self._worker is not None and self._worker.is_running) or (
+            self._all_worker is not None and self._all_worker.is_running)
+
+    # -- showing results -----------------------------------------------------
+    def _clear_result(self, keep_text: bool = False) -> None:
+        self.prediction = None
+        self.bars.clear()
+        self.predicted_label.setText("Predicted: –")
+        self.agreement_label.setText("")
+        self.kind_label.setText("")
+        if not keep_text and self.run_dir is not None:
+            self.status_label.setText("Choose an image." if self.image_id is None else "")
+        self._set_attention_overlay(None)
+
+    def _show(self, prediction) -> None:
+        self.prediction = prediction
+        colors = getattr(self.project, "class_colors", None) or DEFAULT_CLASS_COLORS
+        probs = np.asarray(prediction.probs, dtype=float)
+        index = int(getattr(prediction, "index", int(np.argmax(probs))))
+        self.bars.set_probabilities(prediction.class_names, probs, colors, highlight=index)
+        rgb = colors.get(prediction.label, (0, 0, 0))
+        self.predicted_label.setText(
+            f"Predicted: <b style='color: rgb{tuple(rgb)}'>{prediction.label}</b> ({100 * probs[index]:.1f}%)")
+        self.kind_label.setText(_ATTENTION_TEXT.get(prediction.attention_kind, f"Attention: {prediction.attention_kind}"))
+        info = self.run_info
+        self.status_label.setText(f"{info.name} · {info.variant} · {fold_label(self.fold, len(info.folds))}" if info else "")
+        self._update_truth()
+        self._redraw_attention()
+        self.prediction_ready.emit(self.image_id or "", prediction)
+
+    def _update_truth(self) -> None:
+        truth = None
+        if self.project is not None and self.image_id is not None:
+            try:
+                truth = self.project.image(self.image_id).label
+            except Exception:  # noqa: BLE001 - image removed meanwhile
+                truth = None
+        self.truth_label.setText(f"Pathologist: <b>{truth}</b>" if truth else "Pathologist: <i>unlabelled</i>")
+        if self.prediction is None or truth is None:
+            self.agreement_label.setText("")
+        elif truth == self.prediction.label:
+            self.agreement_label.setText("<span style='color: #2e7d32'>✔ agrees with the pathologist</span>")
+        else:
+            self.agreement_label.setText(
+                "<span style='color: white; background-color: #c62828'>&nbsp;✘ disagrees with the pathologist&nbsp;</span>")
+
+    @property
+    def disagrees(self) -> bool | None:
+        """Whether the shown prediction differs from the pathologist's label (``None``: unknown)."""
+        if self.prediction is None or self.project is None or self.image_id is None:
+            return None
+        truth = self.project.image(self.image_id).label
+        return None if truth is None else truth != self.prediction.label
+
+    @property
+    def threshold(self) -> float:
+        """τ in [0, 1]."""
+        return self.threshold_slider.value() / 100.0
+
+    def _on_threshold_slider_changed(self, value: int) -> None:
+        self.threshold_value.setText(f"τ = {value / 100:.2f}")
+        self._redraw_attention()
+
+    def _on_display_changed(self, *_args) -> None:
+        self._redraw_attention()
+
+    def _redraw_attention(self) -> None:
+        p = self.prediction
+        if p is None or getattr(p, "attention", None) is None:
+            self._set_attention_overlay(None)
+            return
+        outline = self.outline_check.isChecked()
+        if not self.heatmap_check.isChecked() and not outline:
+            self._set_attention_overlay(None)
+            return
+        # The canvas draws outlines as crisp vectors; without one the outline is rasterised into the layer.
+        vector = self._canvas_has_outlines()
+        rgba = attention_rgba(
+            p.attention, colormap=self.colormap_combo.currentText(), opacity=self.opacity_slider.value() / 100.0,
+            threshold=self.threshold, outline=outline and not vector, heatmap=self.heatmap_check.isChecked(),
+            outline_color=THRESHOLD_COLOR,
+        )
+        polygons = contour_polygons(p.attention > self.threshold) if (outline and vector) else None
+        self._set_attention_overlay(rgba, polygons)
+
+    def _canvas_has_outlines(self) -> bool:
+        return self.canvas is not None and hasattr(self.canvas, "set_outline")
+
+    def _set_attention_overlay(self, rgba, polygons=None) -> None:
+        self.overlay = rgba
+        self.threshold_polygons = polygons
+        if self.canvas is not None:
+            self.canvas.set_overlay(ATTENTION_LAYER, rgba)
+            if self._canvas_has_outlines():
+                self.canvas.set_outline(THRESHOLD_LAYER, polygons, color=THRESHOLD_COLOR)
+        self.overlay_changed.emit(rgba)
+
+    # -- ground truth ----------------------------------------------------------
+    def _on_roi_check_toggled(self, _checked: bool) -> None:
+        self._update_roi()
+
+    def _update_roi(self) -> None:
+        mask = None
+        if self.roi_check.isChecked() and self.project is not None and self.image_id is not None:
+            try:
+                mask = self.project.load_mask(self.image_id)
+            except Exception as exc:  # noqa: BLE001 - a broken mask must not break review
+                self.status_label.setText(str(exc))
+        self.roi_mask = mask
+        if self._canvas_has_outlines():
+            self.canvas.set_outline(ROI_LAYER, contour_polygons(mask) if mask is not None else None, color=ROI_COLOR)
+            self.roi_overlay = None
+        else:
+            self.roi_overlay = mask_outline_rgba(mask, color=ROI_COLOR, fill_alpha=0.0) if mask is not None else None
+            if self.canvas is not None:
+                self.canvas.set_overlay(ROI_LAYER, self.roi_overlay)
+
+    def _on_project_label_changed(self, image_id, _label=None) -> None:
+        if image_id == self.image_id:
+            self._update_truth()
+
+    def _on_project_mask_changed(self, image_id) -> None:
+        if image_id == self.image_id and self.roi_check.isChecked():
+            self._update_roi()
+
+    # -- predict all -----------------------------------------------------------
+    def _on_predict_all_button_clicked(self) -> None:
+        if self._all_worker is not None and self._all_worker.is_running:
+            self._all_worker.abort()
+            return
+        self.predict_all()
+
+    def predict_all(self) -> Worker | None:
+        """Predict every image of the project in a worker; fills the image list as results come."""
+        if self.project is None or self.run_dir is None:
+            return None
+        run_dir, fold = self.run_dir, self.fold
+        items = [(r.id, self.project.image_path(r.id), prediction_key(r.id, self.project.image_path(r.id), run_dir, fold))
+                 for r in self.project.images]
+        self._all_results = {}
+        self._all_total = len(items)
+        self._all_errors = 0
+        self.predict_all_button.setText("Stop")
+        self.progress_label.setText(f"Predicting 0 / {len(items)}…")
+        self.workers_started += 1
+        self._all_worker = run_in_thread(
+            predict_many, self.predictors, self.cache, items, run_dir, fold, self.device,
+            on_yield=self._on_all_yielded, on_error=self._on_all_errored, on_finished=self._on_all_finished,
+        )
+        return self._all_worker
+
+    def _on_all_yielded(self, item) -> None:
+        image_id, label, probs, error = item
+        if error is not None:
+            self._all_errors += 1
+            log.warning("prediction of %s failed: %s", image_id, error)
+        else:
+            self._all_results[image_id] = (label, float(np.max(probs)))
+        done = len(self._all_results) + self._all_errors
+        self.progress_label.setText(f"Predicting {done} / {self._all_total}…")
+        if self.image_list is not None and (done % 8 == 0):
+            self.image_list.set_predictions(dict(self._all_results))
+
+    def _on_all_errored(self, message: str, _details: str) -> None:
+        self.progress_label.setText(f"Predict all failed: {message}")
+
+    def _on_all_finished(self) -> None:
+        self._all_worker = None
+        self.predict_all_button.setText("Predict all")
+        results = dict(self._all_results)
+        if self.image_list is not None:
+            self.image_list.set_predictions(results)
+        disagree = 0
+        if self.project is not None:
+            for image_id, (label, _p) in results.items():
+                try:
+                    truth = self.project.image(image_id).label
+                except Exception:  # noqa: BLE001
+                    continue
+                disagree += truth is not None and truth != label
+        text = f"{len(results)} predicted, {disagree} disagree with the pathologist"
+        if self._all_errors:
+            text += f", {self._all_errors} failed"
+        self.progress_label.setText(text)
+        self.predictions_filled.emit(results)
+        if self.image_id is not None and self.prediction is None:
+            self._on_selection_changed()
+
+
+# ------------------------------------------------------------------ main window wiring
+def install(window) -> None:
+    """Add the Review dock (Model → Review) to the main window and follow its current image.
+
+    Uses ``window.project``, ``window.canvas``, ``window.image_list``,
+    ``window.add_dock``, ``window.model_menu``, ``window.current_image_changed``,
+    ``window.current_image_id()`` and, where present, ``window.project_opened``
+    and ``window.runs_panel`` (``active_run_changed``, ``active_run_dir``,
+    ``runs_refreshed``). The panel predicts only while its dock is visible.
+    """
+    panel = ReviewPanel(getattr(window, "project", None), canvas=getattr(window, "canvas", None),
+                        image_list=getattr(window, "image_list", None))
+    panel.only_when_visible = True
+    window.review_panel = panel
+    dock = window.add_dock(panel, "Review", Qt.DockWidgetArea.RightDockWidgetArea)
+    if dock is not None and hasattr(dock, "setObjectName"):
+        dock.setObjectName("review_dock")
+    menu = getattr(window, "model_menu", None)
+    if menu is not None:
+        action = menu.addAction("Review")
+        action.setObjectName("action_review")
+
+        def show() -> None:
+            if dock is not None:
+                dock.show()
+                dock.raise_()
+            else:
+                panel.show()
+
+        action.triggered.connect(show)
+        window.review_action = action
+    if dock is not None and hasattr(dock, "hide"):
+        dock.hide()
+
+    signal = getattr(window, "current_image_changed", None)
+    if signal is not None:
+        signal.connect(panel.set_image)
+    project_opened = getattr(window, "project_opened", None)
+    if project_opened is not None:
+        project_opened.connect(panel.set_project)
+    runs_panel = getattr(window, "runs_panel", None)
+    if runs_panel is not None:
+        if hasattr(runs_panel, "active_run_changed"):
+            runs_panel.active_run_changed.connect(panel._on_active_run_changed)
+        if hasattr(runs_panel, "runs_refreshed"):
+            runs_panel.runs_refreshed.connect(lambda: panel.refresh_runs())
+        active = getattr(runs_panel, "active_run_dir", None)
+        if active:
+            panel.set_run(active)
+    current = getattr(window, "current_image_id", None)
+    current = current() if callable(current) else current
+    if isinstance(current, str):
+        panel.set_image(current)

@@ -1,0 +1,421 @@
+"""The runs panel: the project's training runs, their settings and metrics; pick the active run.
+
+Runs are read from ``<project>/runs/*/run.json`` directly (the same files
+``gusa_core.checkpoint.list_runs`` reads) so that listing them never imports
+torch in the GUI thread. The active run is remembered per project folder in
+``QSettings`` and announced with :attr:`RunsPanel.active_run_changed`, which
+the review panel follows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDockWidget,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+__all__ = ["RunInfo", "RunsPanel", "read_runs", "run_metrics", "install"]
+
+RUN_FILE = "run.json"
+COLUMNS = ("Name", "Variant", "Folds", "Status", "Val acc", "AUC", "mIoU", "Date")
+_METRIC_KEYS = {
+    "acc": ("val_acc", "accuracy", "acc"),
+    "auc": ("val_auc", "auc_macro", "auc"),
+    "miou": ("val_miou", "miou", "roi_iou"),
+}
+
+
+def _number(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _pick(d: dict, keys) -> float | None:
+    for key in keys:
+        if key in d:
+            v = _number(d[key])
+            if v is not None:
+                return v
+    return None
+
+
+def run_metrics(meta: dict) -> dict[str, float | None]:
+    """Validation accuracy, AUC and RoI mIoU of a run from its ``run.json``.
+
+    Looks at ``metrics`` (run level) first, then averages the folds'
+    metrics (``folds`` as a list of fold summaries, each with ``metrics`` or
+    ``best``). Missing values are ``None``.
+    """
+    out: dict[str, float | None] = {}
+    top = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+    fold_dicts = []
+    for key in ("fold_results", "folds_summary", "fold_summaries", "folds"):
+        value = meta.get(key)
+        if isinstance(value, list):
+            fold_dicts = [f for f in value if isinstance(f, dict)]
+            break
+        if isinstance(value, dict):
+            fold_dicts = [f for f in value.values() if isinstance(f, dict)]
+            break
+    for name, keys in _METRIC_KEYS.items():
+        v = _pick(top, keys)
+        if v is None and fold_dicts:
+            values = []
+            for f in fold_dicts:
+                for sub in (f.get("metrics"), f.get("best"), f):
+                    if isinstance(sub, dict):
+                        fv = _pick(sub, keys)
+                        if fv is not None:
+                            values.append(fv)
+                            break
+            v = sum(values) / len(values) if values else None
+        out[name] = v
+    return out
+
+
+class RunInfo:
+    """What the table shows about one run folder (read from ``run.json``)."""
+
+    def __init__(self, folder: Path, meta: dict):
+        self.folder = Path(folder)
+        self.meta = meta
+        self.name = self.folder.name
+        self.variant = str(meta.get("variant", ""))
+        folds = meta.get("folds", meta.get("n_folds"))
+        if isinstance(folds, (list, dict)):
+            folds = len(folds)
+        settings = meta.get("training") or meta.get("config") or {}
+        if folds is None and isinstance(settings, dict):
+            folds = settings.get("folds")
+        self.folds = int(folds) if isinstance(folds, (int, float)) else None
+        self.status = str(meta.get("status", "unknown"))
+        self.metrics = run_metrics(meta)
+        self.created = str(meta.get("created") or meta.get("started") or "")
+        if not self.created:
+            try:
+                self.created = datetime.fromtimestamp((self.folder / RUN_FILE).stat().st_mtime).isoformat(timespec="seconds")
+            except OSError:
+                self.created = ""
+
+    @property
+    def date_text(self) -> str:
+        try:
+            return datetime.fromisoformat(self.created.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            return self.created[:16]
+
+
+def read_runs(project_folder: str | os.PathLike) -> list[RunInfo]:
+    """The runs in ``project_folder/runs/``, newest first; unreadable ones are skipped."""
+    runs = []
+    for path in Path(project_folder, "runs").glob(f"*/{RUN_FILE}"):
+        if path.parent.name.startswith("."):
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                meta = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or meta.get("format") not in (None, "gusa-run"):
+            continue
+        runs.append(RunInfo(path.parent, meta))
+    runs.sort(key=lambda r: (r.created, r.name), reverse=True)
+    return runs
+
+
+def _settings_key(project_folder) -> str:
+    folder = str(Path(project_folder).resolve())
+    return "active_run/" + hashlib.sha1(folder.encode("utf-8")).hexdigest()[:16]
+
+
+class RunsPanel(QWidget):
+    """Table of the project's runs; the user picks the active run.
+
+    Parameters
+    ----------
+    project : gusa_core.project.Project or None
+    parent : QWidget, optional
+
+    Signals
+    -------
+    active_run_changed(str)
+        The active run's folder ("" when none).
+    runs_refreshed()
+        The table was re-read from disk.
+    resume_requested(str)
+        The user asked to resume the run folder (the training panel does it).
+    """
+
+    active_run_changed = Signal(str)
+    runs_refreshed = Signal()
+    resume_requested = Signal(str)
+
+    def __init__(self, project=None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.project = None
+        self.runs: list[RunInfo] = []
+        self._active: str = ""
+        #: Returns True for a run folder that is being trained now (set by ``install``).
+        self.is_busy = lambda run_dir: False
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.itemDoubleClicked.connect(self._on_table_double_clicked)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+
+        self.active_label = QLabel("Active run: none")
+        self.use_button = QPushButton("Use this run")
+        self.use_button.setToolTip("Make the selected run the one used for review and classification")
+        self.use_button.clicked.connect(self._on_use_button_clicked)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(self._on_resume_button_clicked)
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.clicked.connect(self._on_delete_button_clicked)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        buttons = QHBoxLayout()
+        for b in (self.use_button, self.resume_button, self.delete_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.refresh_button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.active_label)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        self.set_project(project)
+
+    # ---------------------------------------------------------------- model
+    def set_project(self, project) -> None:
+        """Show ``project``'s runs and restore its active run."""
+        self.project = project
+        self._active = ""
+        if project is not None:
+            name = self._settings().value(_settings_key(project.folder), "") or ""
+            if name and (Path(project.folder) / "runs" / name / RUN_FILE).is_file():
+                self._active = str(Path(project.folder) / "runs" / name)
+        self.refresh()
+        self.active_run_changed.emit(self._active)
+
+    @property
+    def active_run_dir(self) -> str:
+        """Folder of the active run, or ``""``."""
+        return self._active
+
+    def set_active_run(self, run_dir: str | os.PathLike | None) -> None:
+        """Make ``run_dir`` the active run (``None`` or ``""`` for none) and remember it."""
+        run_dir = str(Path(run_dir)) if run_dir else ""
+        if self.project is not None:
+            s = self._settings()
+            s.setValue(_settings_key(self.project.folder), Path(run_dir).name if run_dir else "")
+            s.sync()
+        if run_dir == self._active:
+            return
+        self._active = run_dir
+        self._fill_table()
+        self.active_run_changed.emit(run_dir)
+
+    def refresh(self) -> None:
+        """Re-read the runs from disk."""
+        self.runs = read_runs(self.project.folder) if self.project is not None else []
+        if self._active and not (Path(self._active) / RUN_FILE).is_file():
+            self._active = ""
+            self.active_run_changed.emit("")
+        if not self._active:
+            # With no choice made yet, the newest finished run is the natural one.
+            finished = [r for r in self.runs if r.status == "finished"]
+            if finished and self.project is not None:
+                self._active = str(finished[0].folder)
+                self.active_run_changed.emit(self._active)
+        self._fill_table()
+        self.runs_refreshed.emit()
+
+    def selected_run(self) -> RunInfo | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows:
+            return None
+        row = rows[0].row()
+        return self.runs[row] if 0 <= row < len(self.runs) else None
+
+    def select_run(self, name: str) -> None:
+        for row, run in enumerate(self.runs):
+            if run.name == name:
+                self.table.selectRow(row)
+                return
+
+    def delete_run(self, run_dir: str | os.PathLike, *, confirm: bool = True) -> bool:
+        """Delete a run folder (after asking when ``confirm``); True if deleted."""
+        run_dir = Path(run_dir)
+        if self.is_busy(run_dir):
+            QMessageBox.information(self, "Delete run", f"Run {run_dir.name!r} is training now: stop it first.")
+            return False
+        if confirm:
+            answer = QMessageBox.question(
+                self, "Delete run",
+                f"Delete run {run_dir.name!r} and its trained models?\n{run_dir}\n\nThis cannot be undone.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        # Rename first, so that a half-deleted run is never listed.
+        trash = run_dir.with_name(f".deleting-{run_dir.name}")
+        try:
+            if trash.exists():
+                shutil.rmtree(trash, ignore_errors=True)
+            os.replace(run_dir, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        except OSError as exc:
+            from .errors import show_error
+
+            show_error(self, "Delete run", f"Could not delete {run_dir}: {exc.strerror or exc}")
+            return False
+        if str(run_dir) == self._active:
+            self.set_active_run(None)
+        self.refresh()
+        return True
+
+    # ---------------------------------------------------------------- view
+    def _settings(self):
+        from .settings import settings
+
+        return settings()
+
+    def _fill_table(self) -> None:
+        selected = self.selected_run()
+        selected_name = selected.name if selected else None
+        self.table.setRowCount(len(self.runs))
+        bold = QFont(self.font())
+        bold.setBold(True)
+        for row, run in enumerate(self.runs):
+            active = str(run.folder) == self._active
+            m = run.metrics
+            values = (
+                ("● " if active else "") + run.name,
+                run.variant,
+                "" if run.folds is None else str(run.folds),
+                run.status,
+                _fmt(m.get("acc")),
+                _fmt(m.get("auc")),
+                _fmt(m.get("miou")),
+                run.date_text,
+            )
+            for col, text in enumerate(values):
+                item = QTableWidgetItem(text)
+                if col >= 4 and col <= 6:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if active:
+                    item.setFont(bold)
+                item.setToolTip(str(run.folder))
+                self.table.setItem(row, col, item)
+        if selected_name:
+            self.select_run(selected_name)
+        active_name = Path(self._active).name if self._active else "none"
+        self.active_label.setText(f"Active run: {active_name}")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        run = self.selected_run()
+        self.use_button.setEnabled(run is not None and bool(run.folder) and str(run.folder) != self._active)
+        self.delete_button.setEnabled(run is not None)
+        self.resume_button.setEnabled(run is not None and run.status not in ("finished",) and not self.is_busy(run.folder))
+
+    # ---------------------------------------------------------------- slots
+    def _on_table_double_clicked(self, item) -> None:
+        run = self.runs[item.row()]
+        self.set_active_run(run.folder)
+
+    def _on_use_button_clicked(self) -> None:
+        run = self.selected_run()
+        if run is not None:
+            self.set_active_run(run.folder)
+
+    def _on_resume_button_clicked(self) -> None:
+        run = self.selected_run()
+        if run is not None:
+            self.resume_requested.emit(str(run.folder))
+
+    def _on_delete_button_clicked(self) -> None:
+        run = self.selected_run()
+        if run is not None:
+            self.delete_run(run.folder)
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def install(window) -> None:
+    """Add the runs dock and the Model ▸ Runs action; kept as ``window.runs_panel``.
+
+    Connects to ``window.training_panel`` (if installed) so the list refreshes
+    when a run ends and Resume goes to the training panel.
+    """
+    panel = RunsPanel(getattr(window, "project", None))
+    window.runs_panel = panel
+    dock = window.add_dock(panel, "Runs", Qt.DockWidgetArea.RightDockWidgetArea)
+    if isinstance(dock, QDockWidget):
+        dock.setObjectName("runs_dock")
+        dock.hide()
+    action = QAction("Runs", window)
+    action.setObjectName("action_runs")
+
+    def show():
+        if panel.project is not getattr(window, "project", None):
+            panel.set_project(getattr(window, "project", None))
+        else:
+            panel.refresh()
+        if isinstance(dock, QDockWidget):
+            dock.show()
+            dock.raise_()
+
+    action.triggered.connect(show)
+    window.model_menu.addAction(action)
+    window.runs_action = action
+    training = getattr(window, "training_panel", None)
+    if training is not None:
+        panel.is_busy = lambda run_dir: training.is_running and training._run_dir == Path(run_dir)
+        training.training_started.connect(panel.refresh)
+        training.training_finished.connect(lambda *_: panel.refresh())
+        training.training_failed.connect(lambda *_: panel.refresh())
+
+        def resume(run_dir):
+            train_dock = training.parentWidget()
+            if isinstance(train_dock, QDockWidget):
+                train_dock.show()
+                train_dock.raise_()
+            training.resume(run_dir)
+
+        panel.resume_requested.connect(resume)
+    changed = getattr(window, "project_opened", None)
+    if changed is not None:
+        changed.connect(lambda *_: panel.set_project(getattr(window, "project", None)))

@@ -1,0 +1,426 @@
+"""Model files and run folders: safetensors weights with a JSON description beside them.
+
+A saved model is a folder holding ``model.safetensors`` (the weights, with a
+compact copy of the description in the safetensors header metadata, so the
+weights carry their own settings) and ``model.json`` (the description:
+variant, classes, input size, colour normalisation, training settings and
+history). Both are written atomically. Loading checks everything before a
+single weight is copied and never unpickles anything.
+
+A training run is a folder ``runs/<name>/`` with ``run.json`` and one
+``fold-k/`` folder per fold (see ``docs/ARCHITECTURE.md``). The resume state
+of an unfinished fold (optimizer, scheduler, random generators, epoch,
+history) lives in ``fold-k/last.pt-state/`` as ``state.safetensors`` (tensors)
+plus ``state.json`` (structure), again with no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+from .atomic import atomic_write, atomic_write_json
+from .errors import CheckpointError
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MODEL_FILE",
+    "META_FILE",
+    "RUN_FILE",
+    "STATE_DIR",
+    "save_model",
+    "load_model",
+    "read_model_meta",
+    "Run",
+    "list_runs",
+    "save_state",
+    "load_state",
+    "now_iso",
+]
+
+FORMAT = "gusa-model"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+MODEL_FILE = "model.safetensors"
+META_FILE = "model.json"
+RUN_FILE = "run.json"
+STATE_DIR = "last.pt-state"
+_META_KEY = "gusa_meta"
+_MAX_LISTED = 5
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 (seconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model) if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _cpu_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+
+
+def _save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def save_model(folder: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
+    """Save a model as ``model.safetensors`` + ``model.json`` in ``folder``, atomically.
+
+    Parameters
+    ----------
+    folder : path-like
+        Created if missing; existing model files are replaced.
+    model : nn.Module
+        A model of :func:`gusa_core.models.build_model` (a DDP wrapper is unwrapped).
+    meta : dict
+        JSON-ready description; must hold ``variant`` and ``class_names``.
+        ``format``, ``format_version``, ``tensors``, ``created`` and
+        ``gusa_version`` are filled in.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = _cpu_tensors(_unwrap(model).state_dict())
+    meta = dict(meta)
+    for key in ("variant", "class_names"):
+        if key not in meta:
+            raise ValueError(f"meta needs {key!r}")
+    meta["format"] = FORMAT
+    meta["format_version"] = FORMAT_VERSION
+    meta.setdefault("created", now_iso())
+    meta.setdefault("gusa_version", __version__)
+    meta["tensors"] = {k: list(v.shape) for k, v in tensors.items()}
+    embedded = {k: v for k, v in meta.items() if k not in ("tensors", "history")}
+    header = {"format": FORMAT, _META_KEY: json.dumps(embedded, separators=(",", ":"), ensure_ascii=False)}
+    # Weights first, description second: a model.json never describes weights not yet on disk.
+    _save_safetensors(folder / MODEL_FILE, tensors, header)
+    atomic_write_json(folder / META_FILE, meta)
+    return folder
+
+
+def _model_paths(folder_or_file: str | os.PathLike) -> tuple[Path, Path]:
+    p = Path(folder_or_file)
+    if p.is_dir():
+        return p / MODEL_FILE, p / META_FILE
+    if p.suffix == ".json":
+        return p.with_name(MODEL_FILE), p
+    if p.suffix == ".safetensors":
+        return p, p.with_name(META_FILE)
+    if not p.exists():
+        raise CheckpointError(p, "no such model folder or file")
+    raise CheckpointError(p, f"not a model folder, {MODEL_FILE} or {META_FILE}")
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(path, "file does not exist")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(path, f"not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(path, "JSON is not an object")
+    return obj
+
+
+def read_model_meta(folder_or_file: str | os.PathLike) -> dict:
+    """Read and check a ``model.json`` without loading weights.
+
+    Raises
+    ------
+    CheckpointError
+        Missing or invalid JSON, wrong format or version, unknown variant, bad class list.
+    """
+    from .models_registry import VARIANT_NAMES
+
+    _, json_path = _model_paths(folder_or_file)
+    meta = _read_json(json_path)
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(json_path, f"not a GuSA model description (format is {meta.get('format')!r}, expected {FORMAT!r})")
+    if meta.get("format_version") not in SUPPORTED_VERSIONS:
+        raise CheckpointError(
+            json_path,
+            f"format_version {meta.get('format_version')!r} is not supported by gusa {__version__} (supported: {list(SUPPORTED_VERSIONS)})",
+        )
+    if meta.get("variant") not in VARIANT_NAMES:
+        raise CheckpointError(json_path, f"unknown variant {meta.get('variant')!r} (known: {', '.join(VARIANT_NAMES)})")
+    names = meta.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
+        raise CheckpointError(json_path, "class_names must be a non-empty list of names")
+    return meta
+
+
+def _open_safetensors(path: Path):
+    """Header metadata and tensor shapes of a safetensors file, checked for truncation."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise CheckpointError(path, "file does not exist")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:  # safetensors raises SafetensorError, OSError, ...
+        raise CheckpointError(path, f"truncated or not a safetensors file ({exc})") from None
+    return metadata, shapes
+
+
+def _list(items: list[str]) -> str:
+    more = f" (and {len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
+    return "; ".join(items[:_MAX_LISTED]) + more
+
+
+def load_model(folder_or_file: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Load a saved model after checking that description and weights agree.
+
+    Parameters
+    ----------
+    folder_or_file : path-like
+        A model folder, or its ``model.safetensors`` or ``model.json``.
+    device : str or torch.device
+        Where to put the model (``"auto"`` allowed).
+
+    Returns
+    -------
+    model : nn.Module
+        In eval mode, on ``device``.
+    meta : dict
+        The content of ``model.json``.
+
+    Raises
+    ------
+    CheckpointError
+        A file is missing, the JSON is invalid, the format or variant is
+        unknown, the safetensors file is truncated, its embedded settings
+        disagree with ``model.json``, or tensor names or shapes differ from
+        what the variant builds. The message names the file.
+    """
+    from safetensors.torch import load_file
+
+    from .device import resolve_device
+    from .models import build_model
+
+    st_path, json_path = _model_paths(folder_or_file)
+    if not st_path.is_file():
+        raise CheckpointError(st_path, "file does not exist (the model's weights)")
+    meta = read_model_meta(json_path)
+    header, shapes = _open_safetensors(st_path)
+    raw = header.get(_META_KEY)
+    if raw is None:
+        raise CheckpointError(st_path, "settings and weights disagree: the weights carry no GuSA description")
+    try:
+        embedded = json.loads(raw)
+    except json.JSONDecodeError:
+        raise CheckpointError(st_path, "settings and weights disagree: the embedded description is not valid JSON") from None
+    for key in ("variant", "class_names"):
+        if embedded.get(key) != meta.get(key):
+            raise CheckpointError(
+                st_path,
+                f"settings and weights disagree: {key} is {embedded.get(key)!r} in the weights but {meta.get(key)!r} in {json_path.name}",
+            )
+    model = build_model(meta["variant"], num_classes=len(meta["class_names"]), pretrained="none")
+    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
+    problems = [f"missing {k} {expected[k]}" for k in expected if k not in shapes]
+    problems += [f"unexpected {k} {shapes[k]}" for k in shapes if k not in expected]
+    problems += [f"{k}: {shapes[k]} in the file, {expected[k]} expected" for k in expected if k in shapes and shapes[k] != expected[k]]
+    if problems:
+        raise CheckpointError(st_path, f"weights do not fit variant {meta['variant']!r} with {len(meta['class_names'])} classes: {_list(problems)}")
+    try:
+        tensors = load_file(str(st_path), device="cpu")
+    except Exception as exc:
+        raise CheckpointError(st_path, f"truncated or not a safetensors file ({exc})") from None
+    model.load_state_dict(tensors, strict=True)
+    model.to(resolve_device(device)).eval()
+    return model, meta
+
+
+# ------------------------------------------------------------------ runs
+class Run:
+    """A training run folder: ``run.json`` and ``fold-k/`` model folders.
+
+    Parameters
+    ----------
+    folder : path-like
+
+    Raises
+    ------
+    CheckpointError
+        ``run.json`` is missing or invalid.
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.meta = _read_json(self.folder / RUN_FILE)
+        if self.meta.get("format") not in (None, "gusa-run"):
+            raise CheckpointError(self.folder / RUN_FILE, f"not a GuSA run (format {self.meta.get('format')!r})")
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def variant(self) -> str:
+        return self.meta.get("variant", "")
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta.get("class_names", []))
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        w, h = self.meta.get("input_size", (0, 0))
+        return int(w), int(h)
+
+    @property
+    def status(self) -> str:
+        return self.meta.get("status", "unknown")
+
+    @property
+    def folds(self) -> int:
+        return int(self.meta.get("folds", 0))
+
+    @property
+    def fold_dirs(self) -> list[Path]:
+        """Fold folders that hold a saved model, in fold order."""
+        out = []
+        for d in sorted(self.folder.glob("fold-*"), key=lambda p: _fold_index(p.name)):
+            if d.is_dir() and (d / MODEL_FILE).is_file() and (d / META_FILE).is_file():
+                out.append(d)
+        return out
+
+    def load_models(self, *, device: str | torch.device = "cpu") -> list[tuple[nn.Module, dict]]:
+        """Load every fold's (best) model: a list of ``(model, meta)``.
+
+        Raises
+        ------
+        CheckpointError
+            No fold has a model, or one of them is invalid.
+        """
+        dirs = self.fold_dirs
+        if not dirs:
+            raise CheckpointError(self.folder, "the run has no trained fold model yet")
+        return [load_model(d, device=device) for d in dirs]
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.folder)!r}, variant={self.variant!r}, status={self.status!r})"
+
+
+def _fold_index(name: str) -> int:
+    try:
+        return int(name.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return 1 << 30
+
+
+def list_runs(project_folder: str | os.PathLike) -> list[Run]:
+    """The runs in ``project_folder/runs/``, newest first; unreadable ones are skipped."""
+    runs = []
+    for p in Path(project_folder, "runs").glob(f"*/{RUN_FILE}"):
+        try:
+            runs.append(Run(p.parent))
+        except CheckpointError:
+            continue
+    runs.sort(key=lambda r: (r.meta.get("created", ""), r.name), reverse=True)
+    return runs
+
+
+# ------------------------------------------------------------- resume state
+def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Move every tensor of a nested structure into ``tensors``; return the JSON-ready rest."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().to("cpu").contiguous().clone()
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        keys = list(obj.keys())
+        return {"__dict__": [[_key(k), _flatten(obj[k], f"{prefix}.{k}", tensors)] for k in keys]}
+    if isinstance(obj, (list, tuple)):
+        items = [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if isinstance(obj, float) and obj != obj:
+        return {"__float__": "nan"}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if hasattr(obj, "item"):  # numpy scalar
+        return obj.item()
+    raise TypeError(f"cannot store {type(obj).__name__} at {prefix} in a resume state")
+
+
+def _key(k):
+    if isinstance(k, (bool, int, float, str)) or k is None:
+        return k
+    raise TypeError(f"unsupported dict key {k!r}")
+
+
+def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__dict__" in obj:
+            return {k: _unflatten(v, tensors) for k, v in obj["__dict__"]}
+        if "__tuple__" in obj:
+            return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
+        if "__float__" in obj:
+            return float(obj["__float__"])
+        return {k: _unflatten(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def save_state(folder: str | os.PathLike, state: dict) -> Path:
+    """Save a resume state (any nest of dicts, lists, tuples, numbers, strings and tensors).
+
+    ``state.safetensors`` holds the tensors, ``state.json`` the structure; both
+    carry the same token, and ``state.json`` is written last, so a crash
+    between the two is detected on load instead of mixing two epochs.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    structure = _flatten(state, "s", tensors)
+    token = f"{now_iso()}-{os.getpid()}-{id(state)}-{len(tensors)}"
+    _save_safetensors(folder / "state.safetensors", tensors, {"token": token})
+    atomic_write_json(folder / "state.json", {"format": "gusa-train-state", "token": token, "state": structure}, indent=None)
+    return folder
+
+
+def load_state(folder: str | os.PathLike) -> dict:
+    """Load what :func:`save_state` wrote.
+
+    Raises
+    ------
+    CheckpointError
+        Files missing, unreadable or from two different saves.
+    """
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    doc = _read_json(folder / "state.json")
+    st = folder / "state.safetensors"
+    header, _ = _open_safetensors(st)
+    if header.get("token") != doc.get("token"):
+        raise CheckpointError(st, "resume state is inconsistent (tensors and structure come from different saves)")
+    tensors = load_file(str(st), device="cpu")
+    return _unflatten(doc["state"], tensors)

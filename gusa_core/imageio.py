@@ -1,0 +1,527 @@
+"""Reading and writing images and RoI masks.
+
+Images come back as ``(H, W, 3) uint8`` RGB arrays whatever the file held:
+plain or tiled/JPEG-compressed TIFF (an Aperio ``.svs`` is read at level 0 of
+its first series), PNG, JPEG or BMP; alpha is composited over white, 16-bit
+and float data are scaled to 8 bits and grey is repeated to three channels.
+Masks are ``(H, W) uint8`` arrays holding 0 (outside) and 255 (RoI), stored
+as PNG at the image's resolution.
+
+Every failure to read raises :class:`~gusa_core.errors.ImageReadError` (or
+:class:`~gusa_core.errors.MaskError` for masks) whose message names the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .atomic import atomic_write_bytes
+from .errors import ImageReadError, MaskError
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "read_image",
+    "image_size",
+    "resize_image",
+    "read_mask",
+    "write_mask",
+    "list_images",
+    "DownsampleCache",
+]
+
+#: File suffixes recognised as images (compared case-insensitively).
+IMAGE_SUFFIXES = (".tif", ".tiff", ".svs", ".png", ".jpg", ".jpeg", ".bmp")
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+# Some image files carry a mask-like alpha; others are huge. Refuse absurd sizes
+# rather than let a decoder try to allocate them (PIL's own bomb check is similar).
+_MAX_PIXELS = 40_000 * 40_000
+
+
+class _Unreadable(ValueError):
+    """A reason found by our own checks; its text is the whole reason."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ImageReadError(path, "file does not exist")
+    if path.is_dir():
+        raise ImageReadError(path, "is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "file is empty (0 bytes)")
+
+
+def _is_tiff(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) in _TIFF_MAGIC
+
+
+def _to_uint8(arr: np.ndarray, *, bits: int | None = None) -> np.ndarray:
+    """Scale integer, boolean or float data to uint8.
+
+    16-bit data is scaled by the maximum of its bit depth: ``bits`` where the
+    file declares 10, 12 or 14 bits (a TIFF's BitsPerSample), else 12 bits when
+    every value is below 4096 (cameras store 12-bit data in 16-bit words),
+    else 16 bits.
+    Floats in [0, 1] are scaled by 255; other floats are taken as 0..255 and
+    clipped. NaN becomes 0.
+    """
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * np.uint8(255)
+    if arr.dtype.kind == "f":
+        a = np.nan_to_num(arr.astype(np.float32, copy=False), nan=0.0, posinf=255.0, neginf=0.0)
+        peak = float(a.max()) if a.size else 0.0
+        if peak <= 1.0 + 1e-6:
+            a = a * 255.0
+        return np.clip(a + 0.5, 0, 255).astype(np.uint8)
+    if arr.dtype.kind in "iu":
+        a = arr
+        if a.dtype.kind == "i":
+            a = np.clip(a, 0, None)
+        peak = int(a.max()) if a.size else 0
+        if arr.dtype.itemsize == 1:  # int8
+            return a.astype(np.uint8)
+        if bits is None or not 8 < bits < 16:
+            if peak <= 255 and arr.dtype.itemsize > 2:  # e.g. PIL mode "I" holding 8-bit data
+                bits = 8
+            elif peak < 4096:
+                bits = 12
+            elif peak < 65536:
+                bits = 16
+            else:
+                bits = min(32, int(peak).bit_length())
+        scale = 255.0 / float((1 << bits) - 1)
+        out = np.clip(a.astype(np.float32) * scale + 0.5, 0, 255)
+        return out.astype(np.uint8)
+    raise _Unreadable(f"unsupported pixel type {arr.dtype}")
+
+
+def _to_rgb8(arr: np.ndarray, *, bits: int | None = None) -> np.ndarray:
+    """Turn any decoded array into a C-contiguous ``(H, W, 3) uint8`` RGB image."""
+    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (1, 2, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # planar (separate) RGB
+    while arr.ndim > 3:  # a stack of pages: keep the first
+        arr = arr[0]
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise _Unreadable(f"unsupported image shape {arr.shape}")
+    channels = arr.shape[2]
+    if channels in (2, 4):  # grey+alpha or RGBA: composite over white
+        colour = _to_uint8(arr[:, :, : channels - 1], bits=bits).astype(np.float32)
+        alpha = _to_uint8(arr[:, :, channels - 1 :], bits=bits).astype(np.float32) / 255.0
+        arr = (colour * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+        channels -= 1
+    else:
+        arr = _to_uint8(arr, bits=bits)
+    if channels == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif channels > 4:
+        arr = arr[:, :, :3]
+    return np.ascontiguousarray(arr)
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise _Unreadable("no readable image in the TIFF (truncated or corrupt file)")
+        level = tif.series[0].levels[0]
+        page = level.pages[0] if level.pages else None
+        if page is None:
+            raise _Unreadable("no readable image in the TIFF (truncated or corrupt file)")
+        if int(np.prod(level.shape[:2])) > _MAX_PIXELS:
+            raise _Unreadable(f"image too large to decode ({level.shape})")
+        size = path.stat().st_size
+        offsets = np.asarray(getattr(page, "dataoffsets", ()), dtype=np.int64)
+        counts = np.asarray(getattr(page, "databytecounts", ()), dtype=np.int64)
+        if offsets.size and int((offsets + counts).max()) > size:
+            raise _Unreadable("file is truncated (image data runs past the end of the file)")
+        arr = level.asarray()
+        bits = getattr(page, "bitspersample", None)
+    bits = int(bits) if isinstance(bits, (int, np.integer)) else None
+    return _to_rgb8(arr, bits=bits)
+
+
+def _read_pil(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.width * im.height > _MAX_PIXELS:
+            raise _Unreadable(f"image too large to decode ({im.width}x{im.height})")
+        im.load()
+        mode = im.mode
+        if mode in ("RGB", "L", "RGBA", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
+            arr = np.asarray(im)  # "LA" gives (H, W, 2): grey + alpha
+        elif mode in ("P", "PA") and ("transparency" in im.info or mode == "PA"):
+            arr = np.asarray(im.convert("RGBA"))
+        elif mode == "1":
+            arr = np.asarray(im.convert("L"))
+        else:  # P without alpha, CMYK, YCbCr, LAB, HSV, RGBX, ...
+            arr = np.asarray(im.convert("RGB"))
+    return _to_rgb8(arr)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as 8-bit RGB.
+
+    Parameters
+    ----------
+    path : path-like
+        A TIFF (plain, or tiled and JPEG-compressed such as an Aperio ``.svs``:
+        level 0 of the first series is read), PNG, JPEG or BMP file. The format
+        is found from the file's content, not its suffix.
+
+    Returns
+    -------
+    image : ndarray of shape (H, W, 3), uint8
+        RGB. Alpha is composited over white, grey is repeated to three
+        channels, 16-bit data is scaled by its bit depth (12-bit data held in
+        16-bit words is recognised), floats in [0, 1] are scaled by 255.
+
+    Raises
+    ------
+    ImageReadError
+        The file is missing, empty, truncated, not an image, or in a format or
+        pixel type that cannot be decoded. The message names the file.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        if _is_tiff(path):
+            return _read_tiff(path)
+        return _read_pil(path)
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to decode it") from None
+    except Exception as exc:  # decoders raise many types; the caller needs one
+        raise ImageReadError(path, _reason(exc)) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, _Unreadable):
+        return text
+    low = text.lower()
+    if "cannot identify image file" in low or "not a tiff file" in low:
+        return "not an image file (unknown or unsupported format)"
+    if "truncated" in low or "failed to read" in low or ("buffer" in low and "small" in low):
+        return f"file is truncated or corrupt ({text})"
+    return f"cannot decode ({type(exc).__name__}: {text})"
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """Return an image's ``(width, height)`` from its header, without decoding pixels.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file :func:`read_image` reads.
+
+    Returns
+    -------
+    size : tuple of int
+        ``(width, height)`` of level 0.
+
+    Raises
+    ------
+    ImageReadError
+        The file is missing, empty or not an image.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        if _is_tiff(path):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                if not tif.series:
+                    raise _Unreadable("no readable image in the TIFF (truncated or corrupt file)")
+                shape = tif.series[0].levels[0].shape
+                axes = tif.series[0].levels[0].axes
+            rows = shape[axes.index("Y")] if "Y" in axes else shape[0]
+            cols = shape[axes.index("X")] if "X" in axes else shape[1]
+            return int(cols), int(rows)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return int(im.width), int(im.height)
+    except Exception as exc:
+        raise ImageReadError(path, _reason(exc)) from exc
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int], *, interpolation: str = "auto") -> np.ndarray:
+    """Resize an image to ``size = (width, height)``.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W) or (H, W, C)
+        Not modified.
+    size : tuple of int
+        ``(width, height)`` of the result.
+    interpolation : {"auto", "area", "linear", "nearest"}
+        ``"auto"`` uses area averaging when shrinking (no aliasing, as
+        ``cv2.INTER_AREA``) and bilinear interpolation when enlarging.
+        Use ``"nearest"`` for masks.
+
+    Returns
+    -------
+    resized : ndarray of shape (height, width[, C])
+        Same dtype as ``image``; ``image`` itself when the size already fits.
+    """
+    w, h = int(size[0]), int(size[1])
+    if w <= 0 or h <= 0:
+        raise ValueError(f"size must be positive (width, height), got {size!r}")
+    if image.shape[1] == w and image.shape[0] == h:
+        return image
+    if interpolation == "auto":
+        flag = cv2.INTER_AREA if (w <= image.shape[1] and h <= image.shape[0]) else cv2.INTER_LINEAR
+    else:
+        flag = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}[interpolation]
+    src = image if image.flags.c_contiguous else np.ascontiguousarray(image)
+    out = cv2.resize(src, (w, h), interpolation=flag)
+    if image.ndim == 3 and out.ndim == 2:  # cv2 drops a single channel axis
+        out = out[:, :, None]
+    return out
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Read an RoI mask.
+
+    Parameters
+    ----------
+    path : path-like
+        A PNG (or any format :func:`read_image` reads). Colour masks are
+        reduced to their brightest channel.
+    shape : tuple of int, optional
+        ``(H, W)`` (or an image's ``(H, W, 3)``) the mask must have.
+
+    Returns
+    -------
+    mask : ndarray of shape (H, W), uint8
+        255 where the file is non-zero, 0 elsewhere: masks that are not
+        binary (anti-aliased edges, 0/1 labels) are thresholded at > 0.
+
+    Raises
+    ------
+    MaskError
+        The file cannot be read, or its size differs from ``shape`` (the
+        message gives both sizes).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MaskError(path, "file does not exist")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+        if data.size == 0:
+            raise MaskError(path, "file is empty (0 bytes)")
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        if arr is None:
+            arr = _read_pil_raw(path)
+    except MaskError:
+        raise
+    except Exception as exc:
+        raise MaskError(path, _reason(exc)) from exc
+    if arr.ndim == 3:
+        arr = arr[:, :, :3].max(axis=2) if arr.shape[2] >= 3 else arr[:, :, 0]
+    mask = np.where(arr > 0, np.uint8(255), np.uint8(0))
+    if shape is not None:
+        h, w = int(shape[0]), int(shape[1])
+        if mask.shape != (h, w):
+            raise MaskError(
+                path,
+                f"mask is {mask.shape[1]}x{mask.shape[0]} (width x height) "
+                f"but its image is {w}x{h}",
+            )
+    return mask
+
+
+def _read_pil_raw(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        return np.asarray(im.convert("L") if im.mode not in ("L", "I", "I;16", "RGB", "RGBA") else im)
+
+
+def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
+    """Write an RoI mask as an 8-bit PNG (0 / 255), atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        The PNG file; its folder is created if missing.
+    mask : ndarray of shape (H, W)
+        Non-zero (or True) means inside the RoI. Not modified.
+
+    Returns
+    -------
+    path : Path
+    """
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[:, :, 0]
+    if mask.ndim != 2:
+        raise ValueError(f"a mask is 2-D (H, W), got shape {mask.shape}")
+    out = np.where(mask > 0, np.uint8(255), np.uint8(0))
+    ok, buf = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        raise MaskError(path, "PNG encoding failed")
+    return atomic_write_bytes(path, buf.tobytes())
+
+
+def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """List the image files in a folder.
+
+    Parameters
+    ----------
+    folder : path-like
+    recursive : bool
+        Also look in sub-folders (hidden folders are skipped).
+
+    Returns
+    -------
+    paths : list of Path
+        Files whose suffix is in :data:`IMAGE_SUFFIXES` (any case), hidden
+        files (``.name``) excluded, sorted by path.
+
+    Raises
+    ------
+    ImageReadError
+        ``folder`` does not exist or is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise ImageReadError(folder, "folder does not exist")
+    if not folder.is_dir():
+        raise ImageReadError(folder, "is not a folder")
+    found: list[Path] = []
+    if recursive:
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            found.extend(Path(root) / f for f in files if _is_image_name(f))
+    else:
+        found = [p for p in folder.iterdir() if _is_image_name(p.name) and p.is_file()]
+    return sorted(found, key=lambda p: p.as_posix())
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+class DownsampleCache:
+    """Down-sampled copies of big images, on disk and in memory.
+
+    The first request for ``(path, size)`` decodes the image once, resizes it
+    with area averaging and stores a lossless PNG in ``cache_dir``; later
+    requests read the small PNG (or a recent one from memory). The key is a
+    hash of the absolute path, the file's modification time and byte size,
+    and the requested size, so an edited image is read afresh. Thread-safe:
+    two threads asking for the same image decode it once.
+
+    Parameters
+    ----------
+    cache_dir : path-like
+        Created on first write. Safe to delete at any time.
+    memory_items : int
+        How many recent results to keep in memory.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike, *, memory_items: int = 16):
+        self.cache_dir = Path(cache_dir)
+        self.memory_items = int(memory_items)
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, path: str | os.PathLike, size: tuple[int, int]) -> str:
+        """The cache key of ``path`` at ``size`` (raises ImageReadError if missing)."""
+        p = Path(path).absolute()
+        try:
+            st = p.stat()
+        except OSError:
+            raise ImageReadError(p, "file does not exist") from None
+        text = f"{p.as_posix()}|{st.st_mtime_ns}|{st.st_size}|{int(size[0])}x{int(size[1])}"
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def get(self, path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
+        """Return the image at ``path`` resized to ``size = (width, height)``.
+
+        Returns
+        -------
+        image : ndarray of shape (height, width, 3), uint8
+            A fresh array the caller may modify.
+
+        Raises
+        ------
+        ImageReadError
+            As :func:`read_image`.
+        """
+        key = self.key(path, size)
+        with self._lock:
+            hit = self._memory.get(key)
+            if hit is not None:
+                self._memory.move_to_end(key)
+                self.hits += 1
+                return hit.copy()
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:  # another thread may have filled it meanwhile
+                hit = self._memory.get(key)
+            if hit is None:
+                hit = self._load_or_make(key, path, size)
+            with self._lock:
+                self._memory[key] = hit
+                self._memory.move_to_end(key)
+                while len(self._memory) > self.memory_items:
+                    self._memory.popitem(last=False)
+                self._key_locks.pop(key, None)
+            return hit.copy()
+
+    def _file(self, key: str) -> Path:
+        return self.cache_dir / f"{key}.png"
+
+    def _load_or_make(self, key: str, path, size) -> np.ndarray:
+        file = self._file(key)
+        if file.is_file():
+            bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if bgr is not None and bgr.shape[1] == int(size[0]) and bgr.shape[0] == int(size[1]):
+                with self._lock:
+                    self.hits += 1
+                return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        small = resize_image(read_image(path), size)
+        small = np.ascontiguousarray(small)
+        with self._lock:
+            self.misses += 1
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if ok:
+            try:
+                atomic_write_bytes(file, buf.tobytes())
+            except OSError:
+                pass  # a read-only cache folder only costs speed
+        return small
+
+    def clear(self) -> None:
+        """Forget the in-memory entries (the files on disk stay)."""
+        with self._lock:
+            self._memory.clear()

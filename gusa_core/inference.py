@@ -1,0 +1,793 @@
+"""Classifying images with a trained run: probabilities and attention maps.
+
+A :class:`Predictor` holds the model of one fold or the ensemble of all folds
+of a run (eq. 10: the mean of the folds' softmax outputs). Each model brings
+its own pre-processing settings (input size, Reinhard reference, mean and
+std) from its ``model.json``, so settings and weights never disagree.
+
+Attention maps are ỹ itself for the RoI variants (``"roi"``) and Grad-CAM of
+the predicted class for the others (``"gradcam"``), up-sampled bilinearly to
+the image's own resolution; the ensemble's map is the mean of its folds' maps.
+
+Backends: ``"torch"`` (eval mode, ``inference_mode``, channels-last; autocast
+fp16 on CUDA) and ``"onnx"`` (onnxruntime; each fold is exported once to
+``<fold>/model.onnx`` and re-exported when its weights are newer).
+``"auto"`` picks onnxruntime on the CPU, where it is the fastest path with no
+compile wait (``PERF.md``), whenever the ONNX graph yields every output
+needed, and torch otherwise.
+
+:func:`classify_paths` classifies a list of files as a generator of records,
+one per image in order, decoding ahead in a background thread so that
+reading and resizing overlap the network.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write, atomic_write_text
+from .errors import CheckpointError, GusaError
+
+__all__ = [
+    "Prediction",
+    "Predictor",
+    "collect_images",
+    "classify_paths",
+    "write_predictions_csv",
+    "predictions_csv_text",
+    "overlay_attention",
+    "write_attention_png",
+    "format_prob",
+    "predict_from_cli",
+]
+
+#: The one number format of probabilities and fractions, wherever they are written.
+PROB_FORMAT = "{:.6f}"
+
+
+def format_prob(value: float | None) -> str:
+    """Format a probability or a fraction the way every output of gusa writes it."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return PROB_FORMAT.format(float(value))
+
+
+# ----------------------------------------------------------------- results
+@dataclass(eq=False)
+class Prediction:
+    """The prediction for one image.
+
+    Attributes
+    ----------
+    class_names : list of str
+    probs : ndarray of shape (C,)
+        Softmax probabilities (mean over the folds of an ensemble).
+    index : int
+        Argmax of ``probs`` (eq. 5).
+    label : str
+        ``class_names[index]``.
+    attention : ndarray of shape (H, W), float32
+        In [0, 1], at the resolution of the image that was classified.
+    attention_kind : {"roi", "gradcam"}
+        ỹ of the RoI branch, or Grad-CAM of the predicted class.
+    roi_fraction : float
+        Share of ``attention`` above 0.5.
+    path : str or None
+        The file, when the image came from one.
+    """
+
+    class_names: list[str]
+    probs: np.ndarray
+    index: int
+    label: str
+    attention: np.ndarray
+    attention_kind: str
+    roi_fraction: float
+    path: str | None = None
+
+    def probs_dict(self) -> dict[str, float]:
+        """``{class: probability}``."""
+        return {name: float(p) for name, p in zip(self.class_names, self.probs)}
+
+
+def _upsample(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear up-sampling of one (h, w) map to ``shape = (H, W)`` (half-pixel centres)."""
+    import cv2
+
+    h, w = shape
+    m = np.ascontiguousarray(maps, dtype=np.float32)
+    if m.shape == (h, w):
+        return m.copy()
+    out = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+# --------------------------------------------------------------- predictor
+@dataclass
+class _Member:
+    """One fold model and its pre-processing."""
+
+    folder: Path | None
+    meta: dict
+    model: object = None  # nn.Module (torch backend)
+    onnx: object = None  # OnnxModel (onnx backend)
+    group: int = 0  # index of its pre-processing settings
+
+
+@dataclass
+class _Prep:
+    input_size: tuple[int, int]
+    normalizer: object
+    mean: tuple[float, float, float] | None  # None = ImageNet, what data.preprocess applies
+    std: tuple[float, float, float] | None
+    members: list[int] = field(default_factory=list)
+
+
+def _prep_key(meta: dict):
+    return (tuple(meta.get("input_size") or ()), json.dumps(meta.get("reinhard"), sort_keys=True),
+            json.dumps(meta.get("mean")), json.dumps(meta.get("std")))
+
+
+class Predictor:
+    """Classifies images with one fold model or the ensemble of a run's folds.
+
+    Build it with :meth:`from_run`. Thread-compatible: :meth:`prepare` may run
+    in a background thread while :meth:`predict_prepared` runs the network.
+
+    Parameters
+    ----------
+    models : list of (nn.Module, dict)
+        Fold models and their ``model.json`` dicts (see
+        :func:`gusa_core.checkpoint.load_model`).
+    device : str or torch.device
+    backend : {"auto", "torch", "onnx"}
+    folders : list of path, optional
+        The fold folders, where ONNX exports are cached (needed for ``"onnx"``).
+    """
+
+    def __init__(self, models, *, device="auto", backend: str = "auto", folders=None):
+        from .device import resolve_device
+
+        if not models:
+            raise GusaError("no model to predict with")
+        self.device = resolve_device(device)
+        metas = [meta for _, meta in models]
+        self.class_names = [str(c) for c in metas[0]["class_names"]]
+        self.variant = str(metas[0].get("variant"))
+        self.input_size = tuple(int(v) for v in metas[0]["input_size"])
+        for meta in metas[1:]:
+            if [str(c) for c in meta["class_names"]] != self.class_names:
+                raise GusaError(f"the folds of this run disagree on the classes: {meta['class_names']} vs {self.class_names}")
+        folders = list(folders) if folders is not None else [None] * len(models)
+        self._members = [_Member(Path(f) if f else None, meta, model) for (model, meta), f in zip(models, folders)]
+        first = models[0][0]
+        self.has_roi = bool(getattr(first, "has_roi", metas[0].get("variant") in _roi_variants()))
+        self.attention_kind = "roi" if self.has_roi else "gradcam"
+        self._preps = self._make_preps()
+        self.backend = self._choose_backend(backend)
+        self._lock = threading.Lock()
+
+    # .......................................................... building
+    @classmethod
+    def from_run(cls, run_dir, *, fold: int | None = None, device="auto", backend: str = "auto") -> "Predictor":
+        """Load a run (all its folds: the ensemble) or one fold of it.
+
+        Parameters
+        ----------
+        run_dir : path-like
+            A run folder (``run.json`` + ``fold-*/``) or one fold folder
+            (``model.safetensors`` + ``model.json``).
+        fold : int, optional
+            Use only this fold of the run; ``None`` = the ensemble.
+        device : str
+            ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        backend : {"auto", "torch", "onnx"}
+
+        Raises
+        ------
+        CheckpointError
+            When the folder holds no finished model, or not the fold asked for.
+        """
+        from .checkpoint import load_model
+
+        folders = run_fold_dirs(run_dir, fold=fold)
+        models = [load_model(f, device="cpu") for f in folders]
+        return cls(models, device=device, backend=backend, folders=folders)
+
+    def _make_preps(self) -> list[_Prep]:
+        from .data import IMAGENET_MEAN, IMAGENET_STD
+        from .stain import ReinhardNormalizer
+
+        preps: dict = {}
+        out: list[_Prep] = []
+        for i, member in enumerate(self._members):
+            key = _prep_key(member.meta)
+            if key not in preps:
+                meta = member.meta
+                ref = meta.get("reinhard")
+                normalizer = ReinhardNormalizer.from_dict(ref) if ref else None
+                mean = tuple(float(v) for v in meta.get("mean") or IMAGENET_MEAN)
+                std = tuple(float(v) for v in meta.get("std") or IMAGENET_STD)
+                same = np.allclose(mean, IMAGENET_MEAN) and np.allclose(std, IMAGENET_STD)
+                size = tuple(int(v) for v in meta["input_size"])
+                preps[key] = len(out)
+                out.append(_Prep(size, normalizer, None if same else mean, None if same else std))
+            member.group = preps[key]
+            out[member.group].members.append(i)
+        return out
+
+    def _choose_backend(self, backend: str) -> str:
+        backend = (backend or "auto").lower()
+        if backend not in ("auto", "torch", "onnx"):
+            raise GusaError(f"backend {backend!r} is not understood: use auto, torch or onnx")
+        if backend == "onnx" or (backend == "auto" and self.device.type == "cpu"):
+            try:
+                self._setup_onnx()
+                return "onnx"
+            except Exception as exc:
+                if backend == "onnx":
+                    if isinstance(exc, GusaError):
+                        raise
+                    raise GusaError(f"cannot run this model with onnxruntime: {exc}") from exc
+                for m in self._members:
+                    m.onnx = None
+        self._setup_torch()
+        return "torch"
+
+    def _setup_torch(self) -> None:
+        import torch
+
+        for m in self._members:
+            model = m.model
+            model.eval()
+            model.to(self.device)
+            if self.device.type in ("cpu", "cuda"):
+                model.to(memory_format=torch.channels_last)
+
+    def _setup_onnx(self) -> None:
+        """Export (or reuse) each fold's ONNX graph; raise if one cannot give logits + attention."""
+        from .export import OnnxModel, export_model_onnx
+
+        for m in self._members:
+            if m.folder is None:
+                raise GusaError("the ONNX backend needs the model's folder to cache its export")
+            onnx_path = m.folder / "model.onnx"
+            weights = m.folder / "model.safetensors"
+            stale = not onnx_path.is_file() or (
+                weights.is_file() and onnx_path.stat().st_mtime_ns < weights.stat().st_mtime_ns
+            )
+            if stale:
+                if not self.has_roi and not _cam_is_exact(m.model):
+                    raise GusaError(f"the class activation map of {self.variant} is not its Grad-CAM; torch is used")
+                m.model.eval()
+                export_model_onnx(m.model.to("cpu"), onnx_path, input_size=tuple(m.meta["input_size"]))
+            session = OnnxModel(onnx_path)
+            needed = {"logits", "attention"} if self.has_roi else {"logits", "cam"}
+            missing = needed - set(session.output_names)
+            if missing:
+                raise GusaError(f"{onnx_path} lacks the output(s) {', '.join(sorted(missing))}")
+            m.onnx = session
+
+    # ......................................................... properties
+    @property
+    def n_models(self) -> int:
+        """Number of fold models averaged (1 for a single fold)."""
+        return len(self._members)
+
+    @property
+    def folders(self) -> list[Path | None]:
+        """The fold folders the models came from."""
+        return [m.folder for m in self._members]
+
+    # ...................................................... pre-processing
+    def prepare(self, image: np.ndarray):
+        """Pre-process one image for every distinct input setting of the members.
+
+        Parameters
+        ----------
+        image : ndarray of shape (H, W, 3), uint8
+
+        Returns
+        -------
+        tuple
+            ``((H, W), [tensor (3, h, w) per setting])``; pass a list of these
+            to :meth:`predict_prepared`.
+        """
+        from .data import preprocess
+
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise GusaError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
+        tensors = []
+        for prep in self._preps:
+            x = preprocess(image, prep.input_size, prep.normalizer)
+            if prep.mean is not None:
+                from .data import IMAGENET_MEAN, IMAGENET_STD
+
+                im_mean = np.asarray(IMAGENET_MEAN, np.float32)[:, None, None]
+                im_std = np.asarray(IMAGENET_STD, np.float32)[:, None, None]
+                raw = x.numpy() * im_std + im_mean
+                x = x.new_tensor((raw - np.asarray(prep.mean, np.float32)[:, None, None]) / np.asarray(prep.std, np.float32)[:, None, None])
+            tensors.append(x)
+        return image.shape[:2], tensors
+
+    # ........................................................... network
+    def predict(self, images: Sequence[np.ndarray], *, paths: Sequence[str | None] | None = None) -> list[Prediction]:
+        """Classify a batch of images.
+
+        Parameters
+        ----------
+        images : sequence of ndarray (H, W, 3) uint8
+            Any sizes; each is resized to the model's input size.
+        paths : sequence of str or None, optional
+            Stored in each :class:`Prediction`.
+
+        Returns
+        -------
+        list of Prediction
+        """
+        prepared = [self.prepare(im) for im in images]
+        return self.predict_prepared(prepared, paths=paths)
+
+    def predict_image(self, image: np.ndarray) -> Prediction:
+        """Classify one image (see :meth:`predict`)."""
+        return self.predict([image])[0]
+
+    def predict_prepared(self, prepared: Sequence, *, paths: Sequence[str | None] | None = None) -> list[Prediction]:
+        """Run the network on the outputs of :meth:`prepare` (one batch)."""
+        if not prepared:
+            return []
+        shapes = [p[0] for p in prepared]
+        batches = [np.stack([p[1][g].numpy() for p in prepared]) for g in range(len(self._preps))]
+        with self._lock:
+            probs, maps = self._run(batches)
+        preds = []
+        for i, shape in enumerate(shapes):
+            attention = _upsample(maps[i], shape)
+            index = int(np.argmax(probs[i]))
+            preds.append(
+                Prediction(
+                    class_names=list(self.class_names),
+                    probs=probs[i],
+                    index=index,
+                    label=self.class_names[index],
+                    attention=attention,
+                    attention_kind=self.attention_kind,
+                    roi_fraction=float(np.count_nonzero(attention > 0.5) / attention.size),
+                    path=None if paths is None else (None if paths[i] is None else str(paths[i])),
+                )
+            )
+        return preds
+
+    def _run(self, batches: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Ensemble forward: mean softmax (eq. 10) and mean attention of the folds, low resolution."""
+        run = self._run_onnx if self.backend == "onnx" else self._run_torch_forward
+        outs = [run(m, batches[m.group]) for m in self._members]
+        probs = np.mean([o[0] for o in outs], axis=0).astype(np.float64)
+        probs = probs / probs.sum(axis=1, keepdims=True)
+        index = probs.argmax(axis=1)
+        maps = []
+        for m, (_, att) in zip(self._members, outs):
+            if self.has_roi:
+                maps.append(att)
+            elif att is not None:  # class activation maps of every class: keep the ensemble's class
+                maps.append(np.ascontiguousarray(att[np.arange(len(index)), index], dtype=np.float32))
+            else:
+                maps.append(self._run_torch_gradcam(m, batches[m.group], index))
+        shapes = {mp.shape[1:] for mp in maps}
+        if len(shapes) > 1:  # folds with different input sizes: average on the finest grid
+            h = max(s[0] for s in shapes)
+            w = max(s[1] for s in shapes)
+            maps = [np.stack([_upsample(x, (h, w)) for x in mp]) for mp in maps]
+        return probs, np.mean(maps, axis=0).astype(np.float32)
+
+    def _run_onnx(self, member: _Member, x: np.ndarray):
+        out = member.onnx(np.ascontiguousarray(x, dtype=np.float32))
+        probs = _softmax(np.asarray(out["logits"], dtype=np.float64))
+        if self.has_roi:
+            att = np.asarray(out["attention"], dtype=np.float32)
+            return probs, att.reshape(att.shape[0], *att.shape[-2:])
+        # every class's map: an ensemble shows its own predicted class, which a fold may not share
+        return probs, np.asarray(out["cam"], dtype=np.float32)
+
+    def _run_torch_forward(self, member: _Member, x: np.ndarray):
+        """Logits and, in one pass, ỹ or the class activation maps (Grad-CAM of a linear head)."""
+        import torch
+
+        model = member.model
+        xt = torch.from_numpy(x).to(self.device)
+        if self.device.type in ("cpu", "cuda"):
+            xt = xt.contiguous(memory_format=torch.channels_last)
+        weight = None if self.has_roi else model.linear_cam_weight()
+        with torch.inference_mode(), _autocast(self.device):
+            if weight is None:
+                out = model(xt)
+                logits, roi, cams = out.logits, out.roi, None
+            else:
+                from .gradcam import cam_from_features
+
+                logits, roi, features = model.forward_with_features(xt)
+                cams = cam_from_features(features.float(), weight.float())
+        probs = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
+        if self.has_roi:
+            return probs, roi.float().reshape(roi.shape[0], *roi.shape[-2:]).cpu().numpy()
+        return probs, None if cams is None else cams.float().cpu().numpy()
+
+    def _run_torch_gradcam(self, member: _Member, x: np.ndarray, index: np.ndarray) -> np.ndarray:
+        import torch
+
+        from .gradcam import grad_cam
+
+        if member.model is None:
+            raise GusaError(f"{self.variant}: Grad-CAM needs the torch model")
+        dev = next(member.model.parameters()).device
+        cams = grad_cam(member.model, torch.from_numpy(x).to(dev), class_idx=torch.as_tensor(index))
+        return np.asarray(cams.float().cpu().numpy(), dtype=np.float32)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _autocast(device):
+    import contextlib
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _roi_variants():
+    from .models_registry import ROI_VARIANTS
+
+    return ROI_VARIANTS
+
+
+def _cam_is_exact(model) -> bool:
+    """Whether Grad-CAM equals the class activation map for this model (a linear head after ``cam_layer``)."""
+    return getattr(model, "linear_cam_weight", lambda: None)() is not None
+
+
+def run_fold_dirs(run_dir, *, fold: int | None = None) -> list[Path]:
+    """The fold folders of a run (or the one fold folder given).
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder or a fold folder.
+    fold : int, optional
+        Only this fold.
+
+    Raises
+    ------
+    CheckpointError
+        When there is no finished model.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise CheckpointError(run_dir, "no such run folder")
+    if (run_dir / "model.json").is_file() or run_dir.is_file():
+        folder = run_dir.parent if run_dir.is_file() else run_dir
+        return [folder]
+    from .checkpoint import Run
+
+    folders = list(Run(run_dir).fold_dirs)
+    if not folders:
+        raise CheckpointError(run_dir, "the run holds no finished fold model (train it first)")
+    if fold is None:
+        return folders
+    for f in folders:
+        try:
+            meta = json.loads((f / "model.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}
+        if meta.get("fold") == fold or f.name == f"fold-{fold}":
+            return [f]
+    raise CheckpointError(run_dir, f"fold {fold} has no finished model (folds: {', '.join(f.name for f in folders)})")
+
+
+# ------------------------------------------------------------ many files
+def collect_images(inputs: Iterable, *, recursive: bool = False) -> list[Path]:
+    """Expand files and folders into the list of images to classify.
+
+    Parameters
+    ----------
+    inputs : iterable of path-like
+        Image files (kept whatever their suffix: an unreadable one becomes an
+        error record later) and folders (their images, sorted).
+    recursive : bool
+        Descend into sub-folders.
+
+    Raises
+    ------
+    GusaError
+        Naming the first input that does not exist.
+    """
+    from .imageio import list_images
+
+    out: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            out.extend(list_images(path, recursive=recursive))
+        elif path.exists():
+            out.append(path)
+        else:
+            raise GusaError(f"no such file or folder: {path}")
+    return out
+
+
+def _load(predictor: Predictor, path: Path, keep_image: bool):
+    from .imageio import read_image
+
+    try:
+        image = read_image(path)
+        prepared = predictor.prepare(image)
+        return (image if keep_image else None), prepared, None
+    except Exception as exc:  # every failure becomes that file's error record
+        return None, None, exc
+
+
+def classify_paths(
+    predictor: Predictor,
+    paths: Sequence,
+    *,
+    batch_size: int = 4,
+    stop: threading.Event | None = None,
+    keep_images: bool = False,
+    prefetch: int | None = None,
+) -> Iterator[dict]:
+    """Classify files one batch at a time, as a generator of records.
+
+    Decoding and resizing run ahead in a background thread (a bounded queue
+    of ``prefetch`` images) so they overlap the network; each file is decoded
+    once. A file that cannot be read yields a record with ``error`` set and
+    the run goes on.
+
+    Parameters
+    ----------
+    predictor : Predictor
+    paths : sequence of path-like
+    batch_size : int
+        Images per forward pass. ``stop`` is checked between batches, so the
+        latency of a stop request is at most one batch: keep it small (1-4)
+        where that matters (an interactive application).
+    stop : threading.Event, optional
+        When set, no further batch starts and the generator returns.
+    keep_images : bool
+        Add the decoded image (``"image"``) to each record, e.g. to draw an
+        overlay without decoding twice.
+    prefetch : int, optional
+        Images decoded ahead; default ``2 * batch_size``.
+
+    Yields
+    ------
+    dict
+        ``index``, ``total``, ``path`` (str), ``predicted`` (class name or
+        None), ``probs`` ({class: p} or None), ``roi_fraction`` (or None),
+        ``error`` (str or None), ``prediction`` (:class:`Prediction` or
+        None), ``images_per_s`` (running: images done / seconds since the
+        start) and ``image`` when ``keep_images``.
+    """
+    paths = [Path(p) for p in paths]
+    total = len(paths)
+    batch_size = max(1, int(batch_size))
+    ahead = max(batch_size, int(prefetch) if prefetch else 2 * batch_size)
+    start = time.perf_counter()
+    done = 0
+    pending: deque = deque()
+    next_i = 0
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gusa-decode")
+    try:
+        while next_i < total or pending:
+            while next_i < total and len(pending) < ahead:
+                pending.append((next_i, pool.submit(_load, predictor, paths[next_i], keep_images)))
+                next_i += 1
+            if stop is not None and stop.is_set():
+                return
+            batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
+            loaded = [(i, *fut.result()) for i, fut in batch]
+            good = [item for item in loaded if item[3] is None]
+            preds = predictor.predict_prepared([item[2] for item in good], paths=[str(paths[item[0]]) for item in good])
+            by_index = {item[0]: p for item, p in zip(good, preds)}
+            for i, image, _prep, exc in loaded:
+                done += 1
+                pred = by_index.get(i)
+                rec = {
+                    "index": i,
+                    "total": total,
+                    "path": str(paths[i]),
+                    "predicted": pred.label if pred else None,
+                    "probs": pred.probs_dict() if pred else None,
+                    "roi_fraction": pred.roi_fraction if pred else None,
+                    "error": None if exc is None else str(exc),
+                    "prediction": pred,
+                    "images_per_s": done / max(time.perf_counter() - start, 1e-9),
+                }
+                if keep_images:
+                    rec["image"] = image
+                yield rec
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# ---------------------------------------------------------------- outputs
+def predictions_csv_text(records: Iterable[dict], class_names: Sequence[str]) -> str:
+    """The CSV text of :func:`write_predictions_csv`."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["path", "predicted"] + [f"prob_{c}" for c in class_names] + ["roi_fraction", "error"])
+    for rec in records:
+        probs = rec.get("probs") or {}
+        writer.writerow(
+            [rec.get("path", ""), rec.get("predicted") or ""]
+            + [format_prob(probs.get(c)) if probs else "" for c in class_names]
+            + [format_prob(rec.get("roi_fraction")), rec.get("error") or ""]
+        )
+    return buf.getvalue()
+
+
+def write_predictions_csv(path, records: Iterable[dict], class_names: Sequence[str]) -> Path:
+    """Write prediction records as CSV, atomically.
+
+    Columns: ``path, predicted, prob_<class>... , roi_fraction, error``;
+    numbers as :func:`format_prob` writes them (six decimals), empty where a
+    file could not be classified.
+
+    Parameters
+    ----------
+    path : path-like
+    records : iterable of dict
+        Records of :func:`classify_paths`.
+    class_names : sequence of str
+
+    Returns
+    -------
+    Path
+    """
+    return atomic_write_text(path, predictions_csv_text(records, class_names))
+
+
+def overlay_attention(image: np.ndarray, attention: np.ndarray, *, colormap: str = "jet", alpha: float = 0.45) -> np.ndarray:
+    """Blend an attention map over an image with a matplotlib colour map.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3), uint8
+        Not modified.
+    attention : ndarray of shape (h, w)
+        Values in [0, 1]; resized bilinearly to (H, W) when it differs.
+    colormap : str
+        Any matplotlib colour map name.
+    alpha : float
+        Weight of the colour map (0: the image only, 1: the map only).
+
+    Returns
+    -------
+    ndarray of shape (H, W, 3), uint8
+    """
+    from matplotlib import colormaps
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) image, got {image.shape}")
+    att = np.asarray(attention, dtype=np.float32)
+    if att.shape != image.shape[:2]:
+        att = _upsample(att, image.shape[:2])
+    lut = (colormaps[colormap](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0).astype(np.float32)
+    idx = np.clip(np.rint(np.nan_to_num(att) * 255.0), 0, 255).astype(np.uint8)
+    colour = lut[idx]
+    out = (1.0 - alpha) * image.astype(np.float32) + alpha * colour
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def write_attention_png(path, image: np.ndarray, attention: np.ndarray, **kwargs) -> Path:
+    """Write :func:`overlay_attention` of ``image`` as a PNG, atomically."""
+    import cv2
+
+    rgb = overlay_attention(image, attention, **kwargs)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise GusaError(f"cannot encode the attention overlay for {path}")
+    data = buf.tobytes()
+
+    def _write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    return atomic_write(path, _write)
+
+
+# -------------------------------------------------------------------- CLI
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem = path.stem
+    name, k = stem, 1
+    while name in used:
+        k += 1
+        name = f"{stem}-{k}"
+    used.add(name)
+    return name
+
+
+def predict_from_cli(args) -> int:
+    """``gusa predict``: classify images and folders; see ``gusa predict --help``.
+
+    Prints a table (or one JSON object per line with ``--json``), writes
+    ``--csv`` and attention overlays (``<stem>_attention.png`` in
+    ``--attention-dir``). Files that cannot be read are listed as errors and
+    do not stop the run.
+
+    Returns
+    -------
+    int
+        0 when at least one image was classified (or there was nothing to
+        classify), 1 when every file failed.
+    """
+    from tqdm import tqdm
+
+    paths = collect_images(args.inputs, recursive=getattr(args, "recursive", False))
+    predictor = Predictor.from_run(args.run, fold=getattr(args, "fold", None), device=getattr(args, "device", "auto"))
+    att_dir = Path(args.attention_dir) if getattr(args, "attention_dir", None) else None
+    names = predictor.class_names
+    as_json = bool(getattr(args, "json", False))
+    if not as_json:
+        width = max([len(str(p)) for p in paths] + [4])
+        width = min(width, 60)
+        print(f"{'path':<{width}}  {'predicted':<12}" + "".join(f" {c[:10]:>10}" for c in names) + "  roi")
+    records: list[dict] = []
+    used: set[str] = set()
+    bar = tqdm(total=len(paths), unit="img", file=sys.stderr, disable=None, leave=False)
+    try:
+        for rec in classify_paths(predictor, paths, batch_size=getattr(args, "batch_size", 4), keep_images=att_dir is not None):
+            image = rec.pop("image", None)
+            pred = rec.pop("prediction", None)
+            if att_dir is not None and pred is not None:
+                write_attention_png(att_dir / f"{_unique_stem(Path(rec['path']), used)}_attention.png", image, pred.attention)
+            records.append(rec)
+            bar.update(1)
+            bar.set_postfix_str(f"{rec['images_per_s']:.2f} img/s")
+            if as_json:
+                out = {k: rec[k] for k in ("path", "predicted", "probs", "roi_fraction", "error")}
+                out["attention_kind"] = predictor.attention_kind
+                print(json.dumps(out), flush=True)
+            elif rec["error"]:
+                tqdm.write(f"{_clip(rec['path'], width):<{width}}  ERROR: {rec['error']}", file=sys.stdout)
+            else:
+                probs = "".join(f" {format_prob(rec['probs'][c])[:10]:>10}" for c in names)
+                tqdm.write(f"{_clip(rec['path'], width):<{width}}  {rec['predicted']:<12}{probs}  {rec['roi_fraction']:.3f}", file=sys.stdout)
+    finally:
+        bar.close()
+    if getattr(args, "csv", None):
+        write_predictions_csv(args.csv, records, names)
+    errors = [r for r in records if r["error"]]
+    n_ok = len(records) - len(errors)
+    print(
+        f"{n_ok} of {len(records)} images classified with {predictor.n_models} model(s) "
+        f"({predictor.variant}, {predictor.backend}); {len(errors)} error(s)",
+        file=sys.stderr,
+    )
+    for r in errors:
+        print(f"  {r['path']}: {r['error']}", file=sys.stderr)
+    return 1 if records and n_ok == 0 else 0
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1):]

@@ -1,0 +1,993 @@
+"""A GuSA project: a folder holding a versioned manifest, RoI masks, caches and runs.
+
+::
+
+    MyProject/
+      gusa-project.json       manifest; gusa-project.json.bak = the previous one
+      masks/<image-id>.png    RoI masks at image resolution (0 / 255)
+      cache/                  down-sampled copies (safe to delete)
+      runs/<name>/            training runs
+      images/                 images copied in (others stay where they are)
+
+`Project` is a Qt-free model: it announces every real change on its
+``events`` (a psygnal ``SignalGroup``) and widgets subscribe. ``save()`` may
+run in a worker thread while the GUI thread edits the project: the manifest
+is snapshotted under a lock and written atomically, the previous one kept as
+``.bak``. Signals fire in the thread that made the change.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psygnal import Signal, SignalGroup
+
+from . import DEFAULT_CLASS_COLORS, DEFAULT_CLASSES
+from .atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from .errors import GusaError, ImageReadError, MaskError, ProjectError
+from .imageio import image_size, list_images, read_mask, write_mask
+
+__all__ = [
+    "Project",
+    "ImageRecord",
+    "ProjectEvents",
+    "MANIFEST_NAME",
+    "BACKUP_NAME",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "GROUND_TRUTH_CSV",
+]
+
+MANIFEST_NAME = "gusa-project.json"
+BACKUP_NAME = MANIFEST_NAME + ".bak"
+FORMAT_NAME = "gusa-project"
+#: Manifest version this code writes; it reads this and older ones.
+FORMAT_VERSION = 1
+#: BACH's label file: rows ``filename,class`` without a header.
+GROUND_TRUTH_CSV = "microscopy_ground_truth.csv"
+
+_MASK_DIR = "masks"
+_IMAGE_DIR = "images"
+_PALETTE = [
+    (156, 39, 176), (0, 150, 136), (121, 85, 72), (96, 125, 139), (255, 235, 59),
+    (63, 81, 181), (205, 220, 57), (233, 30, 99), (0, 188, 212), (255, 87, 34),
+]  # fmt: skip
+_RECORD_KEYS = ("id", "path", "label", "mask", "notes", "suggested")
+_MANIFEST_KEYS = ("format", "version", "classes", "class_colors", "reinhard_reference", "images", "created", "modified")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _class_key(name: str) -> str:
+    """Comparison key of a class name: ``In situ``, ``In_Situ`` and ``InSitu`` agree."""
+    return re.sub(r"[\s_\-]+", "", str(name)).casefold()
+
+
+def _safe_id(stem: str) -> str:
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._ ")
+    return text or "image"
+
+
+@dataclass
+class ImageRecord:
+    """One image of a project.
+
+    Attributes
+    ----------
+    id : str
+        Stable, unique (case-insensitively) and filename-safe: the image's
+        stem, de-duplicated with a ``-2``, ``-3``... suffix.
+    path : str
+        POSIX path, relative to the project folder when the image is inside
+        it, absolute otherwise.
+    label : str or None
+        A class name, or None (unlabelled).
+    mask : str or None
+        ``"masks/<id>.png"`` (relative to the project folder), or None.
+    notes : str
+        Free text.
+    suggested : str or None
+        A predicted class offered as a suggestion.
+    extra : dict
+        Manifest keys this version does not know, kept as they were.
+    """
+
+    id: str
+    path: str
+    label: str | None = None
+    mask: str | None = None
+    notes: str = ""
+    suggested: str | None = None
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """The record as stored in the manifest."""
+        d = {k: getattr(self, k) for k in _RECORD_KEYS}
+        d.update({k: v for k, v in self.extra.items() if k not in d})
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImageRecord":
+        """Build a record from its manifest form (raises ValueError when malformed)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"an image record must be an object, got {type(d).__name__}")
+        for key in ("id", "path"):
+            if not isinstance(d.get(key), str) or not d[key]:
+                raise ValueError(f"an image record has no valid {key!r}: {d!r}"[:300])
+        for key in ("label", "mask", "suggested"):
+            if d.get(key) is not None and not isinstance(d[key], str):
+                raise ValueError(f"image {d['id']!r}: {key!r} must be a string or null")
+        notes = d.get("notes") or ""
+        if not isinstance(notes, str):
+            raise ValueError(f"image {d['id']!r}: 'notes' must be a string")
+        return cls(
+            id=d["id"],
+            path=d["path"],
+            label=d.get("label"),
+            mask=d.get("mask"),
+            notes=notes,
+            suggested=d.get("suggested"),
+            extra={k: v for k, v in d.items() if k not in _RECORD_KEYS},
+        )
+
+
+class ProjectEvents(SignalGroup):
+    """Signals of a `Project`; each fires only when something really changed."""
+
+    image_added = Signal(object)  # ImageRecord
+    image_removed = Signal(str)  # id
+    label_changed = Signal(str, object)  # id, new label (str or None)
+    suggested_changed = Signal(str, object)  # id, suggestion (str or None)
+    mask_changed = Signal(str)  # id
+    notes_changed = Signal(str)  # id
+    classes_changed = Signal()
+    reinhard_changed = Signal(object)
+    saved = Signal()
+
+
+class Project:
+    """A project folder: images with labels, notes and RoI masks.
+
+    Use the class methods `create`, `open` or `from_folder`; the constructor
+    does not touch the disk.
+
+    Attributes
+    ----------
+    folder : Path
+        The project folder (absolute).
+    classes : list of str
+        Class names, in the order of the classifier's outputs. Change them
+        with `add_class`, `remove_class` and `rename_class`.
+    class_colors : dict of str to tuple of int
+        Display colour (R, G, B) of each class.
+    images : list of ImageRecord
+        In the order they were added. Change them through the methods.
+    events : ProjectEvents
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        *,
+        classes: Iterable[str] = DEFAULT_CLASSES,
+        colors: dict[str, tuple[int, int, int]] | None = None,
+    ):
+        self.folder = Path(os.path.abspath(folder))
+        self.events = ProjectEvents()
+        self._lock = threading.RLock()
+        self._save_lock = threading.Lock()
+        self.classes: list[str] = []
+        for name in classes:
+            self._check_new_class(str(name))
+            self.classes.append(str(name))
+        self.class_colors: dict[str, tuple[int, int, int]] = {}
+        for name in self.classes:
+            self.class_colors[name] = self._default_color(name, colors)
+        self.images: list[ImageRecord] = []
+        self._by_id: dict[str, ImageRecord] = {}
+        self._reinhard: str | None = None
+        self.created = _now()
+        self.modified: str | None = None
+        self._extra: dict[str, Any] = {}
+        self._changes = 1  # a project never saved is dirty
+        self._saved_changes = 0
+        self._sizes: dict[str, tuple[str, int, tuple[int, int]]] = {}
+
+    # ------------------------------------------------------------ paths
+    @property
+    def manifest_path(self) -> Path:
+        """``<folder>/gusa-project.json``."""
+        return self.folder / MANIFEST_NAME
+
+    @property
+    def backup_path(self) -> Path:
+        """``<folder>/gusa-project.json.bak``, the manifest before the last save."""
+        return self.folder / BACKUP_NAME
+
+    @property
+    def runs_dir(self) -> Path:
+        """``<folder>/runs``."""
+        return self.folder / "runs"
+
+    @property
+    def cache_dir(self) -> Path:
+        """``<folder>/cache`` (safe to delete)."""
+        return self.folder / "cache"
+
+    @property
+    def masks_dir(self) -> Path:
+        """``<folder>/masks``."""
+        return self.folder / _MASK_DIR
+
+    # ------------------------------------------------------------ creation
+    @classmethod
+    def create(
+        cls,
+        folder: str | os.PathLike,
+        *,
+        classes: Iterable[str] = DEFAULT_CLASSES,
+        colors: dict[str, tuple[int, int, int]] | None = None,
+    ) -> "Project":
+        """Create a new, empty project in ``folder`` and write its manifest.
+
+        Raises
+        ------
+        ProjectError
+            ``folder`` already holds a project, or is a file.
+        ValueError
+            Empty or duplicate class names.
+        """
+        project = cls(folder, classes=classes, colors=colors)
+        project._check_free()
+        project.folder.mkdir(parents=True, exist_ok=True)
+        project.save()
+        return project
+
+    def _check_free(self) -> None:
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ProjectError(self.folder, "is a file, not a folder")
+        for path in (self.manifest_path, self.backup_path):
+            if path.exists():
+                raise ProjectError(path, "this folder already holds a GuSA project: open it instead")
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike, *, use_backup: bool = False) -> "Project":
+        """Open an existing project.
+
+        Parameters
+        ----------
+        folder : path-like
+            The project folder (or its ``gusa-project.json``).
+        use_backup : bool
+            Read ``gusa-project.json.bak`` instead (after the manifest was
+            damaged). The next `save` writes a fresh manifest.
+
+        Raises
+        ------
+        ProjectError
+            Missing folder or manifest, a manifest that is not valid JSON or
+            not a GuSA manifest (the message says whether the backup is
+            usable), or one written by a newer version (it is left untouched).
+        """
+        folder = Path(folder)
+        if folder.name == MANIFEST_NAME and folder.is_file():
+            folder = folder.parent
+        if not folder.exists():
+            raise ProjectError(folder, "folder does not exist")
+        if not folder.is_dir():
+            raise ProjectError(folder, "is not a folder")
+        project = cls(folder, classes=())
+        path = project.backup_path if use_backup else project.manifest_path
+        if not path.is_file():
+            if use_backup:
+                raise ProjectError(path, "no backup manifest in this folder")
+            hint = f"; a backup exists: Project.open({str(folder)!r}, use_backup=True)" if project.backup_path.is_file() else ""
+            raise ProjectError(path, f"not a GuSA project (no {MANIFEST_NAME}){hint}")
+        try:
+            data = _read_manifest(path)
+        except ProjectError as exc:
+            if not use_backup and _manifest_ok(project.backup_path):
+                raise ProjectError(
+                    path,
+                    f"{exc.reason}. The previous manifest {project.backup_path} is valid: "
+                    f"open it with Project.open({str(folder)!r}, use_backup=True)",
+                ) from exc
+            raise
+        try:
+            project._load_dict(data)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ProjectError(path, f"malformed manifest: {exc}") from exc
+        project._saved_changes = project._changes = 0
+        return project
+
+    @classmethod
+    def from_folder(
+        cls,
+        folder: str | os.PathLike,
+        images_src: str | os.PathLike,
+        *,
+        masks: str | os.PathLike | None = None,
+        classes: Iterable[str] = DEFAULT_CLASSES,
+    ) -> "Project":
+        """Create a project from a folder of images, understanding BACH's layout.
+
+        Parameters
+        ----------
+        folder : path-like
+            The project folder to create (it must not hold a project).
+        images_src : path-like
+            Either class sub-folders named like the classes (BACH's
+            ``Photos/{Normal,Benign,InSitu,Invasive}``; case, spaces and
+            underscores are ignored, so ``In situ`` is ``InSitu``), whose
+            images get that label, or a flat folder of unlabelled images, or
+            both. Other sub-folders are ignored. A ``microscopy_ground_truth.csv``
+            (rows ``filename,class``, header optional) in ``images_src`` or its
+            parent gives the labels, overriding the folders'. Images are
+            referenced where they are, not copied.
+        masks : path-like, optional
+            Folder of RoI masks named ``<image stem>.png`` (or
+            ``<stem>_mask.png``); they are copied into ``masks/`` after their
+            size is checked against the image's.
+        classes : iterable of str
+            The project's classes.
+
+        Returns
+        -------
+        Project
+            Saved.
+
+        Raises
+        ------
+        ProjectError
+            ``folder`` holds a project, ``images_src`` is missing or has no
+            images, or problems were found (unknown classes in the CSV, masks
+            of the wrong size, unreadable files): all are listed in one error,
+            raised before anything is written.
+        """
+        project = cls(folder, classes=classes)
+        project._check_free()
+        src = Path(images_src)
+        if not src.is_dir():
+            raise ProjectError(src, "image folder does not exist" if not src.exists() else "is not a folder")
+        problems: list[str] = []
+        by_key = {_class_key(c): c for c in project.classes}
+
+        found: list[tuple[Path, str | None]] = [(p, None) for p in list_images(src)]
+        for sub in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            label = by_key.get(_class_key(sub.name))
+            if label is not None:
+                found.extend((p, label) for p in list_images(sub, recursive=True))
+        if not found:
+            raise ProjectError(src, f"no images found (looked for {', '.join(_suffixes())} files and class sub-folders)")
+
+        csv_labels = _read_ground_truth(src, by_key, problems)
+        labels: list[str | None] = []
+        for path, label in found:
+            name = path.name.casefold()
+            labels.append(csv_labels.get(name, csv_labels.get(path.stem.casefold(), label)))
+
+        mask_files: dict[int, Path] = {}
+        if masks is not None:
+            mask_dir = Path(masks)
+            if not mask_dir.is_dir():
+                raise ProjectError(mask_dir, "mask folder does not exist" if not mask_dir.exists() else "is not a folder")
+            available = {p.name.casefold(): p for p in mask_dir.iterdir() if p.is_file()}
+            for i, (path, _) in enumerate(found):
+                stem = path.stem.casefold()
+                mpath = available.get(f"{stem}.png") or available.get(f"{stem}_mask.png")
+                if mpath is None or mpath == path:
+                    continue
+                try:
+                    isize, msize = image_size(path), image_size(mpath)
+                except GusaError as exc:
+                    problems.append(str(exc))
+                    continue
+                if isize != msize:
+                    problems.append(f"mask {mpath} is {msize[0]}x{msize[1]} but its image {path} is {isize[0]}x{isize[1]}")
+                    continue
+                mask_files[i] = mpath
+        if problems:
+            listing = "\n".join(f"  - {p}" for p in problems)
+            raise ProjectError(src, f"{len(problems)} problem(s) found, nothing was written:\n{listing}")
+
+        for (path, _), label in zip(found, labels):
+            project._add_record(path, label=label, copy=False, emit=False)
+        project.folder.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        try:
+            for i, mpath in mask_files.items():
+                rec = project.images[i]
+                target = project.masks_dir / f"{rec.id}.png"
+                write_mask(target, read_mask(mpath))
+                written.append(target)
+                rec.mask = f"{_MASK_DIR}/{rec.id}.png"
+            project.save()
+        except BaseException:
+            for p in written:
+                p.unlink(missing_ok=True)
+            raise
+        return project
+
+    # ------------------------------------------------------------ manifest
+    def to_dict(self) -> dict:
+        """The manifest as a JSON-ready dict (a snapshot)."""
+        with self._lock:
+            d = dict(self._extra)
+            d.update(
+                {
+                    "format": FORMAT_NAME,
+                    "version": FORMAT_VERSION,
+                    "classes": list(self.classes),
+                    "class_colors": {k: list(v) for k, v in self.class_colors.items()},
+                    "reinhard_reference": self._reinhard,
+                    "images": [r.to_dict() for r in self.images],
+                    "created": self.created,
+                    "modified": self.modified,
+                }
+            )
+            return d
+
+    def _load_dict(self, data: dict) -> None:
+        classes = data.get("classes")
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise ValueError("'classes' must be a list of names")
+        self.classes = []
+        for name in classes:
+            self._check_new_class(name)
+            self.classes.append(name)
+        colors = data.get("class_colors") or {}
+        if not isinstance(colors, dict):
+            raise ValueError("'class_colors' must be an object")
+        self.class_colors = {}
+        for name in self.classes:
+            self.class_colors[name] = self._default_color(name, colors)
+        for name, value in colors.items():
+            if name not in self.class_colors:
+                self.class_colors[name] = _color(value)
+        ref = data.get("reinhard_reference")
+        if ref is not None and not isinstance(ref, str):
+            raise ValueError("'reinhard_reference' must be a string or null")
+        self._reinhard = ref
+        images = data.get("images", [])
+        if not isinstance(images, list):
+            raise ValueError("'images' must be a list")
+        self.images, self._by_id = [], {}
+        seen: set[str] = set()
+        for d in images:
+            rec = ImageRecord.from_dict(d)
+            if rec.id.casefold() in seen:
+                raise ValueError(f"image id {rec.id!r} appears twice")
+            seen.add(rec.id.casefold())
+            self.images.append(rec)
+            self._by_id[rec.id] = rec
+        self.created = data.get("created") or self.created
+        self.modified = data.get("modified")
+        self._extra = {k: v for k, v in data.items() if k not in _MANIFEST_KEYS}
+
+    @property
+    def dirty(self) -> bool:
+        """Whether the project changed since it was last saved or opened."""
+        return self._changes != self._saved_changes
+
+    def _touch(self) -> None:
+        self._changes += 1
+
+    def save(self) -> Path:
+        """Write the manifest atomically, keeping the previous one as ``.bak``.
+
+        Thread-safe: the manifest is snapshotted under the project's lock, so
+        edits may go on in another thread; saves are serialised. Emits
+        ``events.saved`` in the calling thread.
+
+        Returns
+        -------
+        Path
+            The manifest.
+
+        Raises
+        ------
+        ProjectError
+            The manifest on disk was written by a newer version (it is not
+            overwritten), or the folder cannot be written.
+        """
+        with self._save_lock:
+            with self._lock:
+                changes = self._changes
+                previous_modified = self.modified
+                self.modified = _now()
+                text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+            try:
+                self._write_manifest(text)
+            except BaseException:
+                with self._lock:
+                    if self._changes == changes:
+                        self.modified = previous_modified
+                raise
+            with self._lock:
+                self._saved_changes = changes
+        self.events.saved.emit()
+        return self.manifest_path
+
+    def _write_manifest(self, text: str) -> None:
+        path = self.manifest_path
+        try:
+            old = path.read_bytes() if path.is_file() else None
+        except OSError as exc:
+            raise ProjectError(path, f"cannot read the current manifest: {exc}") from exc
+        if old is not None:
+            try:
+                old_data = json.loads(old.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                old_data = None  # damaged: replaced, but never copied over a good backup
+            if isinstance(old_data, dict):
+                version = old_data.get("version")
+                if isinstance(version, int) and version > FORMAT_VERSION:
+                    raise ProjectError(path, _newer_reason(version))
+                atomic_write_bytes(self.backup_path, old)
+        try:
+            atomic_write_text(path, text)
+        except OSError as exc:
+            raise ProjectError(path, f"cannot write the manifest: {exc}") from exc
+
+    # ------------------------------------------------------------ classes
+    def _check_new_class(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a class name must be a non-empty string, got {name!r}")
+        if any(_class_key(c) == _class_key(name) for c in self.classes):
+            raise ValueError(f"class {name!r} already exists")
+
+    def _default_color(self, name: str, colors: dict | None) -> tuple[int, int, int]:
+        if colors and name in colors:
+            return _color(colors[name])
+        if name in DEFAULT_CLASS_COLORS:
+            return tuple(DEFAULT_CLASS_COLORS[name])  # type: ignore[return-value]
+        used = set(self.class_colors.values()) if hasattr(self, "class_colors") else set()
+        for c in _PALETTE:
+            if c not in used:
+                return c
+        return _PALETTE[len(used) % len(_PALETTE)]
+
+    def class_key(self, name: str) -> str | None:
+        """The project class matching ``name`` ignoring case, spaces and underscores, or None."""
+        key = _class_key(name)
+        return next((c for c in self.classes if _class_key(c) == key), None)
+
+    def add_class(self, name: str, color: tuple[int, int, int] | None = None) -> None:
+        """Add a class at the end of `classes`."""
+        with self._lock:
+            self._check_new_class(name)
+            self.class_colors[name] = _color(color) if color is not None else self._default_color(name, None)
+            self.classes.append(name)
+            self._touch()
+        self.events.classes_changed.emit()
+
+    def remove_class(self, name: str) -> None:
+        """Remove a class; images labelled with it become unlabelled."""
+        relabelled: list[str] = []
+        with self._lock:
+            if name not in self.classes:
+                raise KeyError(f"no class {name!r} in the project")
+            self.classes.remove(name)
+            self.class_colors.pop(name, None)
+            for rec in self.images:
+                if rec.label == name:
+                    rec.label = None
+                    relabelled.append(rec.id)
+                if rec.suggested == name:
+                    rec.suggested = None
+            self._touch()
+        self.events.classes_changed.emit()
+        for image_id in relabelled:
+            self.events.label_changed.emit(image_id, None)
+
+    def rename_class(self, old: str, new: str) -> None:
+        """Rename a class, keeping its place and colour; labels follow."""
+        if old == new:
+            return
+        relabelled: list[str] = []
+        with self._lock:
+            if old not in self.classes:
+                raise KeyError(f"no class {old!r} in the project")
+            others = [c for c in self.classes if c != old]
+            if not isinstance(new, str) or not new.strip():
+                raise ValueError(f"a class name must be a non-empty string, got {new!r}")
+            if any(_class_key(c) == _class_key(new) for c in others):
+                raise ValueError(f"class {new!r} already exists")
+            self.classes[self.classes.index(old)] = new
+            self.class_colors = {(new if k == old else k): v for k, v in self.class_colors.items()}
+            for rec in self.images:
+                if rec.label == old:
+                    rec.label = new
+                    relabelled.append(rec.id)
+                if rec.suggested == old:
+                    rec.suggested = new
+            self._touch()
+        self.events.classes_changed.emit()
+        for image_id in relabelled:
+            self.events.label_changed.emit(image_id, new)
+
+    def set_class_color(self, name: str, color: tuple[int, int, int]) -> None:
+        """Change a class's display colour."""
+        with self._lock:
+            if name not in self.classes:
+                raise KeyError(f"no class {name!r} in the project")
+            color = _color(color)
+            if self.class_colors.get(name) == color:
+                return
+            self.class_colors[name] = color
+            self._touch()
+        self.events.classes_changed.emit()
+
+    @property
+    def reinhard_reference(self) -> str | None:
+        """Colour-normalisation reference (a path or an id), or None for the default."""
+        return self._reinhard
+
+    @reinhard_reference.setter
+    def reinhard_reference(self, value: str | None) -> None:
+        with self._lock:
+            if value == self._reinhard:
+                return
+            self._reinhard = value
+            self._touch()
+        self.events.reinhard_changed.emit(value)
+
+    # ------------------------------------------------------------ images
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._by_id
+
+    def image(self, image_id: str) -> ImageRecord:
+        """The record of an image (KeyError when unknown)."""
+        try:
+            return self._by_id[image_id]
+        except KeyError:
+            raise KeyError(f"no image {image_id!r} in the project") from None
+
+    def ids(self) -> list[str]:
+        """Image ids, in order."""
+        return [r.id for r in self.images]
+
+    def labelled(self) -> list[ImageRecord]:
+        """Images whose label is one of the project's classes."""
+        classes = set(self.classes)
+        return [r for r in self.images if r.label in classes]
+
+    def image_path(self, image_id: str) -> Path:
+        """Absolute path of an image (which may no longer exist)."""
+        return self._resolve(self.image(image_id).path)
+
+    def _resolve(self, stored: str) -> Path:
+        p = Path(stored)
+        return p if p.is_absolute() else self.folder / p
+
+    def _stored_path(self, path: Path) -> str:
+        path = Path(os.path.abspath(path))
+        for base, target in ((self.folder, path), (self.folder.resolve(), path.resolve())):
+            try:
+                return target.relative_to(base).as_posix()
+            except ValueError:
+                continue
+        return path.as_posix()
+
+    def _unique_id(self, stem: str, extra_taken: Iterable[str] = ()) -> str:
+        base = _safe_id(stem)
+        taken = {k.casefold() for k in self._by_id} | {t.casefold() for t in extra_taken}
+        candidate, n = base, 1
+        while candidate.casefold() in taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
+    def _check_label(self, label: str | None) -> None:
+        if label is not None and label not in self.classes:
+            raise ValueError(f"unknown class {label!r}; the project's classes are {', '.join(self.classes)}")
+
+    def _add_record(self, path: Path, *, label: str | None, copy: bool, emit: bool = True) -> ImageRecord:
+        path = Path(path)
+        with self._lock:
+            self._check_label(label)
+            stored = self._stored_path(path)
+            existing = next((r for r in self.images if r.path == stored), None)
+            if existing is not None:
+                return existing
+            if not path.is_file():
+                raise ImageReadError(path, "file does not exist")
+            if copy:
+                image_dir = self.folder / _IMAGE_DIR
+                taken = [p.stem for p in image_dir.iterdir()] if image_dir.is_dir() else []
+                image_id = self._unique_id(path.stem, taken)
+                target = image_dir / f"{image_id}{path.suffix.lower()}"
+                atomic_write(target, lambda tmp: shutil.copyfile(path, tmp), suffix=path.suffix.lower())
+                stored = self._stored_path(target)
+            else:
+                image_id = self._unique_id(path.stem)
+            rec = ImageRecord(id=image_id, path=stored, label=label)
+            self.images.append(rec)
+            self._by_id[image_id] = rec
+            self._touch()
+        if emit:
+            self.events.image_added.emit(rec)
+        return rec
+
+    def add_image(self, path: str | os.PathLike, *, label: str | None = None, copy: bool = False) -> ImageRecord:
+        """Add an image.
+
+        Parameters
+        ----------
+        path : path-like
+            The image file (not decoded here).
+        label : str, optional
+            One of `classes`.
+        copy : bool
+            Copy the file into ``images/`` instead of referencing it in place.
+
+        Returns
+        -------
+        ImageRecord
+            The new record; an image already in the project is not added
+            again, and its existing record is returned unchanged.
+
+        Raises
+        ------
+        ImageReadError
+            The file does not exist.
+        ValueError
+            ``label`` is not a class of the project.
+        """
+        return self._add_record(Path(path), label=label, copy=copy)
+
+    def add_images(self, paths: Iterable[str | os.PathLike], *, label: str | None = None, copy: bool = False) -> list[ImageRecord]:
+        """Add several images (see `add_image`); returns their records."""
+        return [self.add_image(p, label=label, copy=copy) for p in paths]
+
+    def remove_image(self, image_id: str) -> None:
+        """Remove an image from the project. Its files (image, mask) are left on disk."""
+        with self._lock:
+            rec = self.image(image_id)
+            self.images.remove(rec)
+            del self._by_id[image_id]
+            self._sizes.pop(image_id, None)
+            self._touch()
+        self.events.image_removed.emit(image_id)
+
+    def set_label(self, image_id: str, label: str | None) -> None:
+        """Set (or clear, with None) an image's class."""
+        with self._lock:
+            rec = self.image(image_id)
+            self._check_label(label)
+            if rec.label == label:
+                return
+            rec.label = label
+            self._touch()
+        self.events.label_changed.emit(image_id, label)
+
+    def set_suggested(self, image_id: str, label: str | None) -> None:
+        """Set (or clear) the class a model suggests for an image."""
+        with self._lock:
+            rec = self.image(image_id)
+            if rec.suggested == label:
+                return
+            rec.suggested = label
+            self._touch()
+        self.events.suggested_changed.emit(image_id, label)
+
+    def set_notes(self, image_id: str, text: str) -> None:
+        """Set an image's notes."""
+        text = str(text or "")
+        with self._lock:
+            rec = self.image(image_id)
+            if rec.notes == text:
+                return
+            rec.notes = text
+            self._touch()
+        self.events.notes_changed.emit(image_id)
+
+    # ------------------------------------------------------------ masks
+    def mask_path(self, image_id: str) -> Path:
+        """Where the image's mask is (or would be saved): ``masks/<id>.png``."""
+        rec = self.image(image_id)
+        return self._resolve(rec.mask) if rec.mask else self.masks_dir / f"{rec.id}.png"
+
+    def has_mask(self, image_id: str) -> bool:
+        """Whether the image has a mask file."""
+        rec = self.image(image_id)
+        return rec.mask is not None and self._resolve(rec.mask).is_file()
+
+    def image_shape(self, image_id: str) -> tuple[int, int]:
+        """``(H, W)`` of an image, read from its header (cached on path and mtime).
+
+        Raises
+        ------
+        ImageReadError
+            The image is missing or unreadable.
+        """
+        path = self.image_path(image_id)
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            mtime = -1
+        key = (str(path), mtime)
+        cached = self._sizes.get(image_id)
+        if cached is not None and cached[:2] == key:
+            return cached[2]
+        w, h = image_size(path)
+        self._sizes[image_id] = (key[0], key[1], (h, w))
+        return h, w
+
+    def load_mask(self, image_id: str) -> np.ndarray | None:
+        """Read an image's RoI mask, checked against the image's size.
+
+        Returns
+        -------
+        ndarray of shape (H, W), uint8, or None
+            0 / 255; None when the image has no mask.
+
+        Raises
+        ------
+        MaskError
+            The mask file is missing, unreadable or of the wrong size (the
+            message names the mask file).
+        ImageReadError
+            The image itself cannot be found or read (its size is unknown).
+        """
+        rec = self.image(image_id)
+        if rec.mask is None:
+            return None
+        return read_mask(self._resolve(rec.mask), shape=self.image_shape(image_id))
+
+    def save_mask(self, image_id: str, mask: np.ndarray | None, *, save_manifest: bool = True) -> Path | None:
+        """Save an image's RoI mask as ``masks/<id>.png`` (atomic PNG).
+
+        Parameters
+        ----------
+        image_id : str
+        mask : ndarray of shape (H, W) or None
+            Non-zero is RoI. An all-zero mask (or None) deletes the mask file
+            and sets the record's ``mask`` to None.
+        save_manifest : bool
+            Save the manifest too when the record changed, so nothing is lost.
+
+        Returns
+        -------
+        Path or None
+            The mask file, or None when the mask was removed.
+
+        Raises
+        ------
+        MaskError
+            ``mask`` does not have the image's size.
+        """
+        rec = self.image(image_id)
+        target = self.masks_dir / f"{rec.id}.png"
+        if mask is not None:
+            mask = np.asarray(mask)
+            try:
+                shape = self.image_shape(image_id)
+            except ImageReadError:
+                shape = None  # the image went missing: keep the user's work anyway
+            if mask.ndim != 2 or (shape is not None and mask.shape != shape):
+                size = f"{mask.shape[1]}x{mask.shape[0]}" if mask.ndim == 2 else f"shape {mask.shape}"
+                want = f"{shape[1]}x{shape[0]}" if shape else "2-D"
+                raise MaskError(target, f"mask is {size} (width x height) but its image is {want}")
+        empty = mask is None or not mask.any()
+        if not empty:
+            write_mask(target, mask)  # outside the lock: encoding takes a while
+        with self._lock:
+            if empty and rec.mask is None and not target.exists():
+                return None  # nothing to remove: no change
+            if empty:
+                old = self._resolve(rec.mask) if rec.mask else target
+                old.unlink(missing_ok=True)
+                new_ref = None
+            else:
+                new_ref = f"{_MASK_DIR}/{rec.id}.png"
+            changed = rec.mask != new_ref
+            rec.mask = new_ref
+            if changed:
+                self._touch()
+        self.events.mask_changed.emit(image_id)
+        if save_manifest and self.dirty:
+            self.save()
+        return None if empty else target
+
+
+# ------------------------------------------------------------------ helpers
+def _suffixes() -> list[str]:
+    from .imageio import IMAGE_SUFFIXES
+
+    return list(IMAGE_SUFFIXES)
+
+
+def _color(value: Any) -> tuple[int, int, int]:
+    try:
+        r, g, b = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"a colour is three integers (R, G, B), got {value!r}") from None
+    if not all(0 <= v <= 255 for v in (r, g, b)):
+        raise ValueError(f"colour components must be 0..255, got {value!r}")
+    return r, g, b
+
+
+def _newer_reason(version: int) -> str:
+    return (
+        f"written by a newer GuSA Studio (manifest version {version}; this version reads up to "
+        f"version {FORMAT_VERSION}): update GuSA Studio to open it. The file was not changed."
+    )
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProjectError(path, f"cannot read the manifest: {exc}") from exc
+    if not raw.strip():
+        raise ProjectError(path, "the manifest is empty (0 bytes)")
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProjectError(path, f"the manifest is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise ProjectError(path, f"not a GuSA project manifest (no \"format\": \"{FORMAT_NAME}\")")
+    version = data.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ProjectError(path, f"the manifest has no valid version (got {version!r})")
+    if version > FORMAT_VERSION:
+        raise ProjectError(path, _newer_reason(version))
+    return data
+
+
+def _manifest_ok(path: Path) -> bool:
+    try:
+        _read_manifest(path)
+    except ProjectError:
+        return False
+    return path.is_file()
+
+
+def _read_ground_truth(src: Path, by_key: dict[str, str], problems: list[str]) -> dict[str, str]:
+    """Labels from ``microscopy_ground_truth.csv`` in ``src`` or its parent: casefolded name → class."""
+    csv_path = None
+    for folder in (src, src.parent):
+        if folder.is_dir():
+            csv_path = next((p for p in folder.iterdir() if p.name.casefold() == GROUND_TRUTH_CSV and p.is_file()), None)
+        if csv_path is not None:
+            break
+    if csv_path is None:
+        return {}
+    labels: dict[str, str] = {}
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if any(cell.strip() for cell in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        problems.append(f"cannot read {csv_path}: {exc}")
+        return {}
+    for n, row in enumerate(rows, start=1):
+        if len(row) < 2:
+            problems.append(f"{csv_path} line {n}: expected 'filename,class', got {','.join(row)!r}")
+            continue
+        name, cls = row[0].strip(), row[1].strip()
+        label = by_key.get(_class_key(cls))
+        if label is None:
+            if n == 1:
+                continue  # a header row
+            problems.append(f"{csv_path} line {n}: unknown class {cls!r} (classes: {', '.join(by_key.values())})")
+            continue
+        labels[Path(name).name.casefold()] = label
+        labels.setdefault(Path(name).stem.casefold(), label)
+    return labels

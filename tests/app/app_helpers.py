@@ -1,0 +1,33 @@
+"""Helpers of the app tests: synthetic mouse input on a widget."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+
+def send_mouse(widget, kind: str, pos, *, button=Qt.MouseButton.LeftButton, modifiers=Qt.KeyboardModifier.NoModifier):
+    """Deliver a synthetic mouse event (``kind``: press, move, release) at widget ``pos``."""
+    types = {"press": QEvent.Type.MouseButtonPress, "move": QEvent.Type.MouseMove, "release": QEvent.Type.MouseButtonRelease}
+    pos = QPointF(pos)
+    buttons = Qt.MouseButton.NoButton if kind == "release" else button
+    ev = QMouseEvent(types[kind], pos, widget.mapToGlobal(pos), button if kind != "move" else Qt.MouseButton.NoButton,
+                     buttons, modifiers)
+    QApplication.sendEvent(widget, ev)
+
+
+def drag(widget, points, **kwargs):
+    """Press at the first point, move through the others, release at the last."""
+    points = [QPointF(*p) if isinstance(p, tuple) else QPointF(p) for p in points]
+    send_mouse(widget, "press", points[0], **kwargs)
+    for p in points[1:]:
+        send_mouse(widget, "move", p, **kwargs)
+    send_mouse(widget, "release", points[-1], **kwargs)
+
+
+def image_pixel(canvas, widget_pos) -> tuple[int, int]:
+    """The (row, col) of the image pixel under a widget position."""
+    from app.coords import pixel_of_point
+
+    return pixel_of_point(canvas.widget_to_image(QPointF(*widget_pos)))

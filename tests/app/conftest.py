@@ -1,0 +1,67 @@
+"""Fixtures of the app tests: offscreen Qt, settings in a temporary folder, a demo project."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
+
+import pytest
+from PySide6.QtCore import QSettings, QStandardPaths
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_settings(tmp_path_factory):
+    """QSettings and the app data folder live in a temporary folder, never the user's."""
+    base = tmp_path_factory.mktemp("qt-settings")
+    os.environ["XDG_CONFIG_HOME"] = str(base / "config")
+    os.environ["XDG_DATA_HOME"] = str(base / "data")
+    QStandardPaths.setTestModeEnabled(True)
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, str(base / "ini"))
+    yield base
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(_isolated_settings):
+    from app.settings import settings
+
+    s = settings()
+    s.clear()
+    s.sync()
+    yield
+
+
+@pytest.fixture
+def error_messages():
+    """Messages the app would show in a dialog, captured instead of blocking."""
+    from app import errors
+
+    captured: list[tuple[str, str]] = []
+    errors.set_error_sink(lambda parent, title, text, details: captured.append((title, text)))
+    yield captured
+    errors.set_error_sink(None)
+
+
+@pytest.fixture
+def demo_project(tmp_path):
+    """A small demo project (synthetic H&E, 192x144 images, 2 per class + 1 unlabelled)."""
+    from gusa_core.demo import write_demo_project
+
+    return write_demo_project(tmp_path / "demo", per_class=2, unlabelled=1, size=(192, 144))
+
+
+@pytest.fixture
+def window(qtbot, error_messages):
+    """A shown ``MainWindow`` with no project."""
+    from app.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    if win.isVisible():
+        win.close()

@@ -1,0 +1,183 @@
+"""Compare view: synchronised panels, titles from the predictions, PNG export (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.prediction_cache import PredictionCache, PredictorCache
+
+SIZE = (64, 48)
+CLASSES = ["Normal", "Benign", "InSitu", "Invasive"]
+TIMEOUT = 120_000
+
+
+def _save_random_run(folder: Path, variant: str, *, seed: int) -> Path:
+    import torch
+
+    from gusa_core.checkpoint import save_model
+    from gusa_core.models import build_model
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    model = build_model(variant, num_classes=len(CLASSES), pretrained="none")
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+    save_model(folder / "fold-0", model, {"variant": variant, "class_names": CLASSES, "input_size": list(SIZE),
+                                          "reinhard": None, "fold": 0, "folds": 1})
+    (folder / "run.json").write_text(json.dumps({"format": "gusa-run", "variant": variant, "class_names": CLASSES,
+                                                 "input_size": list(SIZE), "folds": 1, "status": "finished"}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from PIL import Image
+
+    from gusa_core.demo import generate_tissue
+    from gusa_core.project import Project
+
+    folder = tmp_path_factory.mktemp("compare") / "proj"
+    project = Project.create(folder)
+    (folder / "src").mkdir()
+    rng = np.random.default_rng(1)
+    for i, label in enumerate(["Benign", "Invasive", "InSitu"]):
+        image, mask = generate_tissue(label, size=(120, 90), rng=rng)
+        path = folder / "src" / f"c{i}.png"
+        Image.fromarray(image).save(path)
+        record = project.add_image(path, label=label)
+        m = np.zeros((90, 120), np.uint8)
+        m[30:60, 40:90] = 255
+        project.save_mask(record.id, m)
+    project.save()
+    _save_random_run(folder / "runs" / "baseline-run", "baseline", seed=3)
+    _save_random_run(folder / "runs" / "fa-gusa-run", "fa-gusa", seed=4)
+    return project
+
+
+@pytest.fixture(autouse=True)
+def _tmp_settings(tmp_path):
+    from PySide6.QtCore import QSettings
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+
+
+def _runs(project):
+    return [project.folder / "runs" / "baseline-run", project.folder / "runs" / "fa-gusa-run"]
+
+
+def _view(qtbot, project, image_id=None, runs=None, **kwargs):
+    from app.compare_view import CompareView
+
+    view = CompareView(project, image_id, runs if runs is not None else _runs(project), device="cpu",
+                       prediction_cache=PredictionCache(), predictor_cache=PredictorCache(), **kwargs)
+    qtbot.addWidget(view)
+    return view
+
+
+def _shown(qtbot, project, image_id=None, **kwargs):
+    """A compare view, shown, with every panel's prediction in."""
+    view = _view(qtbot, project, image_id, **kwargs)
+    if view.busy:
+        qtbot.waitUntil(lambda: not view.busy, timeout=TIMEOUT)
+    view.show()
+    qtbot.waitExposed(view)
+    view.fit()
+    return view
+
+
+def test_panels_show_gt_and_titled_attention_maps(qtbot, project):
+    from gusa_core.imageio import read_image
+    from gusa_core.inference import Predictor
+
+    image_id = project.images[1].id
+    view = _shown(qtbot, project, image_id)
+    assert len(view.panels) == 3
+    assert view.panels[0].view.has_overlay()  # the ground-truth RoI
+    assert "ground-truth RoI" in view.panels[0].content.title
+    image = read_image(project.image_path(image_id))
+    for panel, run in zip(view.panels[1:], _runs(project)):
+        expected = Predictor.from_run(run, device="cpu").predict_image(image)
+        assert panel.view.has_overlay()
+        np.testing.assert_allclose(panel.prediction.probs, expected.probs, atol=1e-5)
+        assert run.name in panel.content.title
+        assert f"{expected.label} p={expected.probs.max():.2f}" in panel.content.subtitle
+    assert "Grad-CAM" in view.panels[1].content.subtitle and "ỹ" in view.panels[2].content.subtitle
+
+
+def test_panels_zoom_and_pan_together(qtbot, project):
+    view = _shown(qtbot, project, project.images[0].id)
+    views = [p.view for p in view.panels]
+    views[1].zoom_by(4.0)
+    views[1].horizontalScrollBar().setValue(views[1].horizontalScrollBar().maximum() // 2 + 3)
+    views[1].verticalScrollBar().setValue(views[1].verticalScrollBar().maximum())
+    h, v = views[1].scroll_position()
+    assert h > 0 and v > 0
+    centre = views[1].visible_centre()
+    for other in (views[0], views[2]):
+        assert other.transform() == views[1].transform()
+        assert other.visible_centre().x() == pytest.approx(centre.x(), abs=1.0)
+        assert other.visible_centre().y() == pytest.approx(centre.y(), abs=1.0)
+        assert other.scroll_position() == (h, v)
+    # Panning the first panel moves the others back.
+    views[0].horizontalScrollBar().setValue(0)
+    assert [w.scroll_position()[0] for w in views] == [0, 0, 0]
+    # A fourth panel joins the group with the same view.
+    view.set_panel_count(4)
+    assert len(view.panels) == 4
+    views[0].zoom_by(0.5)
+    assert view.panels[3].view.transform() == views[0].transform()
+
+
+def test_navigation_changes_every_panel(qtbot, project):
+    view = _shown(qtbot, project, project.images[0].id)
+    assert not view.prev_button.isEnabled()
+    with qtbot.waitSignal(view.predictions_done, timeout=TIMEOUT) as blocker:
+        view.next_image()
+    assert blocker.args == [project.images[1].id] and view.image_combo.currentData() == project.images[1].id
+    assert all(p.prediction is not None for p in view.panels[1:])
+    view.previous_image()  # cached: immediate
+    assert view.image_id == project.images[0].id and not view.busy
+
+
+def test_export_png_has_the_documented_size(qtbot, project, tmp_path):
+    from PIL import Image
+
+    from app.compare_view import COLORBAR_HEIGHT, MARGIN, PANEL_WIDTH, TITLE_HEIGHT, export_size
+
+    view = _shown(qtbot, project, project.images[2].id)
+    out = view.export_png(tmp_path / "fig6.png")
+    assert out.is_file() and not list(tmp_path.glob(".*tmp"))
+    # 120x90 image: panels 512 wide, 384 high.
+    expected = (3 * 512 + 4 * MARGIN, MARGIN + TITLE_HEIGHT + 384 + COLORBAR_HEIGHT + MARGIN)
+    assert PANEL_WIDTH == 512 and export_size(3, (120, 90)) == expected == view.export_size()
+    with Image.open(out) as im:
+        assert im.size == expected
+        pixels = np.asarray(im.convert("RGB"))
+    top = MARGIN + TITLE_HEIGHT
+    gt = pixels[top: top + 384, MARGIN: MARGIN + 512]
+    cam = pixels[top: top + 384, 2 * MARGIN + 512: 2 * MARGIN + 1024]
+    assert np.abs(gt.astype(int) - cam.astype(int)).mean() > 5  # the attention map is drawn over the image
+    # Two panels: a narrower figure.
+    view.set_panel_count(2)
+    with Image.open(view.export_png(tmp_path / "two.png")) as im:
+        assert im.size == export_size(2, (120, 90)) == (2 * 512 + 3 * MARGIN, expected[1])
+
+
+def test_install_adds_the_compare_action(qtbot, project):
+    from PySide6.QtWidgets import QMainWindow
+
+    from app import compare_view
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    window.project = project
+    window.model_menu = window.menuBar().addMenu("Model")
+    compare_view.install(window)
+    assert window.compare_action.text() == "Compare models…"

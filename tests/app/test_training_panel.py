@@ -1,0 +1,357 @@
+"""The training panel and the runs panel: settings, live training in a worker, stop, resume, runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app import errors as app_errors
+from app.workers import wait_all
+from gusa_core.models_registry import DEFAULT_VARIANT, DESCRIPTIONS, VARIANT_NAMES
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(autouse=True)
+def shown_errors():
+    """Error dialogs captured (title, text, details) instead of blocking; no thread left behind.
+
+    ``tests/app/conftest.py`` points QSettings at a temporary folder.
+    """
+    captured = []
+    app_errors.set_error_sink(lambda parent, title, text, details: captured.append((title, text, details)))
+    yield captured
+    app_errors.set_error_sink(None)
+    assert wait_all(120000), "a worker thread did not end"
+
+
+# ----------------------------------------------------------------- settings
+def test_parse_input_size_accepts_presets_and_refuses_bad_sizes():
+    from app.training_panel import INPUT_SIZE_PRESETS, parse_input_size
+
+    assert [parse_input_size(p) for p in INPUT_SIZE_PRESETS] == [(512, 384), (256, 192), (128, 96), (64, 48)]
+    assert parse_input_size(" 320 x 240 ") == (320, 240)
+    for bad, words in (("500x384", "multiples of 16"), ("16x16", "too small"), ("big", "WIDTHxHEIGHT"), ("", "WIDTHxHEIGHT")):
+        with pytest.raises(ValueError, match=words):
+            parse_input_size(bad)
+
+
+def test_panel_defaults_and_config(qtbot, tmp_path):
+    from app.training_panel import TrainingPanel
+
+    panel = TrainingPanel(None)
+    qtbot.addWidget(panel)
+    combo = panel.variant_combo
+    assert [combo.itemData(i) for i in range(combo.count())] == list(VARIANT_NAMES)
+    assert combo.currentData() == DEFAULT_VARIANT == "fa-gusa"
+    for i, name in enumerate(VARIANT_NAMES):
+        assert combo.itemData(i, Qt.ItemDataRole.ToolTipRole) == DESCRIPTIONS[name]
+    assert panel.run_name_edit.text().endswith("_fa-gusa")
+    panel.set_variant("baseline")
+    assert panel.run_name_edit.text().endswith("_baseline")  # follows the variant until edited
+    # 1 fold shows the validation fraction
+    panel.folds_spin.setValue(1)
+    assert not panel.val_fraction_spin.isHidden()
+    panel.folds_spin.setValue(3)
+    assert panel.val_fraction_spin.isHidden()
+    panel.set_input_size(64, 48)
+    panel.set_pretrained("none")
+    cfg = panel.config_kwargs()
+    assert cfg["variant"] == "baseline" and cfg["folds"] == 3 and cfg["input_size"] == (64, 48)
+    assert cfg["pretrained"] == "none" and cfg["device"] == "auto"
+    panel.input_size_combo.setCurrentText("100x50")
+    assert not panel.input_size_error.isHidden() and "multiples of 16" in panel.input_size_error.text()
+    with pytest.raises(ValueError):
+        panel.config_kwargs()
+    # no project: Start is disabled
+    assert not panel.start_button.isEnabled()
+
+
+def test_weights_status_names_the_expected_file(qtbot, tmp_path, monkeypatch):
+    from app.training_panel import TrainingPanel, imagenet_weights_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    expected = tmp_path / "th" / "hub" / "checkpoints" / "densenet169-b2777c0a.pth"
+    assert imagenet_weights_path() == expected
+    panel = TrainingPanel(None)
+    qtbot.addWidget(panel)
+    panel.set_pretrained("auto")
+    assert "not found" in panel.weights_status.text() and str(expected) in panel.weights_status.text()
+    expected.parent.mkdir(parents=True)
+    expected.write_bytes(b"x")
+    panel.set_pretrained("none")
+    panel.set_pretrained("auto")
+    assert panel.weights_status.text().startswith(f"ImageNet weights found at {expected}")
+    panel.set_pretrained(str(tmp_path / "mine.safetensors"))
+    assert panel.config_kwargs()["pretrained"] == str(tmp_path / "mine.safetensors")
+    assert "missing" in panel.weights_status.text()
+
+
+def test_device_list_comes_from_the_core(qtbot):
+    from app.training_panel import TrainingPanel
+    from gusa_core.device import available_devices
+
+    panel = TrainingPanel(None)
+    qtbot.addWidget(panel)
+    panel.detect_devices()
+    expected = ["auto"] + [ident for ident, _label in available_devices()]
+    qtbot.waitUntil(lambda: panel.device_combo.count() == len(expected), timeout=30000)
+    assert [panel.device_combo.itemData(i) for i in range(panel.device_combo.count())] == expected
+
+
+def test_eta_estimator_says_estimating_then_counts_batches_and_validation():
+    from app.training_plots import EtaEstimator
+
+    est = EtaEstimator(folds=2, epochs=3, batches=10, batch_size=4, val_images=8)
+    assert est.text() == "estimating…"
+    est.add_batch(1, None, batches=10)  # first batch of the run: set-up time, not measured
+    est.add_batch(2, 2.0)
+    assert est.remaining_seconds() is None  # one measured batch is not an estimate
+    est.add_batch(3, 2.0)
+    # 57 batches x 2 s + 6 validations x (8 images x 0.5 s/img / 3)
+    assert est.remaining_seconds() == pytest.approx(57 * 2.0 + 6 * (8 * 0.5 / 3))
+    for done in range(4, 11):
+        est.add_batch(done, 2.0)
+    est.add_validation(1, 5.0)  # measured validation replaces the guess
+    assert est.remaining_seconds() == pytest.approx(50 * 2.0 + 5 * 5.0)
+    assert est.text().startswith("about 2 min")
+
+
+# --------------------------------------------------------------- runs panel
+def _fake_run(folder: Path, name: str, **meta) -> Path:
+    run = folder / "runs" / name
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"format": "gusa-run", **meta}))
+    return run
+
+
+class _P:
+    def __init__(self, folder):
+        self.folder = Path(folder)
+
+
+def test_runs_panel_lists_runs_and_remembers_the_active_one(qtbot, tmp_path, monkeypatch):
+    from app.runs_panel import RunsPanel
+
+    a = _fake_run(tmp_path, "a", variant="baseline", folds=2, status="finished", created="2025-01-01T10:00:00",
+                  metrics={"val_acc": 0.75, "val_auc": 0.9, "val_miou": None})
+    b = _fake_run(tmp_path, "b", variant="fa-gusa", folds=1, status="stopped", created="2025-01-02T10:00:00",
+                  folds_summary=[{"best": {"val_acc": 0.5, "val_auc": 0.6, "val_miou": 0.4}}])
+    (tmp_path / "runs" / "broken").mkdir()
+    (tmp_path / "runs" / "broken" / "run.json").write_text("{not json")
+    panel = RunsPanel(_P(tmp_path))
+    qtbot.addWidget(panel)
+    assert [r.name for r in panel.runs] == ["b", "a"]  # newest first, broken skipped
+    cells = [[panel.table.item(r, c).text() for c in range(panel.table.columnCount())] for r in range(2)]
+    assert cells[1][1:7] == ["baseline", "2", "finished", "0.750", "0.900", "–"]
+    assert cells[0][1:7] == ["fa-gusa", "1", "stopped", "0.500", "0.600", "0.400"]
+    # with nothing chosen, the newest finished run is active
+    assert panel.active_run_dir == str(a)
+    with qtbot.waitSignal(panel.active_run_changed, timeout=1000) as sig:
+        panel.select_run("b")
+        panel.use_button.click()
+    assert sig.args == [str(b)]
+    # remembered per project folder
+    again = RunsPanel(_P(tmp_path))
+    qtbot.addWidget(again)
+    assert again.active_run_dir == str(b)
+    # delete asks, then removes the folder and clears the active run
+    monkeypatch.setattr("app.runs_panel.QMessageBox.question", lambda *a, **k: __import__("PySide6.QtWidgets").QtWidgets.QMessageBox.StandardButton.No)
+    assert not again.delete_run(b)
+    assert b.exists()
+    with qtbot.waitSignal(again.active_run_changed, timeout=1000):
+        assert again.delete_run(b, confirm=False)
+    assert not b.exists() and [r.name for r in again.runs] == ["a"]
+    assert not any(p.name.startswith(".deleting") for p in (tmp_path / "runs").iterdir())
+
+
+# ----------------------------------------------------------- real training
+@pytest.fixture(scope="module")
+def _demo_template(tmp_path_factory):
+    from gusa_core.demo import write_demo_project
+
+    folder = tmp_path_factory.mktemp("demo_template") / "demo"
+    write_demo_project(folder, per_class=3, unlabelled=0, size=(128, 96))
+    return folder
+
+
+@pytest.fixture
+def tiny_project(_demo_template, tmp_path):
+    """A fresh copy of a small demo project (12 labelled 128x96 images, 8 with masks)."""
+    import shutil
+
+    from gusa_core.project import Project
+
+    folder = tmp_path / "demo"
+    shutil.copytree(_demo_template, folder)
+    return Project.open(folder)
+
+
+def _tiny_settings(panel, *, epochs=1, folds=1, batch_size=4, name="tiny"):
+    panel.set_variant("fa-gusa")
+    panel.set_input_size(64, 48)
+    panel.set_pretrained("none")
+    panel.epochs_spin.setValue(epochs)
+    panel.folds_spin.setValue(folds)
+    panel.batch_spin.setValue(batch_size)
+    panel.device_combo.setCurrentIndex(panel.device_combo.findData("auto"))
+    panel.run_name_edit.setText(name)
+    panel.run_name_edit.textEdited.emit(name)
+
+
+def test_tiny_training_run_from_the_panel_finishes(qtbot, tiny_project, shown_errors):
+    from app.runs_panel import RunsPanel
+    from app.training_panel import TrainingPanel
+
+    panel = TrainingPanel(tiny_project)
+    runs = RunsPanel(tiny_project)
+    qtbot.addWidget(panel)
+    qtbot.addWidget(runs)
+    panel.training_finished.connect(lambda *_: runs.refresh())
+    _tiny_settings(panel, epochs=1, folds=2, batch_size=4)
+    epochs, batches = [], []
+    panel.epoch_finished.connect(epochs.append)
+    panel.batch_finished.connect(batches.append)
+    with qtbot.waitSignal(panel.training_started, timeout=5000):
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert panel.is_running and not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
+    with qtbot.waitSignal(panel.training_finished, timeout=300000) as sig:
+        pass
+    summary = sig.args[0]
+    assert summary["status"] == "finished", (summary, shown_errors, panel.log_view.toPlainText())
+    assert shown_errors == []  # no error message
+    run_dir = Path(tiny_project.folder) / "runs" / "tiny"
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "finished"
+    assert (run_dir / "fold-0" / "model.safetensors").is_file() and (run_dir / "fold-1" / "model.safetensors").is_file()
+    # one epoch per fold: two epoch records, one point per fold in each plot
+    assert [r["fold"] for r in epochs] == [0, 1]
+    assert panel.curves.points("Loss") == 4 and panel.curves.points("Accuracy") == 4
+    assert batches and all(b["batches"] == batches[0]["batches"] for b in batches)
+    assert panel.overall_bar.value() == panel.overall_bar.maximum()
+    log = panel.log_view.toPlainText()
+    assert "fold 1 epoch 1/1: train loss" in log and "Traceback" not in log
+    assert panel.status_label.text().startswith("Finished")
+    assert not panel.is_running and panel.start_button.isEnabled()
+    # the runs panel lists it with its metrics
+    assert [r.name for r in runs.runs] == ["tiny"] and runs.runs[0].status == "finished"
+    assert runs.runs[0].metrics["acc"] is not None
+    assert runs.active_run_dir == str(run_dir)
+
+
+def test_stop_ends_within_one_batch_and_resume_finishes(qtbot, tiny_project, shown_errors):
+    from app.training_panel import TrainingPanel
+
+    panel = TrainingPanel(tiny_project)
+    qtbot.addWidget(panel)
+    _tiny_settings(panel, epochs=3, folds=1, batch_size=1, name="stopme")
+    after_stop = []
+    stop_sent = []
+
+    def on_batch(rec):
+        if stop_sent:
+            after_stop.append(rec)
+        else:
+            stop_sent.append(rec)
+            qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+
+    panel.batch_finished.connect(on_batch)
+    with qtbot.waitSignal(panel.training_finished, timeout=300000) as sig:
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert sig.args[0]["status"] == "stopped"
+    assert stop_sent and stop_sent[0]["batches"] >= 5  # there was a lot of epoch left
+    assert len(after_stop) <= 1  # the batch running when Stop was clicked, at most
+    run_dir = Path(tiny_project.folder) / "runs" / "stopme"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
+    assert panel.status_label.text().startswith("Stopped")
+    assert shown_errors == []
+    assert panel.resume_button.isEnabled()
+    panel.batch_finished.disconnect(on_batch)
+    epochs = []
+    panel.epoch_finished.connect(epochs.append)
+    with qtbot.waitSignal(panel.training_finished, timeout=300000) as sig:
+        qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+    assert sig.args[0]["status"] == "finished"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    assert len(epochs) == 3 and panel.curves.points("Loss") == 6
+    assert not panel.resume_button.isEnabled()
+
+
+def test_training_error_is_a_message_not_a_traceback(qtbot, tiny_project, shown_errors):
+    from app.training_panel import TrainingPanel
+
+    panel = TrainingPanel(tiny_project)
+    qtbot.addWidget(panel)
+    _tiny_settings(panel, name="bad")
+    missing = Path(tiny_project.folder) / "no-such-weights.safetensors"
+    panel.set_pretrained(str(missing))
+    with qtbot.waitSignal(panel.training_failed, timeout=120000) as sig:
+        panel.start()
+    message = sig.args[0]
+    assert "no-such-weights" in message and "Traceback" not in message
+    assert len(shown_errors) == 1
+    title, text, details = shown_errors[0]
+    assert text == message and "Traceback" in details  # the traceback stays behind "details"
+    assert panel.status_label.text().startswith("Training failed")
+    assert panel.start_button.isEnabled()
+
+
+def test_start_refuses_an_existing_run_name(qtbot, tiny_project, shown_errors):
+    from app.training_panel import TrainingPanel
+
+    _fake_run(Path(tiny_project.folder), "taken", status="finished")
+    panel = TrainingPanel(tiny_project)
+    qtbot.addWidget(panel)
+    _tiny_settings(panel, name="taken")
+    assert not panel.start()
+    assert "already exists" in shown_errors[0][1]
+    assert not panel.is_running
+
+
+def test_canvas_accepts_a_stroke_while_training_runs(qtbot, tiny_project, shown_errors):
+    from PySide6.QtCore import QPoint
+
+    import app.runs_panel
+    import app.training_panel
+    from app.main_window import MainWindow
+
+    window = MainWindow(tiny_project)
+    qtbot.addWidget(window)
+    window._confirm = lambda *a, **k: True
+    app.training_panel.install(window)
+    app.runs_panel.install(window)
+    assert {a.text() for a in window.model_menu.actions()} >= {"Train…", "Runs"}
+    window.resize(1100, 750)
+    window.show()
+    qtbot.waitExposed(window)
+    window.train_action.trigger()
+    panel = window.training_panel
+    assert panel.isVisible() and panel.project is tiny_project
+    unmasked = next(r.id for r in tiny_project.images if not tiny_project.has_mask(r.id))
+    window.show_image(unmasked)
+    editor = window.current_editor()
+    assert editor is not None and not editor.mask.any()
+    _tiny_settings(panel, epochs=3, folds=1, batch_size=1, name="live")
+    with qtbot.waitSignal(panel.batch_finished, timeout=120000):
+        panel.start()
+    canvas = window.canvas
+    canvas.set_tool("brush")
+    canvas.set_brush_size(15)
+    centre = canvas.rect().center()
+    strokes = []
+    canvas.stroke_finished.connect(strokes.append)
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=centre)
+    for dx in range(0, 40, 8):
+        qtbot.mouseMove(canvas, centre + QPoint(dx, 0))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=centre + QPoint(40, 0))
+    assert panel.is_running, "training ended before the stroke: make the run longer"
+    assert len(strokes) == 1 and editor.mask.any()
+    painted = int((editor.mask > 0).sum())
+    with qtbot.waitSignal(panel.training_finished, timeout=300000) as sig:
+        pass
+    assert sig.args[0]["status"] == "finished"
+    assert int((editor.mask > 0).sum()) == painted
+    assert [r.name for r in window.runs_panel.runs] == ["live"]
