@@ -375,8 +375,9 @@ class AnnotationView(CanvasView):
             if self._lasso_mode == "click":
                 painter.setBrush(QColor(255, 255, 255))
                 painter.setPen(QPen(QColor(0, 0, 0), 1))
-                for p in poly[:-1] if self._cursor_pos is not None else poly:
-                    painter.drawEllipse(p, 3, 3)
+                n = poly.size() - (1 if self._cursor_pos is not None else 0)
+                for i in range(n):
+                    painter.drawEllipse(poly.at(i), 3, 3)
         if self._tool in ("brush", "eraser") and self._cursor_pos is not None and not self._panning and not self._space:
             r = max(1.0, self._brush * self.zoom() / 2)
             c = self._cursor_pos

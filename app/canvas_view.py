@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPolygonF
@@ -181,6 +180,8 @@ class CanvasView(QWidget):
         if k == 1:
             interior = inside & (block[:-2, 1:-1] & block[2:, 1:-1] & block[1:-1, :-2] & block[1:-1, 2:]).astype(bool)
         else:
+            import cv2  # lazily: keeps it off the start-up path
+
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
             interior = cv2.erode(block, kernel)[k:-k, k:-k].astype(bool)
         out = self._overlay_np[r0:r1, c0:c1]
@@ -381,12 +382,16 @@ class CanvasView(QWidget):
     # ------------------------------------------------------------- painting
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
-        exposed = event.rect()
+        try:
+            self._paint(painter, event.rect())
+        finally:
+            painter.end()
+
+    def _paint(self, painter: QPainter, exposed: QRect) -> None:
         painter.fillRect(exposed, _BACKGROUND)
         if self._image is None:
             self._paint_placeholder(painter)
             self._paint_banner(painter)
-            painter.end()
             return
         # image pixels under the exposed area, plus a margin for smooth filtering
         src = QRectF(self.widget_to_image(QPointF(exposed.topLeft())), self.widget_to_image(QPointF(exposed.bottomRight()) + QPointF(1, 1)))
@@ -420,7 +425,6 @@ class CanvasView(QWidget):
             painter.setClipping(False)
         self._paint_foreground(painter, exposed)
         self._paint_banner(painter)
-        painter.end()
 
     def _paint_foreground(self, painter: QPainter, exposed: QRect) -> None:
         """Hook for the interaction layer (brush cursor, lasso), in widget coordinates."""

@@ -70,7 +70,7 @@ def install_excepthook() -> None:
         details = "".join(traceback.format_exception(exc_type, exc, tb))
         sys.stderr.write(details)
         try:
-            show_error(None, "Unexpected error", f"Something went wrong: {describe(exc)}\n\n"
+            show_error(None, "Unexpected error", f"Something went wrong ({exc_type.__name__}): {exc}\n\n"
                        "Your annotations are saved automatically. Details below help a developer.", details)
         except Exception:  # never recurse from the hook
             previous(exc_type, exc, tb)

@@ -15,6 +15,7 @@ from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
     QObject,
+    QPoint,
     QRunnable,
     QSize,
     QSortFilterProxyModel,
@@ -378,6 +379,7 @@ class ImageListPanel(QWidget):
     """
 
     image_selected = Signal(str)
+    context_menu_requested = Signal(str, QPoint)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -408,6 +410,8 @@ class ImageListPanel(QWidget):
         self.view.setWordWrap(False)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._on_view_context_menu)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(COL_THUMB, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(COL_THUMB, THUMB_SIZE.width() + 10)
@@ -512,6 +516,11 @@ class ImageListPanel(QWidget):
     def _on_view_current_changed(self, current, previous) -> None:
         if current.isValid():
             self.image_selected.emit(current.data(ID_ROLE))
+
+    def _on_view_context_menu(self, pos) -> None:
+        idx = self.view.indexAt(pos)
+        if idx.isValid():
+            self.context_menu_requested.emit(idx.data(ID_ROLE), self.view.viewport().mapToGlobal(pos))
 
     def _on_class_combo_changed(self, index: int) -> None:
         self.proxy.set_class_filter(self.class_combo.itemData(index) or ALL)

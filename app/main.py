@@ -32,6 +32,29 @@ def _process_start_time() -> float:
         return _T0
 
 
+def _first_paint_watcher_class():
+    from PySide6.QtCore import QEvent, QObject
+
+    class FirstPaintWatcher(QObject):
+        """Calls ``callback`` once, when the watched window is first painted."""
+
+        def __init__(self, parent, callback):
+            super().__init__(parent)
+            self._callback = callback
+
+        def eventFilter(self, obj, event):
+            if self._callback is not None and event.type() == QEvent.Type.Paint:
+                callback, self._callback = self._callback, None
+                callback()
+            return False
+
+    return FirstPaintWatcher
+
+
+def _FirstPaintWatcher(parent, callback):  # noqa: N802 - a class made on demand (Qt imported late)
+    return _first_paint_watcher_class()(parent, callback)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from gusa_core import __version__
 
@@ -50,21 +73,72 @@ def run_self_test() -> int:
     return 0
 
 
-def _open_demo(window) -> bool:
-    from gusa_core.demo import write_demo_project
+def _open_demo(window, *, background: bool = True) -> bool:
+    """Open the demo project, writing it first (off the GUI thread) if it does not exist yet.
 
+    Returns whether the project is open (``False`` while it is still being written
+    in the background: it opens by itself when ready).
+    """
     from . import errors
 
     folder = window.demo_folder()
-    if not (folder / "gusa-project.json").is_file():
-        try:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            window.show_status(f"Writing the demo project to {folder}…")
-            write_demo_project(folder)
-        except Exception as exc:
-            errors.show_error(window, "Cannot write the demo project", f"Cannot write the demo project to {folder}: {errors.describe(exc)}")
+    if (folder / "gusa-project.json").is_file():
+        return window.open_project(folder)
+
+    def finish(problem: str) -> bool:
+        if problem:
+            errors.show_error(window, "Cannot write the demo project", problem)
             return False
-    return window.open_project(folder)
+        return window.open_project(folder)
+
+    if not background:
+        return finish(_write_demo(folder))
+
+    import threading
+
+    from PySide6.QtCore import QObject, Signal
+
+    class _Done(QObject):
+        finished = Signal(str)
+
+    done = _Done(window)
+    done.finished.connect(finish)
+    window.canvas.set_placeholder(f"Preparing the demo project (first start only)…\n{folder}")
+    window.show_status("Writing the demo project…")
+    window._demo_job = done  # keep the QObject alive until the thread reports
+
+    def work():
+        problem = _write_demo(folder)
+        try:
+            done.finished.emit(problem)
+        except RuntimeError:  # the window was closed meanwhile
+            pass
+
+    threading.Thread(target=work, name="gusa-demo-writer", daemon=True).start()
+    return False
+
+
+def _write_demo(folder) -> str:
+    """Write the demo project to a scratch folder, then move it into place (never half a project).
+
+    Returns ``""`` on success, else a message naming the folder.
+    """
+    import shutil
+
+    from gusa_core.demo import write_demo_project
+
+    from .errors import describe
+
+    scratch = folder.with_name(folder.name + ".partial")
+    try:
+        shutil.rmtree(scratch, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        write_demo_project(scratch)
+        os.replace(scratch, folder)
+        return ""
+    except Exception as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        return f"Cannot write the demo project to {folder}: {describe(exc)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from . import errors
+    from .qt_compat import guard_refcount_bug
+
+    guard_refcount_bug()
     from .icon import app_icon
     from .settings import APPLICATION, ORGANIZATION
 
@@ -89,20 +166,37 @@ def main(argv: list[str] | None = None) -> int:
 
     from .main_window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(features=False)
+    probe = bool(os.environ.get("GUSA_STARTUP_PROBE"))
+
+    def open_requested() -> None:
+        if args.demo:
+            _open_demo(window)
+        elif args.project:
+            window.open_project(args.project)
+
+    painted: dict[str, object] = {}
+
+    def on_first_paint() -> None:
+        painted["visible"] = time.time() - _process_start_time()
+        painted["torch"] = "torch" in sys.modules
+        QTimer.singleShot(0, after_first_paint)
+
+    def after_first_paint() -> None:
+        # the window is on screen: now open the project, then add the model features
+        visible, torch_loaded = painted["visible"], painted["torch"]
+        open_requested()
+        if probe:
+            opened = time.time() - _process_start_time()
+            print(f"window-visible {visible:.3f} torch-imported {torch_loaded} project-open {opened:.3f}", flush=True)
+            window.close()
+            app.quit()
+        else:
+            QTimer.singleShot(0, window.install_features)
+
+    watcher = _FirstPaintWatcher(window, on_first_paint)
+    window.installEventFilter(watcher)
     window.show()
-    probe = os.environ.get("GUSA_STARTUP_PROBE")
-    if probe:
-        def report():
-            app.processEvents()
-            print(f"window-visible {time.time() - _process_start_time():.3f} torch-imported {'torch' in sys.modules}", flush=True)
-        # the project opens after the window is visible, as for a user
-    if args.demo:
-        QTimer.singleShot(0, lambda: _open_demo(window))
-    elif args.project:
-        QTimer.singleShot(0, lambda: window.open_project(args.project))
-    if probe:
-        QTimer.singleShot(0, lambda: (report(), window.close(), app.quit()))
     return app.exec()
 
 

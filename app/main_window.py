@@ -40,7 +40,9 @@ import numpy as np
 from PySide6.QtCore import QObject, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
+    QMenu,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -59,7 +61,8 @@ from .side_panel import SidePanel
 __all__ = ["MainWindow", "APP_NAME"]
 
 APP_NAME = "GuSA Studio"
-_EDITOR_CACHE = 12  # images whose undo history survives switching away
+_EDITOR_CACHE = 8  # images whose undo history survives switching away
+_HISTORY_BYTES = 64 * 2**20  # undo history per image
 
 
 class _ProjectBridge(QObject):
@@ -118,17 +121,21 @@ class MainWindow(QMainWindow):
     current_image_changed = Signal(str)
     project_opened = Signal(object)
 
-    def __init__(self, project=None, parent: QWidget | None = None):
+    def __init__(self, project=None, parent: QWidget | None = None, *, features: bool = True):
         super().__init__(parent)
         self.setWindowIcon(app_icon())
         self.setObjectName("MainWindow")
         self.setDockNestingEnabled(True)
+        self.setAcceptDrops(True)
         self.project = None
         self._bridge: _ProjectBridge | None = None
         self._current_id: str | None = None
         self._image: np.ndarray | None = None
         self._editors: OrderedDict[str, object] = OrderedDict()
+        self._prefetch: tuple | None = None  # (image id, path, Future of the decoded image)
+        self._prefetcher = None
         self._closing = False
+        self._notes_pending: tuple[str, str] | None = None
         # file dialogs go through these (tests replace them)
         self._ask_open_path = self._dialog_open_path
         self._ask_open_paths = self._dialog_open_paths
@@ -153,6 +160,10 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self._restore_settings()
+        self._features_installed = False
+        if features:
+            # after the window is up: a feature may be slow to build (it must not delay the window)
+            QTimer.singleShot(0, self.install_features)
         self._update_title()
         self._update_enabled()
         if project is not None:
@@ -179,6 +190,24 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreDockWidget(dock)
         return dock
+
+    def install_features(self) -> None:
+        """Let the model features (training, review, ...) add their docks and menu entries (once)."""
+        if self._features_installed:
+            return
+        self._features_installed = True
+        try:
+            from .features import install_all
+        except ImportError:
+            return
+        try:
+            install_all(self)
+        except Exception as exc:  # a broken feature must not keep the annotation workspace from opening
+            import logging
+            import traceback
+
+            logging.getLogger(__name__).error("installing features failed:\n%s", traceback.format_exc())
+            self.show_status(f"Some model features are unavailable: {errors.describe(exc)}", 10000)
 
     # ============================================================== actions
     def _action(self, text: str, slot=None, shortcut=None, *, checkable=False, tip: str | None = None) -> QAction:
@@ -318,8 +347,14 @@ class MainWindow(QMainWindow):
         sp.clear_mask_requested.connect(self.clear_mask)
         sp.undo_requested.connect(self.undo)
         sp.redo_requested.connect(self.redo)
+        sp.notes_edited.connect(self._on_side_panel_notes_edited)
+        self._notes_timer = QTimer(self)
+        self._notes_timer.setSingleShot(True)
+        self._notes_timer.setInterval(500)
+        self._notes_timer.timeout.connect(self._commit_notes)
         self.image_list.image_selected.connect(self.show_image)
         self.image_list.model.thumbnail_failed.connect(self._on_thumbnail_failed)
+        self.image_list.context_menu_requested.connect(self._on_image_list_context_menu)
         self._on_canvas_brush_size_changed(c.brush_size())
         self._on_canvas_zoom_changed(c.zoom())
 
@@ -359,6 +394,7 @@ class MainWindow(QMainWindow):
     def set_project(self, project) -> None:
         """Show ``project`` (a ``Project``); pending saves of the previous one are flushed first."""
         if self.project is not None:
+            self._commit_notes()
             self._save_settings()
             self.autosave.flush()
         if self._bridge is not None:
@@ -366,6 +402,7 @@ class MainWindow(QMainWindow):
             self._bridge.deleteLater()
         self.project = project
         self._editors.clear()
+        self._prefetch = None
         self._current_id = None
         self._image = None
         self.canvas.set_editor(None)
@@ -482,6 +519,10 @@ class MainWindow(QMainWindow):
     def current_image(self) -> np.ndarray | None:
         return self._image
 
+    def select_image(self, image_id: str) -> None:
+        """Show ``image_id`` (alias of :meth:`show_image`, for panels that jump to an image)."""
+        self.show_image(image_id)
+
     def current_editor(self):
         return self.canvas.editor()
 
@@ -493,12 +534,15 @@ class MainWindow(QMainWindow):
 
         if self.project is None or image_id == self._current_id:
             return
+        self._commit_notes()
         self._current_id = image_id
         self.image_list.select_image(image_id)
         path = self.project.image_path(image_id)
         editor = None
         try:
-            image = read_image(path)
+            image = self._take_prefetched(image_id)
+            if image is None:
+                image = read_image(path)
         except (GusaError, OSError) as exc:
             self._image = None
             self.canvas.set_editor(None)
@@ -521,7 +565,8 @@ class MainWindow(QMainWindow):
                     self.canvas.show_banner(f"{errors.describe(exc)} — painting is disabled for this image so the file is kept as it is.")
                     editor = None
                 else:
-                    editor = MaskEditor(mask if mask is not None else np.zeros(image.shape[:2], np.uint8))
+                    initial = mask if mask is not None else np.zeros(image.shape[:2], np.uint8)
+                    editor = MaskEditor(initial, max_history_bytes=_HISTORY_BYTES)
                     self._remember_editor(image_id, editor)
             else:
                 self._editors.move_to_end(image_id)
@@ -533,6 +578,31 @@ class MainWindow(QMainWindow):
         h, w = (self._image.shape[:2] if self._image is not None else (0, 0))
         self._status_labels["size"].setText(f"{w} × {h} px" if self._image is not None else "")
         self.current_image_changed.emit(image_id)
+        self._start_prefetch(self.image_list.neighbour_id(image_id, 1))
+
+    def _start_prefetch(self, image_id: str | None) -> None:
+        """Decode the next image in the background so that N / Page Down is instant."""
+        if image_id is None or self.project is None or self._closing:
+            return
+        if self._prefetch is not None and self._prefetch[0] == image_id:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        from gusa_core.imageio import read_image
+
+        if self._prefetcher is None:
+            self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gusa-prefetch")
+        path = self.project.image_path(image_id)
+        self._prefetch = (image_id, path, self._prefetcher.submit(read_image, path))
+
+    def _take_prefetched(self, image_id: str):
+        """The prefetched image of ``image_id`` (waits for it), or ``None``; errors are raised as by ``read_image``."""
+        pre, self._prefetch = self._prefetch, None
+        if pre is None or pre[0] != image_id or pre[1] != self.project.image_path(image_id):
+            if pre is not None:
+                pre[2].cancel()
+            return None
+        return pre[2].result()
 
     def _remember_editor(self, image_id: str, editor) -> None:
         self._editors[image_id] = editor
@@ -612,10 +682,11 @@ class MainWindow(QMainWindow):
         if hasattr(editor, "replace"):
             rect = editor.replace(new)
         else:
-            # one undo step through the public API: fill the new pixels, erase the removed ones
+            # the core has no undoable whole-mask replacement yet: the history starts afresh
             editor.reset(new)
             rect = (0, 0) + tuple(new.shape)
             self.canvas.set_mask(editor.mask)
+            self.show_status("Imported into the RoI (earlier strokes of this image can no longer be undone)", 5000)
         self._after_edit(rect)
 
     # ========================================================= import/export
@@ -696,6 +767,7 @@ class MainWindow(QMainWindow):
     # ================================================================ saving
     def save_now(self) -> bool:
         """Write everything pending now (blocks until it is on disk)."""
+        self._commit_notes()
         if self.project is not None and getattr(self.project, "dirty", False):
             self.autosave.save_manifest(self.project)
         ok = self.autosave.flush()
@@ -715,13 +787,14 @@ class MainWindow(QMainWindow):
     def _update_title(self, *args) -> None:
         name = Path(self.project.folder).name if self.project is not None else None
         self.setWindowTitle(f"{APP_NAME} — {name} [*]" if name else f"{APP_NAME} [*]")
-        pending = self.autosave.has_pending()
+        pending = self.autosave.has_pending() or self._notes_pending is not None
         self.setWindowModified(pending)
         lab = self._status_labels["save"]
         lab.setText("Saving…" if pending else ("Saved" if self.project is not None else ""))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closing = True
+        self._commit_notes()
         if self.project is not None and getattr(self.project, "dirty", False):
             self.autosave.save_manifest(self.project)
         if not self.autosave.shutdown(timeout=60):
@@ -730,6 +803,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._save_settings()
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=True, cancel_futures=True)
         self.image_list.model._pool.clear()
         self.image_list.model._pool.waitForDone(3000)
         if self._bridge is not None:
@@ -739,6 +814,25 @@ class MainWindow(QMainWindow):
     # ============================================================ callbacks
     def _on_canvas_stroke_finished(self, rect) -> None:
         self._after_edit(rect)
+
+    def _on_side_panel_notes_edited(self, text: str) -> None:
+        if self.project is None or self._current_id is None:
+            return
+        self._notes_pending = (self._current_id, text)
+        self.setWindowModified(True)
+        self._notes_timer.start()
+
+    def _commit_notes(self) -> None:
+        """Write typed notes into the project (debounced: one save per pause in typing)."""
+        self._notes_timer.stop()
+        if self._notes_pending is None or self.project is None:
+            return
+        image_id, text = self._notes_pending
+        self._notes_pending = None
+        if image_id in self.project:
+            self.project.set_notes(image_id, text)
+            self.autosave.save_manifest(self.project)
+        self._update_title()
 
     def _on_canvas_cursor_moved(self, rc) -> None:
         pos, rgb = self._status_labels["pos"], self._status_labels["rgb"]
@@ -783,6 +877,95 @@ class MainWindow(QMainWindow):
         self._editors.pop(image_id, None)
         self.image_list.model.remove_row(image_id)
 
+    def image_context_menu(self, image_id: str) -> QMenu:
+        """The menu of one image in the list: label it, copy its path, remove it from the project."""
+        menu = QMenu(self)
+        label_menu = menu.addMenu("Label")
+        for i, name in enumerate(self.project.classes):
+            a = label_menu.addAction(f"{name}\t{i + 1}" if i < 9 else name)
+            a.triggered.connect(lambda _=False, n=name: self.set_image_label(image_id, n))
+        a = label_menu.addAction("Unlabelled\t0")
+        a.triggered.connect(lambda _=False: self.set_image_label(image_id, None))
+        menu.addAction("Copy file path").triggered.connect(
+            lambda: QApplication.clipboard().setText(str(self.project.image_path(image_id))))
+        menu.addSeparator()
+        menu.addAction("Remove from project…").triggered.connect(lambda: self.remove_image(image_id))
+        return menu
+
+    def _on_image_list_context_menu(self, image_id: str, global_pos) -> None:
+        self.image_context_menu(image_id).exec(global_pos)
+
+    def set_image_label(self, image_id: str, label: str | None) -> None:
+        """Label any image of the project (saved in the background)."""
+        if self.project is None:
+            return
+        if image_id == self._current_id:
+            self.set_label(label)
+            return
+        if self.project.image(image_id).label != label:
+            self.project.set_label(image_id, label)
+            self.autosave.save_manifest(self.project)
+            self._update_title()
+
+    def remove_image(self, image_id: str, *, confirm: bool = True) -> bool:
+        """Remove an image from the project (its file stays on disk)."""
+        if self.project is None or image_id not in self.project:
+            return False
+        if confirm and not self._confirm("Remove image", f"Remove {image_id} from the project? The image file stays where it is."):
+            return False
+        if image_id == self._current_id:
+            self._commit_notes()
+            following = self.image_list.neighbour_id(image_id, 1) or self.image_list.neighbour_id(image_id, -1)
+            self.autosave.flush()
+        else:
+            following = None
+        self.project.remove_image(image_id)
+        self.autosave.save_manifest(self.project)
+        if image_id == self._current_id:
+            self._current_id = None
+            self._image = None
+            self.canvas.set_editor(None)
+            self.canvas.set_image(None)
+            if following is not None:
+                self.show_image(following)
+            else:
+                self._update_side_panel()
+                self._update_enabled()
+        self._update_title()
+        return True
+
+    # ---------------------------------------------------------- drag and drop
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        event.acceptProposedAction()
+        self.open_dropped(paths)
+
+    def open_dropped(self, paths) -> None:
+        """A project folder opens; image files and folders of images are added to the open project."""
+        from gusa_core.imageio import IMAGE_SUFFIXES, list_images
+
+        paths = [Path(p) for p in paths]
+        projects = [p for p in paths if (p / "gusa-project.json").is_file()]
+        if projects:
+            self.open_project(projects[0])
+            return
+        if self.project is None:
+            self.show_status("Open or create a project first (File menu), then drop images on the window", 5000)
+            return
+        images = []
+        for p in paths:
+            if p.is_dir():
+                images.extend(list_images(p))
+            elif p.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(p)
+        if images:
+            self.add_images(images)
+            self.show_status(f"Added {len(images)} image(s)", 3000)
+
     def _on_thumbnail_failed(self, image_id: str, reason: str) -> None:
         self.show_status(f"Cannot read image {image_id}: {reason}", 5000)
 
@@ -795,6 +978,7 @@ class MainWindow(QMainWindow):
         if self.project is None or self._current_id is None:
             self.side_panel.set_image_info("No image", "")
             self.side_panel.set_current_label(None)
+            self.side_panel.set_notes("")
             return
         rec = self.project.image(self._current_id)
         facts = []
@@ -806,6 +990,7 @@ class MainWindow(QMainWindow):
         if self._current_id in ids:
             facts.append(f"{ids.index(self._current_id) + 1} of {len(ids)}")
         self.side_panel.set_image_info(rec.id, " · ".join(facts))
+        self.side_panel.set_notes(rec.notes or "")
         self.side_panel.set_current_label(rec.label)
 
     def _update_undo_state(self) -> None:
@@ -827,6 +1012,7 @@ class MainWindow(QMainWindow):
         for a in self.label_actions + [self.unlabel_action]:
             a.setEnabled(has_image)
         self.side_panel.set_classes_enabled(has_image)
+        self.side_panel.notes_edit.setEnabled(has_image)
         for name in ("fill_button", "clear_button"):
             getattr(self.side_panel, name).setEnabled(editable)
 

@@ -72,6 +72,8 @@ THRESHOLD_LAYER = "attention_threshold"
 ROI_COLOR = (0, 230, 0)
 THRESHOLD_COLOR = (255, 255, 255)
 
+_KEEP = object()
+
 _ATTENTION_TEXT = {
     "roi": "Attention: ỹ, the RoI branch's output (guided soft attention)",
     "gradcam": "Attention: Grad-CAM (this model has no RoI branch)",
@@ -326,6 +328,7 @@ class ReviewPanel(QWidget):
         layout.addWidget(self.progress_label)
         layout.addStretch(1)
 
+        self._restore_display_settings()
         self.run_combo.currentIndexChanged.connect(self._on_run_combo_changed)
         self.fold_combo.currentIndexChanged.connect(self._on_fold_combo_changed)
         self.colormap_combo.currentIndexChanged.connect(self._on_display_changed)
@@ -452,10 +455,10 @@ class ReviewPanel(QWidget):
             return info.folds[0]
         return data
 
-    def set_run(self, run_dir: str | Path, fold: int | None = "keep") -> None:  # type: ignore[assignment]
+    def set_run(self, run_dir: str | Path, fold: int | None | object = _KEEP) -> None:
         """Choose a run (listed again if new) and optionally a fold (``None`` = ensemble)."""
         self.refresh_runs(select=run_dir)
-        if fold != "keep":
+        if fold is not _KEEP:
             i = self.fold_combo.findData(fold)
             if i >= 0:
                 self.fold_combo.setCurrentIndex(i)
@@ -614,6 +617,26 @@ class ReviewPanel(QWidget):
 
     def _on_display_changed(self, *_args) -> None:
         self._redraw_attention()
+        self._save_display_settings()
+
+    def _restore_display_settings(self) -> None:
+        try:
+            from .settings import settings
+
+            s = settings()
+            name = str(s.value("review/colormap", DEFAULT_COLORMAP))
+            if name in COLORMAPS:
+                self.colormap_combo.setCurrentText(name)
+            self.opacity_slider.setValue(int(s.value("review/opacity", 45)))
+        except (TypeError, ValueError):
+            pass
+
+    def _save_display_settings(self) -> None:
+        from .settings import settings
+
+        s = settings()
+        s.setValue("review/colormap", self.colormap_combo.currentText())
+        s.setValue("review/opacity", self.opacity_slider.value())
 
     def _redraw_attention(self) -> None:
         p = self.prediction

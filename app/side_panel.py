@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QPlainTextEdit,
     QPushButton,
     QSlider,
     QSpinBox,
@@ -52,6 +53,7 @@ class SidePanel(QWidget):
     clear_mask_requested = Signal()
     undo_requested = Signal()
     redo_requested = Signal()
+    notes_edited = Signal(str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -150,6 +152,16 @@ class SidePanel(QWidget):
         self.mask_check.toggled.connect(self.mask_visible_changed)
         self.opacity_slider.valueChanged.connect(self._on_opacity_slider_changed)
 
+        # --- notes
+        notes_box = QGroupBox("Notes")
+        notes_layout = QVBoxLayout(notes_box)
+        self.notes_edit = QPlainTextEdit()
+        self.notes_edit.setPlaceholderText("Notes on this image (saved with the project)")
+        self.notes_edit.setMaximumHeight(90)
+        self.notes_edit.setTabChangesFocus(True)
+        notes_layout.addWidget(self.notes_edit)
+        self.notes_edit.textChanged.connect(self._on_notes_edit_changed)
+
         self.shortcuts = QLabel(
             "<small><b>Keys</b>: 1–4 class, 0 unlabel · N/P or PgDn/PgUp next/previous · "
             "B brush, E eraser, L lasso · [ ] size · Alt inverts · M mask · "
@@ -166,6 +178,7 @@ class SidePanel(QWidget):
         layout.addWidget(self.class_box)
         layout.addWidget(tools_box)
         layout.addWidget(layers_box)
+        layout.addWidget(notes_box)
         layout.addStretch(1)
         layout.addWidget(self.shortcuts)
         self.set_brush_size(40)
@@ -224,6 +237,16 @@ class SidePanel(QWidget):
     def set_image_info(self, title: str, facts: str) -> None:
         self.image_title.setText(title)
         self.image_facts.setText(facts)
+
+    def set_notes(self, text: str) -> None:
+        """Show ``text`` in the notes box (without emitting ``notes_edited``)."""
+        if self.notes_edit.toPlainText() != text:
+            self.notes_edit.blockSignals(True)
+            self.notes_edit.setPlainText(text)
+            self.notes_edit.blockSignals(False)
+
+    def _on_notes_edit_changed(self) -> None:
+        self.notes_edited.emit(self.notes_edit.toPlainText())
 
     # ------------------------------------------------------------- tools
     def set_tool(self, tool: str) -> None:

@@ -617,15 +617,16 @@ class TrainingPanel(QWidget):
         self._folds = int(info.get("folds") or self._config.get("folds") or 1)
         if self._estimator is not None:
             self._estimator.folds = self._folds
-            n_val = info.get("val_images") or info.get("n_val")
+            n_val = info.get("n_val")
+            if isinstance(n_val, (list, tuple)) and n_val:
+                n_val = sum(n_val) / len(n_val)
             if isinstance(n_val, (int, float)) and n_val > 0:
-                self._estimator.val_images = int(n_val)
+                self._estimator.val_images = int(round(n_val))
         device = info.get("device")
-        parts = [f"{k}: {info[k]}" for k in ("device", "images", "labelled", "masks", "folds") if k in info]
-        if parts:
-            self._log("run: " + ", ".join(parts))
-        for message in info.get("messages") or []:
-            self._log(str(message))
+        if "n_labelled" in info:
+            self._log(f"training {info.get('variant', '')} on {device}: {info['n_labelled']} labelled images "
+                      f"({info.get('n_masked', '?')} with RoI masks), {self._folds} fold(s), "
+                      f"{info.get('epochs', '?')} epochs")
         if device:
             self._set_status(f"Training on {device}…")
 
@@ -637,16 +638,17 @@ class TrainingPanel(QWidget):
         self._log(f"fold {fold + 1} of {folds}")
 
     def _position(self, rec: dict) -> tuple[int, int]:
-        """Overall (done batches, done validations) before this record's epoch."""
+        """(epochs completed in the run before this record's epoch, epochs per fold).
+
+        Records count folds from 0 and epochs from 1 (as ``gusa train`` prints them).
+        """
         fold = int(rec.get("fold", self._fold))
         epochs = int(rec.get("epochs", self._epochs) or 1)
-        epoch_index = int(rec.get("epoch", 0)) - self._epoch_base
+        epoch_index = max(0, int(rec.get("epoch", 1)) - 1)
         return fold * epochs + epoch_index, epochs
 
     def _on_trainer_batch_end(self, rec: dict, t: float) -> None:
         self.batch_count += 1
-        if self._epoch_key is None and "epoch" in rec:
-            self._epoch_base = 0 if int(rec["epoch"]) == 0 else self._guess_epoch_base(rec)
         key = (rec.get("fold"), rec.get("epoch"))
         if key != self._epoch_key:
             self._epoch_key = key
@@ -665,8 +667,7 @@ class TrainingPanel(QWidget):
         if est is not None:
             est.epochs = epochs
             est.add_batch(done, seconds, batches=batches)
-            est_vals = epochs_before
-            est._done_vals = max(est._done_vals, est_vals)
+            est.add_validation(epochs_before, None)  # a resumed run starts with validations done
         self.epoch_bar.setRange(0, batches)
         self.epoch_bar.setValue(min(self._batch_in_epoch, batches))
         self.epoch_bar.setFormat(f"fold {int(rec.get('fold', 0)) + 1}/{self._folds}, "
@@ -681,12 +682,6 @@ class TrainingPanel(QWidget):
         self.batch_finished.emit(rec)
         if self._batch_in_epoch >= batches:
             self.epoch_bar.setFormat("validating…")
-
-    def _guess_epoch_base(self, rec: dict) -> int:
-        # Records count epochs from 0 in gusa_core; a resumed run starts past 0.
-        return 0
-
-    _epoch_base = 0
 
     def _on_trainer_epoch_end(self, rec: dict, t: float) -> None:
         self._last_epoch_rec = rec

@@ -12,6 +12,7 @@ bounding rectangle. Nothing here imports Qt; widgets subscribe to
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -50,6 +51,11 @@ class MaskEditorEvents(SignalGroup):
     """
 
     changed = Signal(object)
+
+
+def _px(v: float) -> int:
+    """Round half up (Python's round() would send 4.5 to 4 and 5.5 to 6)."""
+    return int(math.floor(float(v) + 0.5))
 
 
 def _line_thickness(radius: int) -> int:
@@ -196,9 +202,9 @@ class MaskEditor:
         Parameters
         ----------
         row, col : float
-            The brush centre in image coordinates (rounded to the pixel).
+            The brush centre in image coordinates (rounded half up to the pixel).
         radius : float
-            Brush radius in pixels (0 paints single pixels).
+            Brush radius in pixels, rounded half up (0 paints single pixels).
 
         Returns
         -------
@@ -208,8 +214,7 @@ class MaskEditor:
         """
         if self._stroke_value is None:
             raise RuntimeError("stroke_to() called outside a stroke: call begin_stroke() first")
-        r, c = int(round(row)), int(round(col))
-        rad = max(0, int(round(radius)))
+        r, c, rad = _px(row), _px(col), max(0, _px(radius))
         pr, pc = self._last if self._last is not None else (r, c)
         self._last = (r, c)
         h, w = self.mask.shape
@@ -276,7 +281,7 @@ class MaskEditor:
     # ------------------------------------------------------------ one-step edits
     def paint_disc(self, row: float, col: float, radius: float, value: int = 255) -> Rect | None:
         """Paint one filled disc as one undo step; returns the changed rectangle or None."""
-        r, c, rad = int(round(row)), int(round(col)), max(0, int(round(radius)))
+        r, c, rad = _px(row), _px(col), max(0, _px(radius))
         rect = (r - rad, c - rad, r + rad + 1, c + rad + 1)
 
         def draw(view: np.ndarray, r0: int, c0: int) -> None:

@@ -27,7 +27,6 @@ import csv
 import io
 import json
 import math
-import os
 import sys
 import threading
 import time

@@ -984,8 +984,8 @@ def _read_ground_truth(src: Path, by_key: dict[str, str], problems: list[str]) -
         name, cls = row[0].strip(), row[1].strip()
         label = by_key.get(_class_key(cls))
         if label is None:
-            if n == 1:
-                continue  # a header row
+            if n == 1 and Path(name).suffix.lower() not in _suffixes():
+                continue  # a header row such as "filename,class"
             problems.append(f"{csv_path} line {n}: unknown class {cls!r} (classes: {', '.join(by_key.values())})")
             continue
         labels[Path(name).name.casefold()] = label

@@ -181,6 +181,8 @@ class Trainer:
         self._stop = threading.Event()
         self.stopped = False
         self.summary: dict | None = None
+        #: The model of the last fold trained (in memory; identical on every rank under DDP).
+        self.last_model = None
 
     # ------------------------------------------------------------ control
     def request_stop(self) -> None:
@@ -348,7 +350,6 @@ def _normalizer(project, config: TrainConfig, stored: dict | None, cb: TrainCall
 
 
 def _prepare(trainer: "Trainer", dist, cb: TrainCallbacks) -> _Prepared:
-    from .device import configure_cpu_threads
     from .imageio import DownsampleCache
     from .models_registry import VARIANT_NAMES
 
@@ -366,9 +367,7 @@ def _prepare(trainer: "Trainer", dist, cb: TrainCallbacks) -> _Prepared:
     prep.project, prep.config, prep.device = project, cfg, dist.device
     prep.run_dir = trainer.out_dir
     cpu = dist.device.type == "cpu"
-    if cpu:
-        configure_cpu_threads()
-    else:
+    if not cpu:
         torch.backends.cudnn.benchmark = True
     prep.amp = dist.device.type == "cuda"
     prep.channels_last = cfg.channels_last if cfg.channels_last is not None else (not cpu or CPU_CHANNELS_LAST)
@@ -527,6 +526,13 @@ class ProgressCallbacks(TrainCallbacks):
             print(f"stopped; continue with: {summary['resume_hint']}")
 
 
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
@@ -556,7 +562,13 @@ def train_from_cli(args) -> int:
         augment=not args.no_augment,
         workers=args.workers,
     )
+    from .device import configure_cpu_threads
+
     rank = int(os.environ.get("RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    if args.device in ("cpu", "auto"):
+        # One share of the CPUs per local process: oversubscribed threads slow training many times over.
+        configure_cpu_threads(max(1, _cpu_count() // local_world) if local_world > 1 else None)
     callbacks = ProgressCallbacks(enabled=rank == 0)
     trainer = Trainer(args.project, args.out, config, callbacks=callbacks, resume=args.resume)
 

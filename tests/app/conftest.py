@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
 
 import pytest
 from PySide6.QtCore import QSettings, QStandardPaths
+
+from app.qt_compat import guard_refcount_bug
+
+guard_refcount_bug()  # PySide6 6.12.0 on Python 3.11 would abort the test run otherwise
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,12 +49,20 @@ def error_messages():
     errors.set_error_sink(None)
 
 
-@pytest.fixture
-def demo_project(tmp_path):
-    """A small demo project (synthetic H&E, 192x144 images, 2 per class + 1 unlabelled)."""
+@pytest.fixture(scope="session")
+def _demo_template(tmp_path_factory):
     from gusa_core.demo import write_demo_project
 
-    return write_demo_project(tmp_path / "demo", per_class=2, unlabelled=1, size=(192, 144))
+    return write_demo_project(tmp_path_factory.mktemp("demo-template") / "demo", per_class=2, unlabelled=1, size=(192, 144)).folder
+
+
+@pytest.fixture
+def demo_project(tmp_path, _demo_template):
+    """A small demo project (synthetic H&E, 192x144 images, 2 per class + 1 unlabelled), fresh per test."""
+    from gusa_core.project import Project
+
+    shutil.copytree(_demo_template, tmp_path / "demo")
+    return Project.open(tmp_path / "demo")
 
 
 @pytest.fixture
@@ -57,7 +70,7 @@ def window(qtbot, error_messages):
     """A shown ``MainWindow`` with no project."""
     from app.main_window import MainWindow
 
-    win = MainWindow()
+    win = MainWindow(features=False)
     qtbot.addWidget(win)
     win.resize(1200, 800)
     win.show()

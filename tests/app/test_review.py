@@ -289,6 +289,7 @@ def test_second_visit_is_a_cache_hit(qtbot, project):
     first = panel.prediction
     with qtbot.waitSignal(panel.prediction_ready, timeout=TIMEOUT):
         panel.set_image(b)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=TIMEOUT)  # the worker has delivered "finished"
     started = panel.workers_started
     assert panel.predictors.loads == 1  # one model loaded for both images
     with qtbot.waitSignal(panel.prediction_ready, timeout=1000) as blocker:
@@ -364,6 +365,12 @@ def test_install_adds_the_dock_and_follows_the_current_image(qtbot, project):
     panel = window.review_panel
     panel.cache, panel.predictors, panel.device = PredictionCache(), PredictorCache(), "cpu"
     assert "Review" in [a.text() for a in window.model_menu.actions()]
-    with qtbot.waitSignal(panel.prediction_ready, timeout=TIMEOUT):
-        window.current_image_changed.emit(project.images[2].id)
+    window.show()
+    window.current_image_changed.emit(project.images[2].id)
+    assert not panel.isVisible() and not panel.busy  # the dock starts hidden: nothing is predicted
+    with qtbot.waitSignal(panel.prediction_ready, timeout=TIMEOUT) as blocker:
+        window.review_action.trigger()
+    assert blocker.args[0] == project.images[2].id
     assert window.canvas.overlays["attention"].shape == (72, 96, 4)
+    panel.parentWidget().hide()  # closing the dock removes the overlay from the canvas
+    assert window.canvas.overlays["attention"] is None

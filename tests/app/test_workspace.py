@@ -88,7 +88,7 @@ def test_paint_undo_redo_label_switch_reopen(qtbot, window, demo_project):
     win.close()
     from app.main_window import MainWindow
 
-    win2 = MainWindow()
+    win2 = MainWindow(features=False)
     qtbot.addWidget(win2)
     win2.show()
     _open(qtbot, win2, folder)
@@ -327,3 +327,31 @@ def test_real_he_image_renders(qtbot, he_tif):
     after = view.grab().toImage()
     p = view.image_to_widget(QPointF(c + 0.5, r + 0.5)).toPoint()
     assert after.pixel(p) != shot.pixel(p)
+
+
+def test_context_menu_remove_and_drop_images(qtbot, window, demo_project, tmp_path):
+    from gusa_core.demo import generate_tissue
+    import cv2
+
+    win = window
+    _open(qtbot, win, demo_project.folder)
+    current = win.current_image_id()
+    other = win.image_list.visible_ids()[3]
+    menu = win.image_context_menu(other)
+    assert [a.text() for a in menu.actions() if a.text()][:2] == ["Label", "Copy file path"]
+    win.set_image_label(other, "Invasive")
+    assert win.project.image(other).label == "Invasive"
+    n = len(win.project.images)
+    win._confirm = lambda title, text: True
+    assert win.remove_image(current)
+    assert current not in win.project and len(win.image_list.visible_ids()) == n - 1
+    assert win.current_image_id() is not None and win.current_image_id() != current
+    # dropping a folder of images adds them
+    folder = tmp_path / "more"
+    folder.mkdir()
+    image, _ = generate_tissue("Benign", size=(96, 64), rng=np.random.default_rng(1))
+    cv2.imwrite(str(folder / "extra.png"), image[..., ::-1])
+    win.open_dropped([folder])
+    assert "extra" in win.image_list.visible_ids()
+    _wait_saved(qtbot, win)
+    assert "extra" in Project.open(demo_project.folder)

@@ -103,7 +103,7 @@ def test_validation_protocol_scores_each_image_with_its_own_fold(demo, run):
         np.testing.assert_allclose([by_id[image_id]["probs"][c] for c in e.class_names], e.probs, atol=1e-6)
 
 
-def test_unreadable_image_is_listed_not_fatal(demo, run, tmp_path):
+def test_unreadable_image_is_listed_not_fatal(run, tmp_path):
     import shutil
 
     from gusa_core.demo import write_demo_project
