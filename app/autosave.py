@@ -44,6 +44,7 @@ class AutosaveWorker(QObject):
         self._cond = threading.Condition()
         self._pending: OrderedDict[str, Callable[[], None]] = OrderedDict()
         self._busy = False
+        self._busy_key: str | None = None
         self._stop = False
         self.writes = 0  # how many saves really ran (coalescing makes it < scheduled)
         self._thread = threading.Thread(target=self._run, name="gusa-autosave", daemon=True)
@@ -78,6 +79,11 @@ class AutosaveWorker(QObject):
         with self._cond:
             return bool(self._pending) or self._busy
 
+    def is_pending(self, key: str) -> bool:
+        """Whether a save of ``key`` is scheduled or being written."""
+        with self._cond:
+            return key in self._pending or self._busy_key == key
+
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Block until every scheduled save is written; ``False`` on timeout."""
         with self._cond:
@@ -101,6 +107,7 @@ class AutosaveWorker(QObject):
                     return
                 key, job = self._pending.popitem(last=False)
                 self._busy = True
+                self._busy_key = key
             try:
                 job()
                 self.writes += 1
@@ -110,6 +117,7 @@ class AutosaveWorker(QObject):
             finally:
                 with self._cond:
                     self._busy = False
+                    self._busy_key = None
                     now_idle = not self._pending
                     self._cond.notify_all()
             if now_idle:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEasingCurve, QPointF, QRect, QRectF, QSize, Qt, QTimer, QVariantAnimation, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from .coords import qrect_to_rect_rc, rc_to_xy, rect_rc_to_qrect
 
-__all__ = ["CanvasView", "DEFAULT_MASK_COLOR", "MIN_ZOOM", "MAX_ZOOM", "numpy_to_qimage", "qimage_view"]
+__all__ = ["CanvasView", "DEFAULT_MASK_COLOR", "MIN_ZOOM", "MAX_ZOOM", "numpy_to_qimage", "rgb_to_bgra", "qimage_view"]
 
 DEFAULT_MASK_COLOR = (255, 214, 0)  # amber: stands out on H&E pink and purple
 MIN_ZOOM = 0.02
@@ -34,12 +34,28 @@ _MAX_EDGE = 12  # outline width in image pixels at the smallest zoom
 _BACKGROUND = QColor(38, 40, 44)
 
 
-def numpy_to_qimage(image: np.ndarray) -> QImage:
-    """An ``(H, W, 3)`` uint8 RGB array as a ``QImage`` in ``Format_RGB32`` (a copy)."""
-    image = np.ascontiguousarray(image, dtype=np.uint8)
-    h, w = image.shape[:2]
-    src = QImage(image.data, w, h, 3 * w, QImage.Format.Format_RGB888)
-    return src.convertToFormat(QImage.Format.Format_RGB32)  # copies; ``image`` may go
+def rgb_to_bgra(image: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` RGB to ``(H, W, 4)`` BGRA bytes: the memory layout of ``QImage.Format_RGB32``.
+
+    Safe to call off the GUI thread (the prefetcher does).
+    """
+    import cv2  # lazily: keeps it off the start-up path
+
+    return cv2.cvtColor(np.ascontiguousarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGRA)
+
+
+def numpy_to_qimage(image: np.ndarray, *, bgra: np.ndarray | None = None) -> QImage:
+    """An ``(H, W, 3)`` uint8 RGB array as a ``QImage`` in ``Format_RGB32``.
+
+    The ``QImage`` shares the memory of a BGRA copy; the copy is kept on the image
+    object (``qimage._buffer``) so it lives as long as the image.
+    """
+    if bgra is None:
+        bgra = rgb_to_bgra(image)
+    h, w = bgra.shape[:2]
+    qimg = QImage(bgra.data, w, h, 4 * w, QImage.Format.Format_RGB32)
+    qimg._buffer = bgra  # noqa: SLF001 - keeps the pixels alive
+    return qimg
 
 
 def qimage_view(qimage: QImage) -> np.ndarray:
@@ -80,6 +96,7 @@ class CanvasView(QWidget):
         self._mask_rgb = DEFAULT_MASK_COLOR
         self._fill_px = _premultiplied(self._mask_rgb, _FILL_ALPHA)
         self._edge_px = _premultiplied(self._mask_rgb, 255)
+        self._lut = np.array([0, self._edge_px, self._fill_px], dtype=np.uint32)
         self._mask_opacity = 0.8
         self._mask_visible = True
         self._layers: dict[str, tuple[QImage, float]] = {}
@@ -94,11 +111,22 @@ class CanvasView(QWidget):
         self._edge_timer.setSingleShot(True)
         self._edge_timer.setInterval(120)
         self._edge_timer.timeout.connect(self._on_edge_timer_timeout)
+        self._anim = QVariantAnimation(self)
+        self._anim.setDuration(160)
+        self._anim.setStartValue(0.0)
+        self._anim.setEndValue(1.0)
+        self._anim.setEasingCurve(QEasingCurve.Type.OutCubic)
+        self._anim.valueChanged.connect(self._on_anim_value_changed)
+        self._anim.finished.connect(self._on_anim_finished)
+        self._anim_path = None  # (z0, z1, offset function of (t, z)), fit at the end
 
     # ----------------------------------------------------------------- image
-    def set_image(self, image: np.ndarray | None) -> None:
-        """Show ``image`` ``(H, W, 3)`` uint8 (or nothing), fitted to the view."""
-        self._image = None if image is None else numpy_to_qimage(image)
+    def set_image(self, image: np.ndarray | None, *, bgra: np.ndarray | None = None) -> None:
+        """Show ``image`` ``(H, W, 3)`` uint8 (or nothing), fitted to the view.
+
+        ``bgra`` may give the image already converted by :func:`rgb_to_bgra`.
+        """
+        self._image = None if image is None else numpy_to_qimage(image, bgra=bgra)
         self._banner = None
         self._layers.clear()
         self._outlines.clear()
@@ -169,25 +197,25 @@ class CanvasView(QWidget):
             self.update()
 
     def _rebuild_overlay(self, r0: int, c0: int, r1: int, c1: int) -> None:
+        import cv2  # lazily: keeps it off the start-up path
+
         mask = self._mask
         h, w = mask.shape
+        out = self._overlay_np[r0:r1, c0:c1]
         k = self._edge
         # the block plus a ring of k pixels (zero outside the image) to find outline pixels
         pr0, pc0, pr1, pc1 = max(0, r0 - k), max(0, c0 - k), min(h, r1 + k), min(w, c1 + k)
+        region = mask[pr0:pr1, pc0:pc1]
+        if not cv2.countNonZero(region):
+            out[...] = 0
+            return
         block = np.zeros((r1 - r0 + 2 * k, c1 - c0 + 2 * k), dtype=np.uint8)
-        block[pr0 - r0 + k : pr1 - r0 + k, pc0 - c0 + k : pc1 - c0 + k] = mask[pr0:pr1, pc0:pc1] > 0
-        inside = block[k:-k, k:-k].astype(bool)
-        if k == 1:
-            interior = inside & (block[:-2, 1:-1] & block[2:, 1:-1] & block[1:-1, :-2] & block[1:-1, 2:]).astype(bool)
-        else:
-            import cv2  # lazily: keeps it off the start-up path
-
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
-            interior = cv2.erode(block, kernel)[k:-k, k:-k].astype(bool)
-        out = self._overlay_np[r0:r1, c0:c1]
-        out[...] = 0
-        out[inside] = self._edge_px
-        out[interior] = self._fill_px
+        np.minimum(region, 1, out=block[pr0 - r0 + k : pr1 - r0 + k, pc0 - c0 + k : pc1 - c0 + k])
+        shape = cv2.MORPH_CROSS if k == 1 else cv2.MORPH_ELLIPSE
+        interior = cv2.erode(block, cv2.getStructuringElement(shape, (2 * k + 1, 2 * k + 1)))
+        code = block[k:-k, k:-k]
+        code += interior[k:-k, k:-k]  # 0 outside, 1 outline, 2 interior
+        out[...] = self._lut[code]
 
     def _wanted_edge(self) -> int:
         return int(min(_MAX_EDGE, max(1, math.ceil(1.5 / max(self._zoom, 1e-6)))))
@@ -207,6 +235,7 @@ class CanvasView(QWidget):
         self._mask_rgb = tuple(int(v) for v in rgb)
         self._fill_px = _premultiplied(self._mask_rgb, _FILL_ALPHA)
         self._edge_px = _premultiplied(self._mask_rgb, 255)
+        self._lut = np.array([0, self._edge_px, self._fill_px], dtype=np.uint32)
         self.refresh_mask()
 
     def mask_color(self) -> tuple[int, int, int]:
@@ -312,6 +341,7 @@ class CanvasView(QWidget):
 
     def fit(self) -> None:
         """Zoom so the whole image is visible, centred (Ctrl+0)."""
+        self.stop_animation()
         self._fit_mode = True
         z = self.fit_zoom()
         self._set_view(z, self._centred_offset(z))
@@ -324,6 +354,7 @@ class CanvasView(QWidget):
         """Zoom to ``zoom`` keeping the image point under widget point ``anchor`` still."""
         if self._image is None:
             return
+        self.stop_animation()
         zoom = min(MAX_ZOOM, max(min(MIN_ZOOM, self.fit_zoom()), float(zoom)))
         if anchor is None:
             anchor = QPointF(self.width() / 2, self.height() / 2)
@@ -335,13 +366,77 @@ class CanvasView(QWidget):
     def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
         self.set_zoom(self._zoom * factor, anchor)
 
+    # ------------------------------------------------------ animated views
+    def animate_zoom(self, zoom: float, anchor: QPointF | None = None) -> None:
+        """Glide to ``zoom`` (about 0.16 s), keeping the image point under ``anchor`` still."""
+        if self._image is None:
+            return
+        z1 = min(MAX_ZOOM, max(min(MIN_ZOOM, self.fit_zoom()), float(zoom)))
+        if anchor is None:
+            anchor = QPointF(self.width() / 2, self.height() / 2)
+        img_pt = self.widget_to_image(anchor)
+
+        def offset(t, z):
+            return QPointF(anchor.x() - img_pt.x() * z, anchor.y() - img_pt.y() * z)
+
+        self._start_animation(z1, offset, fit=False)
+
+    def animate_zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        """Glide by ``factor`` from the current (or currently targeted) zoom."""
+        base = self._anim_path[1] if self._anim.state() == QVariantAnimation.State.Running and self._anim_path else self._zoom
+        self.animate_zoom(base * factor, anchor)
+
+    def animate_fit(self) -> None:
+        """Glide to the whole image, centred."""
+        if self._image is None:
+            return
+        z1 = self.fit_zoom()
+        o0, o1 = QPointF(self._offset), self._centred_offset(z1)
+
+        def offset(t, z):
+            return o0 + (o1 - o0) * t
+
+        self._start_animation(z1, offset, fit=True)
+
+    def stop_animation(self) -> None:
+        """Stop a glide where it is (a direct zoom or pan takes over)."""
+        if self._anim.state() == QVariantAnimation.State.Running:
+            self._anim_path = None
+            self._anim.stop()
+
+    def _start_animation(self, z1: float, offset, *, fit: bool) -> None:
+        self._anim.stop()
+        self._anim_path = (self._zoom, z1, offset, fit)
+        self._anim.start()
+
+    def _on_anim_value_changed(self, t) -> None:
+        if self._anim_path is None:
+            return
+        z0, z1, offset, _ = self._anim_path
+        z = z0 * math.pow(z1 / z0, float(t))  # geometric: steady perceived speed
+        self._fit_mode = False
+        self._set_view(z, offset(float(t), z))
+
+    def _on_anim_finished(self) -> None:
+        if self._anim_path is None:
+            return
+        z0, z1, offset, fit = self._anim_path
+        self._anim_path = None
+        self._set_view(z1, offset(1.0, z1))
+        self._fit_mode = fit
+
+    def is_animating(self) -> bool:
+        return self._anim.state() == QVariantAnimation.State.Running
+
     def pan_by(self, dx: float, dy: float) -> None:
         """Move the image by ``(dx, dy)`` widget pixels."""
+        self.stop_animation()
         self._fit_mode = False
         self._set_view(self._zoom, QPointF(self._offset.x() + dx, self._offset.y() + dy))
 
     def center_on(self, x: float, y: float) -> None:
         """Put image point ``(x, y)`` at the centre of the view."""
+        self.stop_animation()
         self._fit_mode = False
         self._set_view(self._zoom, QPointF(self.width() / 2 - x * self._zoom, self.height() / 2 - y * self._zoom))
 

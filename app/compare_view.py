@@ -638,7 +638,7 @@ class CompareView(QDialog):
         if cached is not None:
             self._show_prediction(k, cached)
             return
-        panel.set_title(f"{info.name} ({info.variant})", "predicting…")
+        panel.set_title(info.name if info.name == info.variant else f"{info.name} ({info.variant})", "predicting…")
         self._pending.add(k)
         self.workers_started += 1
         run_in_thread(
@@ -677,7 +677,7 @@ class CompareView(QDialog):
         panel.attention = prediction.attention
         p = float(np.asarray(prediction.probs)[prediction.index])
         kind = _KIND.get(prediction.attention_kind, prediction.attention_kind)
-        name = f"{info.name} ({info.variant})" if info else "model"
+        name = (info.name if info.name == info.variant else f"{info.name} ({info.variant})") if info else "model"
         panel.set_title(name, f"{prediction.label} p={p:.2f} · {kind}")
         self._draw_attention(k)
 

@@ -10,6 +10,10 @@ Hooks for the other panels (training, review, compare, classify, report)
     Signal: the image shown in the canvas changed (its id).
 ``MainWindow.current_image_id()``, ``MainWindow.current_image()``
     The shown image's id and ``(H, W, 3)`` array (``None`` when unreadable).
+``MainWindow.select_image(id)`` (= ``show_image``), ``MainWindow.set_image_label(id, label)``
+    Jump to an image; label any image (saved in the background).
+``MainWindow.image_context_menu(id) -> QMenu``
+    The image list's right-click menu: add entries before it is shown.
 ``MainWindow.add_dock(widget, title, area=Qt.RightDockWidgetArea) -> QDockWidget``
     Add a panel as a dock; its show/hide action goes into the View menu and its
     place is remembered with the window layout.
@@ -28,6 +32,13 @@ Hooks for the other panels (training, review, compare, classify, report)
     changing the project from a panel.
 ``MainWindow.show_status(text, msecs)``
     A transient status-bar message.
+``MainWindow.install_features()``
+    Runs :func:`app.features.install_all` once (deferred until the window is up).
+
+File, import/export, drag-and-drop and Help handlers live in
+:mod:`app.window_actions` (a mixin); their dialogs go through ``_ask_open_path``,
+``_ask_open_paths``, ``_ask_save_path``, ``_ask_dir`` and ``_confirm``, which
+tests replace.
 """
 
 from __future__ import annotations
@@ -40,13 +51,9 @@ import numpy as np
 from PySide6.QtCore import QObject, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication,
     QDockWidget,
-    QMenu,
-    QFileDialog,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QWidget,
 )
 
@@ -57,6 +64,7 @@ from .icon import app_icon
 from .image_list import ImageListPanel
 from .settings import add_recent_project, recent_projects, settings
 from .side_panel import SidePanel
+from .window_actions import WindowActionsMixin
 
 __all__ = ["MainWindow", "APP_NAME"]
 
@@ -115,7 +123,7 @@ class _ProjectBridge(QObject):
         self.saved.emit()
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowActionsMixin, QMainWindow):
     """The annotation workspace (see the module docstring for the hooks other panels use)."""
 
     current_image_changed = Signal(str)
@@ -246,10 +254,10 @@ class MainWindow(QMainWindow):
         self.clear_mask_action = A("&Clear mask…", lambda: self.clear_mask())
         self.advance_action = A("Go to the next image after labelling", checkable=True)
 
-        self.fit_action = A("&Fit to window", lambda: self.canvas.fit(), ["Ctrl+0", "F"])
-        self.actual_size_action = A("&Actual size (100 %)", lambda: self.canvas.actual_size(self._canvas_anchor()), "Ctrl+1")
-        self.zoom_in_action = A("Zoom &in", lambda: self.canvas.zoom_by(1.25, self._canvas_anchor()), ["+", "=", "Ctrl++"])
-        self.zoom_out_action = A("Zoom &out", lambda: self.canvas.zoom_by(0.8, self._canvas_anchor()), ["-", "Ctrl+-"])
+        self.fit_action = A("&Fit to window", lambda: self.canvas.animate_fit(), ["Ctrl+0", "F"])
+        self.actual_size_action = A("&Actual size (100 %)", lambda: self.canvas.animate_zoom(1.0, self._canvas_anchor()), "Ctrl+1")
+        self.zoom_in_action = A("Zoom &in", lambda: self.canvas.animate_zoom_by(1.5, self._canvas_anchor()), ["+", "=", "Ctrl++"])
+        self.zoom_out_action = A("Zoom &out", lambda: self.canvas.animate_zoom_by(1 / 1.5, self._canvas_anchor()), ["-", "Ctrl+-"])
         self.mask_action = A("Show RoI &mask", lambda on: self._set_mask_visible(on), "M", checkable=True)
         self.mask_action.setChecked(True)
 
@@ -449,48 +457,6 @@ class MainWindow(QMainWindow):
         self.set_project(project)
         return True
 
-    def open_project_dialog(self) -> None:
-        folder = self._ask_dir("Open project folder")
-        if folder:
-            self.open_project(folder)
-
-    def new_project_dialog(self) -> None:
-        from gusa_core.errors import GusaError
-        from gusa_core.project import Project
-
-        images = self._ask_dir("Folder of images (a BACH Photos/ folder works as it is)")
-        if not images:
-            return
-        target = self._ask_dir("Folder for the new project (empty or new)")
-        if not target:
-            return
-        try:
-            project = Project.from_folder(target, images)
-        except GusaError as exc:
-            errors.show_error(self, "Cannot create project", errors.describe(exc))
-            return
-        self.set_project(project)
-
-    def add_images_dialog(self) -> None:
-        from gusa_core.imageio import IMAGE_SUFFIXES
-
-        if self.project is None:
-            return
-        patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        paths = self._ask_open_paths("Add images", f"Images ({patterns});;All files (*)")
-        if paths:
-            self.add_images(paths)
-
-    def add_images(self, paths) -> None:
-        from gusa_core.errors import GusaError
-
-        try:
-            self.project.add_images([Path(p) for p in paths])
-        except GusaError as exc:
-            errors.show_error(self, "Cannot add images", errors.describe(exc))
-        self.autosave.save_manifest(self.project)
-        self._update_title()
-
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         items = recent_projects()
@@ -540,7 +506,7 @@ class MainWindow(QMainWindow):
         path = self.project.image_path(image_id)
         editor = None
         try:
-            image = self._take_prefetched(image_id)
+            image, bgra = self._take_prefetched(image_id)
             if image is None:
                 image = read_image(path)
         except (GusaError, OSError) as exc:
@@ -555,9 +521,11 @@ class MainWindow(QMainWindow):
             self.show_status(text, 8000)
         else:
             self._image = image
-            self.canvas.set_image(image)
+            self.canvas.set_image(image, bgra=bgra)
             editor = self._editors.get(image_id)
             if editor is None or editor.mask.shape != image.shape[:2]:
+                if self.autosave.is_pending(f"mask:{image_id}"):
+                    self.autosave.flush()  # its last strokes are on their way to disk: read them back
                 try:
                     mask = self.project.load_mask(image_id)
                 except GusaError as exc:
@@ -590,18 +558,27 @@ class MainWindow(QMainWindow):
 
         from gusa_core.imageio import read_image
 
+        from .canvas_view import rgb_to_bgra
+
+        def decode(path):
+            image = read_image(path)
+            return image, rgb_to_bgra(image)
+
         if self._prefetcher is None:
             self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gusa-prefetch")
         path = self.project.image_path(image_id)
-        self._prefetch = (image_id, path, self._prefetcher.submit(read_image, path))
+        self._prefetch = (image_id, path, self._prefetcher.submit(decode, path))
 
     def _take_prefetched(self, image_id: str):
-        """The prefetched image of ``image_id`` (waits for it), or ``None``; errors are raised as by ``read_image``."""
+        """``(image, bgra)`` prefetched for ``image_id`` (waits for it) or ``(None, None)``.
+
+        Errors are raised as by ``read_image``.
+        """
         pre, self._prefetch = self._prefetch, None
         if pre is None or pre[0] != image_id or pre[1] != self.project.image_path(image_id):
             if pre is not None:
                 pre[2].cancel()
-            return None
+            return None, None
         return pre[2].result()
 
     def _remember_editor(self, image_id: str, editor) -> None:
@@ -688,81 +665,6 @@ class MainWindow(QMainWindow):
             self.canvas.set_mask(editor.mask)
             self.show_status("Imported into the RoI (earlier strokes of this image can no longer be undone)", 5000)
         self._after_edit(rect)
-
-    # ========================================================= import/export
-    def import_geojson(self, path: str | os.PathLike | None = None) -> bool:
-        """Add the polygons of a QuPath GeoJSON file to the current RoI."""
-        from gusa_core.errors import GusaError
-        from gusa_core.geojson import import_geojson
-
-        if self._image is None:
-            return False
-        path = path or self._ask_open_path("Import GeoJSON (QuPath)", "GeoJSON (*.geojson *.json);;All files (*)")
-        if not path:
-            return False
-        try:
-            mask = import_geojson(path, self._image.shape[:2])
-        except (GusaError, OSError) as exc:
-            errors.show_error(self, "Cannot import GeoJSON", errors.describe(exc))
-            return False
-        self.replace_mask(mask)
-        self.show_status(f"Imported {Path(path).name}", 3000)
-        return True
-
-    def export_geojson(self, path: str | os.PathLike | None = None) -> bool:
-        """Write the current RoI as QuPath GeoJSON."""
-        from gusa_core.geojson import export_geojson
-
-        editor = self.canvas.editor()
-        if editor is None:
-            return False
-        path = path or self._ask_save_path("Export GeoJSON", f"{self._current_id}.geojson", "GeoJSON (*.geojson)")
-        if not path:
-            return False
-        label = self.project.image(self._current_id).label
-        color = self.project.class_colors.get(label, self.canvas.mask_color()) if label else self.canvas.mask_color()
-        try:
-            export_geojson(path, editor.mask, name=label or "RoI", color=tuple(color))
-        except OSError as exc:
-            errors.show_error(self, "Cannot export GeoJSON", f"Cannot write {path}: {exc.strerror or exc}")
-            return False
-        self.show_status(f"Exported {Path(path).name}", 3000)
-        return True
-
-    def import_mask_png(self, path: str | os.PathLike | None = None) -> bool:
-        """Add a mask PNG (non-zero = RoI, the image's size) to the current RoI."""
-        from gusa_core.errors import GusaError
-        from gusa_core.imageio import read_mask
-
-        if self._image is None:
-            return False
-        path = path or self._ask_open_path("Import mask PNG", "Masks (*.png *.tif *.tiff);;All files (*)")
-        if not path:
-            return False
-        try:
-            mask = read_mask(path, self._image.shape[:2])
-        except (GusaError, OSError) as exc:
-            errors.show_error(self, "Cannot import mask", errors.describe(exc))
-            return False
-        self.replace_mask(mask)
-        return True
-
-    def export_mask_png(self, path: str | os.PathLike | None = None) -> bool:
-        """Write the current RoI as a PNG (0 / 255)."""
-        from gusa_core.imageio import write_mask
-
-        editor = self.canvas.editor()
-        if editor is None:
-            return False
-        path = path or self._ask_save_path("Export mask PNG", f"{self._current_id}.png", "PNG (*.png)")
-        if not path:
-            return False
-        try:
-            write_mask(path, editor.mask)
-        except OSError as exc:
-            errors.show_error(self, "Cannot export mask", f"Cannot write {path}: {exc.strerror or exc}")
-            return False
-        return True
 
     # ================================================================ saving
     def save_now(self) -> bool:
@@ -877,95 +779,6 @@ class MainWindow(QMainWindow):
         self._editors.pop(image_id, None)
         self.image_list.model.remove_row(image_id)
 
-    def image_context_menu(self, image_id: str) -> QMenu:
-        """The menu of one image in the list: label it, copy its path, remove it from the project."""
-        menu = QMenu(self)
-        label_menu = menu.addMenu("Label")
-        for i, name in enumerate(self.project.classes):
-            a = label_menu.addAction(f"{name}\t{i + 1}" if i < 9 else name)
-            a.triggered.connect(lambda _=False, n=name: self.set_image_label(image_id, n))
-        a = label_menu.addAction("Unlabelled\t0")
-        a.triggered.connect(lambda _=False: self.set_image_label(image_id, None))
-        menu.addAction("Copy file path").triggered.connect(
-            lambda: QApplication.clipboard().setText(str(self.project.image_path(image_id))))
-        menu.addSeparator()
-        menu.addAction("Remove from project…").triggered.connect(lambda: self.remove_image(image_id))
-        return menu
-
-    def _on_image_list_context_menu(self, image_id: str, global_pos) -> None:
-        self.image_context_menu(image_id).exec(global_pos)
-
-    def set_image_label(self, image_id: str, label: str | None) -> None:
-        """Label any image of the project (saved in the background)."""
-        if self.project is None:
-            return
-        if image_id == self._current_id:
-            self.set_label(label)
-            return
-        if self.project.image(image_id).label != label:
-            self.project.set_label(image_id, label)
-            self.autosave.save_manifest(self.project)
-            self._update_title()
-
-    def remove_image(self, image_id: str, *, confirm: bool = True) -> bool:
-        """Remove an image from the project (its file stays on disk)."""
-        if self.project is None or image_id not in self.project:
-            return False
-        if confirm and not self._confirm("Remove image", f"Remove {image_id} from the project? The image file stays where it is."):
-            return False
-        if image_id == self._current_id:
-            self._commit_notes()
-            following = self.image_list.neighbour_id(image_id, 1) or self.image_list.neighbour_id(image_id, -1)
-            self.autosave.flush()
-        else:
-            following = None
-        self.project.remove_image(image_id)
-        self.autosave.save_manifest(self.project)
-        if image_id == self._current_id:
-            self._current_id = None
-            self._image = None
-            self.canvas.set_editor(None)
-            self.canvas.set_image(None)
-            if following is not None:
-                self.show_image(following)
-            else:
-                self._update_side_panel()
-                self._update_enabled()
-        self._update_title()
-        return True
-
-    # ---------------------------------------------------------- drag and drop
-    def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:
-        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
-        event.acceptProposedAction()
-        self.open_dropped(paths)
-
-    def open_dropped(self, paths) -> None:
-        """A project folder opens; image files and folders of images are added to the open project."""
-        from gusa_core.imageio import IMAGE_SUFFIXES, list_images
-
-        paths = [Path(p) for p in paths]
-        projects = [p for p in paths if (p / "gusa-project.json").is_file()]
-        if projects:
-            self.open_project(projects[0])
-            return
-        if self.project is None:
-            self.show_status("Open or create a project first (File menu), then drop images on the window", 5000)
-            return
-        images = []
-        for p in paths:
-            if p.is_dir():
-                images.extend(list_images(p))
-            elif p.suffix.lower() in IMAGE_SUFFIXES:
-                images.append(p)
-        if images:
-            self.add_images(images)
-            self.show_status(f"Added {len(images)} image(s)", 3000)
-
     def _on_thumbnail_failed(self, image_id: str, reason: str) -> None:
         self.show_status(f"Cannot read image {image_id}: {reason}", 5000)
 
@@ -1018,56 +831,6 @@ class MainWindow(QMainWindow):
 
     def show_status(self, text: str, msecs: int = 3000) -> None:
         self.statusBar().showMessage(text, msecs)
-
-    # ============================================================== dialogs
-    def _dialog_dir(self, title: str) -> str | None:
-        return QFileDialog.getExistingDirectory(self, title) or None
-
-    def _dialog_open_path(self, title: str, filters: str) -> str | None:
-        return QFileDialog.getOpenFileName(self, title, "", filters)[0] or None
-
-    def _dialog_open_paths(self, title: str, filters: str) -> list[str]:
-        return QFileDialog.getOpenFileNames(self, title, "", filters)[0]
-
-    def _dialog_save_path(self, title: str, default: str, filters: str) -> str | None:
-        return QFileDialog.getSaveFileName(self, title, default, filters)[0] or None
-
-    def _dialog_confirm(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-                                      QMessageBox.StandardButton.Cancel)
-        return answer == QMessageBox.StandardButton.Yes
-
-    def show_about(self) -> None:
-        from gusa_core import __version__
-
-        QMessageBox.about(
-            self,
-            f"About {APP_NAME}",
-            f"<h3>{APP_NAME} {__version__}</h3>"
-            "<p>Teach a neural network where to look: paint coarse regions of interest on H&amp;E images, "
-            "train a Guided Soft Attention network and review its attention.</p>"
-            "<p>Method: H. Yang, J.-Y. Kim, H. Kim, S. P. Adhikari, <i>Guided Soft Attention Network for "
-            "Classification of Breast Cancer Histopathology Images</i>, IEEE TMI 39(5), 2020.</p>"
-            "<p>Not a medical device: for research use only.</p>",
-        )
-
-    def show_shortcuts(self) -> None:
-        rows = [
-            ("1 – 4", "label the image with a class; 0 removes the label"),
-            ("N / Page Down, P / Page Up", "next / previous image"),
-            ("B, E, L", "brush, eraser, lasso / polygon fill"),
-            ("[ and ], Ctrl+wheel", "brush size"),
-            ("Alt while painting", "erase with the brush (paint with the eraser)"),
-            ("H", "fill holes in the RoI"),
-            ("Ctrl+Z, Ctrl+Shift+Z / Ctrl+Y", "undo / redo one stroke"),
-            ("M", "show / hide the RoI mask"),
-            ("wheel, + and −", "zoom towards the cursor"),
-            ("Ctrl+0 or F, Ctrl+1", "fit to the window, actual size"),
-            ("space+drag, middle drag, arrows", "pan"),
-            ("lasso: click vertices, Enter or double-click", "fill the polygon; Esc cancels"),
-        ]
-        html = "<table cellspacing='6'>" + "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows) + "</table>"
-        QMessageBox.information(self, "Keyboard shortcuts", html)
 
     # ============================================================ helpers
     @staticmethod

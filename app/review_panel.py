@@ -576,6 +576,7 @@ class ReviewPanel(QWidget):
         self.predicted_label.setText(
             f"Predicted: <b style='color: rgb{tuple(rgb)}'>{prediction.label}</b> ({100 * probs[index]:.1f}%)")
         self.kind_label.setText(_ATTENTION_TEXT.get(prediction.attention_kind, f"Attention: {prediction.attention_kind}"))
+        self.outline_check.setText("Outline ỹ > τ" if prediction.attention_kind == "roi" else "Outline Grad-CAM > τ")
         info = self.run_info
         self.status_label.setText(f"{info.name} · {info.variant} · {fold_label(self.fold, len(info.folds))}" if info else "")
         self._update_truth()

@@ -14,6 +14,7 @@ code runs in a PyInstaller bundle.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -58,6 +59,17 @@ class _Reporter:
         extra = f" — {detail}" if detail else ""
         self.line(f"✓ {name} ({time.perf_counter() - t:.2f} s){extra}")
         return detail
+
+
+class _ErrorLog(logging.Handler):
+    """Collects the messages of ERROR records (a feature that failed to install logs one)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record.getMessage())
 
 
 def _output_stream():
@@ -148,18 +160,32 @@ def _run_steps(rep: _Reporter, tmp: Path, state: dict) -> None:
         icon = app_icon()
         _check(not icon.isNull(), "the application icon is empty")
         state["app"].setWindowIcon(icon)
-        window = MainWindow()
-        state["window"] = window
-        window.show()
-        opened = window.open_project(state["project_folder"])
-        state["app"].processEvents()
+        errors_logged = _ErrorLog()
+        logging.getLogger().addHandler(errors_logged)
+        try:
+            window = MainWindow()
+            state["window"] = window
+            window.show()
+            opened = window.open_project(state["project_folder"])
+            # The model features (training, review, ...) install themselves once the event loop runs.
+            deadline = time.perf_counter() + 60
+            while not getattr(window, "_features_installed", True) and time.perf_counter() < deadline:
+                state["app"].processEvents()
+            state["app"].processEvents()
+        finally:
+            logging.getLogger().removeHandler(errors_logged)
+        _check(not errors_logged.records, "the window logged an error:\n" + "\n".join(errors_logged.records))
         _check(not messages, f"the window reported an error: {'; '.join(messages)}")
+        from .features import FEATURE_MODULES
+
+        missing = [m for m in FEATURE_MODULES if m not in sys.modules]
+        _check(not missing, f"features not installed in the window: {', '.join(missing)}")
         _check(bool(opened), f"MainWindow.open_project({state['project_folder']}) returned False")
         ids = window.image_list.model.ids()
         _check(len(ids) == state["n_images"], f"the image list shows {len(ids)} images, the project has {state['n_images']}")
         title = window.windowTitle()
         _check("GuSA Studio" in title, f"unexpected window title {title!r}")
-        return f"{len(ids)} images listed, title {title!r}"
+        return f"{len(ids)} images listed, {len(FEATURE_MODULES)} features installed, title {title!r}"
 
     rep.step("open it in the main window", open_window)
 

@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
@@ -232,6 +232,8 @@ class TrainingPanel(QWidget):
         self._pretrained_file: str | None = None
         self._run_dir: Path | None = None
         self._estimator: EtaEstimator | None = None
+        self._pending_signal = None
+        self._config: dict = {}
         self._reset_progress_state()
         self._build_ui()
         self._update_weights_status()
@@ -251,6 +253,7 @@ class TrainingPanel(QWidget):
         self.variant_combo.currentIndexChanged.connect(self._on_variant_combo_changed)
         self.variant_label = QLabel(DESCRIPTIONS.get(DEFAULT_VARIANT, ""))
         self.variant_label.setWordWrap(True)
+        self.variant_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.variant_label.setStyleSheet("color: palette(mid);")
         form.addRow("Variant", self.variant_combo)
         form.addRow("", self.variant_label)
@@ -311,6 +314,7 @@ class TrainingPanel(QWidget):
         form.addRow("Weights", weights_row)
         self.weights_status = QLabel("")
         self.weights_status.setWordWrap(True)
+        self.weights_status.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.weights_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("", self.weights_status)
 
@@ -893,6 +897,20 @@ class TrainingPanel(QWidget):
 
 
 # ------------------------------------------------------------------ install
+class _StopOnClose(QObject):
+    """Event filter on the main window: a close stops training and waits for the batch to end."""
+
+    def __init__(self, panel: TrainingPanel, parent: QObject):
+        super().__init__(parent)
+        self._panel = panel
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Close and event.isAccepted() and self._panel.is_running:
+            self._panel.stop()
+            self._panel._worker.wait(300000)
+        return False
+
+
 def _project_of(window):
     return getattr(window, "project", None)
 
@@ -923,6 +941,9 @@ def install(window) -> None:
     action.triggered.connect(show)
     window.model_menu.addAction(action)
     window.train_action = action
+    # Closing the window stops the run (within one batch) so no thread outlives the app.
+    panel._close_guard = _StopOnClose(panel, window)
+    window.installEventFilter(panel._close_guard)
     changed = getattr(window, "project_opened", None)
     if changed is not None:
         changed.connect(lambda *_: (not panel.is_running) and panel.set_project(_project_of(window)))

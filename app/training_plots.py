@@ -86,9 +86,9 @@ class TrainingCurvesWidget(QWidget):
         self.legend.setText(f"<span>━ train &nbsp; ╍ validation</span> &nbsp;&nbsp; {folds}")
 
     def add_epoch(self, rec: dict) -> None:
-        """Add one epoch record (``fold``, ``epoch`` and metric keys; missing metrics are skipped)."""
+        """Add one epoch record (``fold`` from 0, ``epoch`` from 1, metric keys; missing metrics are skipped)."""
         fold = int(rec.get("fold", 0))
-        epoch = int(rec.get("epoch", 0)) + 1  # records count from 0; people count from 1
+        epoch = int(rec.get("epoch", 1))  # gusa_core counts epochs from 1
         color = FOLD_COLORS[fold % len(FOLD_COLORS)]
         if fold not in self._folds_seen:
             self._folds_seen.add(fold)

@@ -341,6 +341,29 @@ class MaskEditor:
 
         return self._edit((0, 0) + self.mask.shape, draw)
 
+    def replace(self, mask: np.ndarray) -> Rect | None:
+        """Replace the whole mask (an imported GeoJSON or PNG) as one undo step.
+
+        Parameters
+        ----------
+        mask : ndarray of shape (H, W)
+            The new mask, same shape as the current one; values > 0 become 255.
+
+        Returns
+        -------
+        rect : tuple of int or None
+            The bounding rectangle of the pixels that changed, or None.
+        """
+        mask = np.asarray(mask)
+        if mask.shape != self.mask.shape:
+            raise ValueError(f"mask of shape {mask.shape} does not fit the image's {self.mask.shape}")
+        new = np.where(mask > 0, 255, 0).astype(np.uint8)
+
+        def draw(view: np.ndarray, r0: int, c0: int) -> None:
+            view[:] = new
+
+        return self._edit((0, 0) + self.mask.shape, draw)
+
     def _edit(self, rect: Rect, draw) -> Rect | None:
         if self._stroke_value is not None:
             self.end_stroke()

@@ -20,14 +20,15 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .atomic import atomic_write, atomic_write_json
 from .errors import CheckpointError
+
+if TYPE_CHECKING:  # torch is imported where weights are touched: listing runs stays light
+    import torch
+    from torch import nn
 
 __all__ = [
     "FORMAT",
@@ -62,7 +63,9 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def _unwrap(model: "nn.Module") -> "nn.Module":
+    from torch import nn
+
     return getattr(model, "module", model) if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
@@ -342,8 +345,10 @@ def list_runs(project_folder: str | os.PathLike) -> list[Run]:
 
 
 # ------------------------------------------------------------- resume state
-def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+def _flatten(obj: Any, prefix: str, tensors: dict[str, "torch.Tensor"]) -> Any:
     """Move every tensor of a nested structure into ``tensors``; return the JSON-ready rest."""
+    import torch
+
     if isinstance(obj, torch.Tensor):
         tensors[prefix] = obj.detach().to("cpu").contiguous().clone()
         return {"__tensor__": prefix}
@@ -398,7 +403,7 @@ def save_state(folder: str | os.PathLike, state: dict) -> Path:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict = {}
     structure = _flatten(state, "s", tensors)
     token = f"{now_iso()}-{os.getpid()}-{id(state)}-{len(tensors)}"
     _save_safetensors(folder / "state.safetensors", tensors, {"token": token})

@@ -17,11 +17,9 @@ import numpy as np
 
 from .checkpoint import save_model
 from .errors import GusaError
+from .training import BEST_BY
 
-__all__ = ["make_folds", "FoldTrainer", "BEST_BY"]
-
-#: How the saved ("best") model of a fold is chosen.
-BEST_BY = "val_acc, ties broken by the lower val_loss"
+__all__ = ["make_folds", "FoldTrainer"]
 
 
 def make_folds(

@@ -171,6 +171,8 @@ class Predictor:
         for meta in metas[1:]:
             if [str(c) for c in meta["class_names"]] != self.class_names:
                 raise GusaError(f"the folds of this run disagree on the classes: {meta['class_names']} vs {self.class_names}")
+            if str(meta.get("variant")) != self.variant:
+                raise GusaError(f"the folds of this run disagree on the variant: {meta.get('variant')} vs {self.variant}")
         folders = list(folders) if folders is not None else [None] * len(models)
         self._members = [_Member(Path(f) if f else None, meta, model) for (model, meta), f in zip(models, folders)]
         first = models[0][0]
@@ -280,6 +282,8 @@ class Predictor:
             if missing:
                 raise GusaError(f"{onnx_path} lacks the output(s) {', '.join(sorted(missing))}")
             m.onnx = session
+        for m in self._members:  # onnxruntime gives every output: the torch copies are not needed
+            m.model = None
 
     # ......................................................... properties
     @property

@@ -19,28 +19,26 @@ alone (see :class:`gusa_core.data.SeededSampler`).
 On CUDA the forward pass runs under fp16 autocast with a gradient scaler and
 channels-last memory; on the CPU in fp32 (bf16 autocast has no fast path on
 CPUs without AVX-512/AMX). Launched by ``torchrun``, the same code trains
-data-parallel (see :mod:`gusa_core.distributed`).
+data-parallel (see :func:`gusa_core.device.setup_distributed`).
+
+Importing this module does not import torch (the app reads ``TrainConfig``
+on its GUI thread); :meth:`Trainer.run` does.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import threading
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
 
-from . import DEFAULT_INPUT_SIZE, __version__
-from .atomic import atomic_write_json
-from .checkpoint import RUN_FILE, STATE_DIR, now_iso
-from .errors import CheckpointError, GusaError
-from .folds import BEST_BY, FoldTrainer, make_folds
+from . import DEFAULT_INPUT_SIZE
+
+#: How the saved ("best") model of a fold is chosen.
+BEST_BY = "val_acc, ties broken by the lower val_loss"
 
 __all__ = ["TrainConfig", "TrainCallbacks", "Trainer", "train_from_cli", "BEST_BY"]
 
@@ -119,6 +117,8 @@ def _seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict:
+    import torch
+
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
@@ -136,6 +136,8 @@ def _py_state_to_json(state):
 
 
 def _set_rng_state(state: dict) -> None:
+    import torch
+
     torch.set_rng_state(state["torch"])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
@@ -210,12 +212,14 @@ class Trainer:
             exists without ``resume``). Any exception marks the run "failed".
         """
         from .device import setup_distributed
+        from .folds import FoldTrainer
+        from .run_setup import prepare
 
         dist = setup_distributed(self.config.device)
         cb = self.callbacks if dist.is_main else _Silent()
         state = None
         try:
-            prep = _prepare(self, dist, cb)
+            prep = prepare(self, dist, cb)
             state = prep.run_state
             for k, (train_ids, val_ids) in enumerate(prep.splits):
                 if state.fold_finished(k):
@@ -229,7 +233,7 @@ class Trainer:
                 if result["status"] != "finished":
                     break
                 cb.on_fold_end(k, result)
-            self.stopped = self._stop.is_set() or any(f.get("status") != "finished" for f in state.fold_list(len(prep.splits)))
+            self.stopped = any(f.get("status") != "finished" for f in state.fold_list(len(prep.splits)))
             status = "stopped" if self.stopped else "finished"
             state.finish(status)
             summary = state.summary(len(prep.splits))
@@ -240,8 +244,9 @@ class Trainer:
             return summary
         except BaseException as exc:
             if state is not None:
-                try:
-                    state.finish("failed", error=f"{type(exc).__name__}: {exc}")
+                try:  # an abort (second Ctrl+C) leaves a resumable run, as a stop does
+                    aborted = isinstance(exc, KeyboardInterrupt)
+                    state.finish("stopped" if aborted else "failed", error=None if aborted else f"{type(exc).__name__}: {exc}")
                 except Exception:
                     pass
             if not isinstance(exc, KeyboardInterrupt):
@@ -249,206 +254,6 @@ class Trainer:
             raise
         finally:
             dist.cleanup()
-
-
-# ------------------------------------------------------------ run setup
-#: CPU defaults chosen with benchmarks/bench_train.py (see its output in the report).
-CPU_CHANNELS_LAST = False
-CPU_MEMORY_EFFICIENT = False
-
-
-class RunState:
-    """``run.json`` of a run folder, kept up to date (only the main rank writes)."""
-
-    def __init__(self, run_dir: Path, meta: dict, *, write: bool):
-        self.run_dir = run_dir
-        self.meta = meta
-        self.write_enabled = write
-
-    def save(self) -> None:
-        self.meta["updated"] = now_iso()
-        if self.write_enabled:
-            atomic_write_json(self.run_dir / RUN_FILE, self.meta)
-
-    def fold_list(self, n: int) -> list[dict]:
-        results = self.meta.setdefault("fold_results", [])
-        while len(results) < n:
-            results.append({"fold": len(results), "status": "pending"})
-        return results
-
-    def fold_finished(self, k: int) -> bool:
-        results = self.meta.get("fold_results", [])
-        done = k < len(results) and results[k].get("status") == "finished"
-        folder = self.run_dir / f"fold-{k}"
-        return done and (folder / "model.safetensors").is_file() and (folder / "model.json").is_file()
-
-    def set_fold(self, k: int, result: dict) -> None:
-        self.fold_list(k + 1)[k] = dict(result)
-        self.save()
-
-    def finish(self, status: str, *, error: str | None = None) -> None:
-        self.meta["status"] = status
-        if error is not None:
-            self.meta["error"] = error
-        else:
-            self.meta.pop("error", None)
-        self.save()
-
-    def summary(self, n: int) -> dict:
-        folds = self.fold_list(n)
-        done = [f for f in folds if f.get("status") == "finished"]
-
-        def mean(key):
-            vals = [f[key] for f in done if f.get(key) is not None]
-            return float(np.mean(vals)) if vals else None
-
-        return {
-            "status": self.meta.get("status"),
-            "run_dir": str(self.run_dir),
-            "variant": self.meta.get("variant"),
-            "folds": folds,
-            "mean_val_acc": mean("val_acc"),
-            "mean_val_auc": mean("val_auc"),
-            "mean_val_miou": mean("val_miou"),
-            "messages": list(self.meta.get("messages", [])),
-            "selection": BEST_BY,
-        }
-
-
-class _Prepared:
-    """Everything the folds share: project, device, splits, normaliser, cache."""
-
-
-def _normalizer(project, config: TrainConfig, stored: dict | None, cb: TrainCallbacks):
-    """The Reinhard normaliser of the run (the stored one when resuming), or None."""
-    from .stain import ReinhardNormalizer
-
-    if not config.color_normalize:
-        return None
-    if stored:
-        return ReinhardNormalizer.from_dict(stored)
-    ref = getattr(project, "reinhard_reference", None)
-    if ref:
-        try:
-            if isinstance(ref, dict):
-                return ReinhardNormalizer.from_dict(ref)
-            path = Path(project.folder) / ref
-            if path.suffix.lower() == ".json" and path.is_file():
-                import json
-
-                return ReinhardNormalizer.from_dict(json.loads(path.read_text(encoding="utf-8")))
-            ids = {r.id for r in project.images}
-            from .imageio import read_image
-
-            image = read_image(project.image_path(ref) if ref in ids else path)
-            norm = ReinhardNormalizer().fit(image)
-            norm.source = str(ref)
-            return norm
-        except (GusaError, ValueError, OSError) as exc:
-            cb.on_log(f"colour reference {ref!r} unusable ({exc}); using the shipped default")
-    return ReinhardNormalizer.default()
-
-
-def _prepare(trainer: "Trainer", dist, cb: TrainCallbacks) -> _Prepared:
-    from .imageio import DownsampleCache
-    from .models_registry import VARIANT_NAMES
-
-    cfg = trainer.config
-    if cfg.variant not in VARIANT_NAMES:
-        raise GusaError(f"unknown variant {cfg.variant!r} (known: {', '.join(VARIANT_NAMES)})")
-    w, h = (int(v) for v in cfg.input_size)
-    if w <= 0 or h <= 0 or w % 16 or h % 16:
-        raise GusaError(f"input size {w}x{h} must be positive and divisible by 16")
-    if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise GusaError("epochs and batch size must be at least 1")
-    cfg.input_size = (w, h)
-    project = trainer.project
-    prep = _Prepared()
-    prep.project, prep.config, prep.device = project, cfg, dist.device
-    prep.run_dir = trainer.out_dir
-    cpu = dist.device.type == "cpu"
-    if not cpu:
-        torch.backends.cudnn.benchmark = True
-    prep.amp = dist.device.type == "cuda"
-    prep.channels_last = cfg.channels_last if cfg.channels_last is not None else (not cpu or CPU_CHANNELS_LAST)
-    prep.memory_efficient = cfg.memory_efficient if cfg.memory_efficient is not None else (cpu and CPU_MEMORY_EFFICIENT)
-    if cfg.workers is not None:
-        prep.workers = max(0, int(cfg.workers))
-    else:  # the CPU spends ~1 s per image in the network and ~15 ms loading it: no worker needed
-        prep.workers = 0 if cpu else min(4, max(0, (os.cpu_count() or 1) - 1))
-    prep.classes = list(project.classes)
-
-    run_file = prep.run_dir / RUN_FILE
-    stored = None
-    if run_file.is_file():
-        if not trainer.resume:
-            raise GusaError(f"run folder {prep.run_dir} already holds a run: choose another --out or pass --resume")
-        from .checkpoint import Run
-
-        stored = Run(prep.run_dir).meta
-        for key, now in (("variant", cfg.variant), ("class_names", prep.classes), ("input_size", [w, h])):
-            if stored.get(key) != now:
-                raise CheckpointError(run_file, f"cannot resume: {key} was {stored.get(key)!r}, now {now!r}")
-    elif trainer.resume:
-        cb.on_log(f"nothing to resume in {prep.run_dir}: starting a new run")
-
-    messages: list[str] = []
-    if stored and stored.get("splits"):
-        splits = [(list(s["train"]), list(s["val"])) for s in stored["splits"]]
-        messages = list(stored.get("messages", []))
-    else:
-        records = [r for r in project.images if r.label is not None]
-        unknown = [r.id for r in records if r.label not in prep.classes]
-        if unknown:
-            messages.append(f"{len(unknown)} image(s) have a label that is not a class and are skipped: {', '.join(unknown[:5])}")
-        records = [r for r in records if r.label in prep.classes]
-        skipped = len(project.images) - len(records) - len(unknown)
-        if skipped:
-            messages.append(f"{skipped} unlabelled image(s) skipped")
-        labels = [prep.classes.index(r.label) for r in records]
-        index_splits, split_msgs = make_folds(labels, folds=cfg.folds, val_fraction=cfg.val_fraction, seed=cfg.seed)
-        messages += split_msgs
-        ids = [r.id for r in records]
-        splits = [([ids[i] for i in tr], [ids[i] for i in va]) for tr, va in index_splits]
-    prep.splits = splits
-    n_masked = sum(1 for r in project.images if r.label in prep.classes and r.mask is not None)
-    prep.normalizer = _normalizer(project, cfg, stored.get("reinhard") if stored else None, cb)
-    prep.normalizer_dict = prep.normalizer.to_dict() if prep.normalizer is not None else None
-    prep.cache = DownsampleCache(project.cache_dir)
-
-    meta = stored or {
-        "format": "gusa-run",
-        "variant": cfg.variant,
-        "class_names": prep.classes,
-        "input_size": [w, h],
-        "created": now_iso(),
-        "project": str(Path(project.folder).resolve()),
-        "gusa_version": __version__,
-    }
-    meta.update(
-        config=cfg.to_dict(), folds=len(splits), status="running", reinhard=prep.normalizer_dict, messages=messages,
-        splits=[{"train": tr, "val": va} for tr, va in splits], selection=BEST_BY,
-        device=str(dist.device), world_size=dist.world_size,
-    )
-    dist.barrier()  # every rank has checked the folder before rank 0 writes into it
-    prep.run_state = RunState(prep.run_dir, meta, write=dist.is_main)
-    if dist.is_main:
-        prep.run_dir.mkdir(parents=True, exist_ok=True)
-    prep.run_state.fold_list(len(splits))
-    prep.run_state.save()
-    for m in messages:
-        cb.on_log(m)
-    cb.on_run_start(
-        {
-            "run_dir": str(prep.run_dir), "device": str(dist.device), "world_size": dist.world_size,
-            "folds": len(splits), "epochs": cfg.epochs, "variant": cfg.variant,
-            "n_labelled": len(splits[0][0]) + len(splits[0][1]), "n_masked": n_masked,
-            "n_train": [len(tr) for tr, _ in splits], "n_val": [len(va) for _, va in splits],
-            "channels_last": prep.channels_last, "memory_efficient": prep.memory_efficient,
-            "amp": prep.amp, "workers": prep.workers, "messages": messages, "resume": trainer.resume,
-        }
-    )
-    return prep
 
 
 class ProgressCallbacks(TrainCallbacks):

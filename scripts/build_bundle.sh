@@ -12,6 +12,6 @@ if ! "$PYTHON" -c "import PyInstaller" 2>/dev/null; then
     exit 2
 fi
 start=$(date +%s)
-"$PYTHON" -m PyInstaller build.spec --noconfirm --clean --log-level WARN
+"$PYTHON" -m PyInstaller build.spec --noconfirm --log-level WARN
 end=$(date +%s)
 echo "built dist/GuSA-Studio in $((end - start)) s ($(du -sh dist/GuSA-Studio | cut -f1))"

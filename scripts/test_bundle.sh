@@ -40,10 +40,15 @@ t=$(now)
 "$DIST/gusa-studio" --version
 version_s=$(seconds "$t")
 
+# time until the main window is on screen (app.main's GUSA_STARTUP_PROBE)
+probe=$(GUSA_STARTUP_PROBE=1 "$DIST/gusa-studio" 2>/dev/null | grep window-visible || true)
+window_s=$(echo "$probe" | awk '{print $2}')
+
 echo "== bundle"
 echo "  size:                     $(du -sh "$DIST" | cut -f1)  ($DIST)"
 echo "  gusa-studio --self-test:  ${self_test_s} s"
 echo "  gusa info --json:         ${info_s} s"
 echo "  gusa --help:              ${help_s} s"
+echo "  gusa-studio window shown: ${window_s:-?} s"
 echo "  gusa-studio --version:    ${version_s} s"
 echo "bundle OK"

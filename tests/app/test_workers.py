@@ -56,6 +56,7 @@ def test_generator_items_arrive_in_order_then_return_value(qtbot):
 
 
 def test_abort_stops_a_generator_between_items(qtbot):
+    inside = threading.Event()  # the generator is making item 1
     gate = threading.Event()
     produced = []
     closed = []
@@ -63,10 +64,11 @@ def test_abort_stops_a_generator_between_items(qtbot):
     def gen():
         try:
             for i in range(1000):
+                if i == 1:
+                    inside.set()
+                    gate.wait(10)  # hold item 1 until the test has aborted
                 produced.append(i)
                 yield i
-                if i == 1:
-                    gate.wait(10)  # hold the job until the test has aborted
         finally:
             closed.append(True)
 
@@ -77,17 +79,17 @@ def test_abort_stops_a_generator_between_items(qtbot):
 
     def on_item(item):
         received.append(item)
-        if item == 1:
-            worker.abort()
-            gate.set()
+        assert inside.wait(10)
+        worker.abort()
+        gate.set()
 
     worker.yielded.connect(on_item)
     with qtbot.waitSignal(worker.finished, timeout=10000):
         worker.start()
-    # The abort came while the generator was making item 2: item 2 is
-    # dropped and item 3 is never asked for.
-    assert produced == [0, 1, 2]
-    assert received == [0, 1]
+    # The abort came while the generator was making item 1: item 1 is
+    # dropped and item 2 is never asked for.
+    assert produced == [0, 1]
+    assert received == [0]
     assert aborted == [True]
     assert returned == []
     assert closed == [True]  # the generator was closed (its finally ran)

@@ -284,13 +284,20 @@ def test_zoom_towards_cursor_and_pan(qtbot, window, demo_project):
     canvas.zoom_by(2.0, anchor)
     after = canvas.widget_to_image(anchor)
     assert abs(before.x() - after.x()) < 1e-6 and abs(before.y() - after.y()) < 1e-6
-    QTest.keyClick(canvas, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(canvas, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)  # glides to 100 %
+    qtbot.waitUntil(lambda: not canvas.is_animating(), timeout=3000)
     assert canvas.zoom() == pytest.approx(1.0)
     off = canvas.offset()
     QTest.keyClick(canvas, Qt.Key.Key_Left)
     assert canvas.offset().x() > off.x()
     QTest.keyClick(canvas, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not canvas.is_animating(), timeout=3000)
     assert canvas.zoom() == pytest.approx(canvas.fit_zoom())
+    # + zooms in around the cursor, gliding
+    z = canvas.zoom()
+    QTest.keyClick(canvas, Qt.Key.Key_Plus)
+    qtbot.waitUntil(lambda: not canvas.is_animating(), timeout=3000)
+    assert canvas.zoom() == pytest.approx(z * 1.5)
     # middle-button drag pans
     off = canvas.offset()
     drag(canvas, [(200, 200), (230, 210)], button=Qt.MouseButton.MiddleButton)

@@ -229,3 +229,25 @@ def test_stroke_to_needs_begin_and_bad_mask_rejected():
         ed.stroke_to(1, 1, 1)
     with pytest.raises(ValueError):
         MaskEditor(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_replace_is_one_undo_step():
+    import numpy as np
+
+    from gusa_core.annotation import MaskEditor
+
+    ed = MaskEditor(np.zeros((40, 50), np.uint8))
+    ed.begin_stroke(255)
+    ed.stroke_to(10, 10, 3)
+    ed.end_stroke()
+    before = ed.mask.copy()
+    imported = np.zeros((40, 50), np.uint8)
+    imported[20:30, 5:45] = 1
+    rect = ed.replace(imported)
+    assert rect is not None
+    assert set(np.unique(ed.mask)) == {0, 255}
+    np.testing.assert_array_equal(ed.mask > 0, imported > 0)
+    ed.undo()
+    np.testing.assert_array_equal(ed.mask, before)
+    ed.redo()
+    np.testing.assert_array_equal(ed.mask > 0, imported > 0)
