@@ -67,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_self_test() -> int:
-    """Check the installation (filled in by issue 7). Returns the exit status."""
-    # TODO(issue 7): open a demo project offscreen, paint, train one tiny epoch, predict.
-    print("gusa-studio --self-test: not implemented yet")
-    return 0
+    """``--self-test``: demo project → main window → one prediction; returns the exit status."""
+    from .self_test import run_self_test as _run
+
+    return _run()
 
 
 def _open_demo(window, *, background: bool = True) -> bool:

@@ -101,20 +101,22 @@ def run_self_test() -> int:
     rep.line(f"GuSA Studio {__version__} self-test{frozen}: Python {sys.version.split()[0]} on {sys.platform}")
     tmp = Path(tempfile.mkdtemp(prefix="gusa-self-test-"))
     state: dict = {}
+    status = 1
     try:
         _run_steps(rep, tmp, state)
+        status = 0
     except Exception as exc:
         if not isinstance(exc, SelfTestError):
             rep.line("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
         rep.line(f"self-test FAILED after {time.perf_counter() - rep.t0:.1f} s: {exc}")
-        return 1
     finally:
         _teardown(state)
         shutil.rmtree(tmp, ignore_errors=True)
-        if log is not None:
-            stream.close()
-    rep.line(f"self-test passed in {time.perf_counter() - rep.t0:.1f} s")
-    return 0
+    if status == 0:
+        rep.line(f"self-test passed in {time.perf_counter() - rep.t0:.1f} s")
+    if log is not None:
+        stream.close()
+    return status
 
 
 def _run_steps(rep: _Reporter, tmp: Path, state: dict) -> None:

@@ -85,15 +85,7 @@ def imagenet_weights_path() -> Path:
 
     Computed without importing torch, like ``torch.hub.get_dir()``.
     """
-    try:
-        from gusa_core.models import imagenet_weights_path as core_path  # if the core offers one
-    except Exception:
-        core_path = None
-    if core_path is not None:
-        try:
-            return Path(core_path())
-        except Exception:
-            pass
+    # Not gusa_core.models.imagenet_weights_path: that imports torch, and this runs as the window opens.
     torch_home = os.environ.get("TORCH_HOME")
     if not torch_home:
         cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

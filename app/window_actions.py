@@ -244,18 +244,10 @@ class WindowActionsMixin:
         return answer == QMessageBox.StandardButton.Yes
 
     def show_about(self) -> None:
-        from gusa_core import __version__
+        """Help ▸ About: versions of GuSA Studio, Python, torch/CUDA, Qt and onnxruntime."""
+        from .about import AboutDialog
 
-        QMessageBox.about(
-            self,
-            f"About {APP_NAME}",
-            f"<h3>{APP_NAME} {__version__}</h3>"
-            "<p>Teach a neural network where to look: paint coarse regions of interest on H&amp;E images, "
-            "train a Guided Soft Attention network and review its attention.</p>"
-            "<p>Method: H. Yang, J.-Y. Kim, H. Kim, S. P. Adhikari, <i>Guided Soft Attention Network for "
-            "Classification of Breast Cancer Histopathology Images</i>, IEEE TMI 39(5), 2020.</p>"
-            "<p>Not a medical device: for research use only.</p>",
-        )
+        AboutDialog(self).exec()
 
     def show_shortcuts(self) -> None:
         rows = [

@@ -11,6 +11,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
 
 
@@ -34,6 +42,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None], *, suff
         writer(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; the file is an ordinary document
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -28,15 +28,23 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _size_str(size) -> str:
-    return f"{size[0]}x{size[1]}"
+def parse_image_size(text: str) -> tuple[int, int]:
+    """Parse ``WxH`` into ``(width, height)``, any positive size."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH such as 512x384, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"image size {text} is too small (at least 16x16)")
+    return w, h
+
 
 
 # --------------------------------------------------------------------- verbs
 def _cmd_demo(args) -> int:
     from .demo import write_demo_project
 
-    project = write_demo_project(args.dir, seed=args.seed)
+    project = write_demo_project(args.dir, seed=args.seed, per_class=args.per_class, size=args.size)
     print(f"demo project written to {project.folder} ({len(project.images)} images)")
     return 0
 
@@ -100,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="write the built-in demo project")
     s.add_argument("dir", type=Path, help="folder to create")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--per-class", type=int, default=10, help="labelled images per class")
+    s.add_argument("--size", type=parse_image_size, default=(512, 384), metavar="WxH", help="image size")
     s.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("init", help="create a project from a folder of images (BACH layout understood)")
@@ -144,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     s.add_argument("--device", default="auto")
     s.add_argument("--batch-size", type=int, default=4)
+    s.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="auto: onnxruntime on the CPU, torch on a GPU")
     s.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("evaluate", help="accuracy, ROC AUC, confusion matrix and RoI IoU on a labelled project")
@@ -154,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fold", type=int, default=None)
     s.add_argument("--validation", action="store_true", help="score each fold on its own validation images only")
     s.add_argument("--device", default="auto")
+    s.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
     s.set_defaults(func=_cmd_evaluate)
 
     s = sub.add_parser("export", help="export a trained model to ONNX (logits + RoI map)")

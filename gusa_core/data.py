@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-from .imageio import DownsampleCache, resize_image
+from .imageio import DownsampleCache, image_size, read_mask, resize_image
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -190,7 +190,6 @@ class ProjectDataset(Dataset):
         augmenter=None,
         cache: DownsampleCache | None = None,
     ):
-        self.project = project
         self.ids = list(ids)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.normalizer = normalizer
@@ -200,12 +199,24 @@ class ProjectDataset(Dataset):
         self.labels: list[int] = []
         self.mask_paths: list[Path | None] = []
         self.paths: list[Path] = []
+        # Only paths and labels are kept (not the project): the dataset pickles into
+        # loader workers started by "spawn" (macOS, Windows).
         for image_id in self.ids:
             rec = project.image(image_id)
             self.labels.append(classes.index(rec.label) if rec.label in classes else -1)
             self.paths.append(Path(project.image_path(image_id)))
             self.mask_paths.append(Path(project.mask_path(image_id)) if rec.mask else None)
         self._masks: dict[tuple[int, int], np.ndarray] = {}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["cache"] = (self.cache.cache_dir, self.cache.memory_items)  # holds locks: rebuilt in the worker
+        return state
+
+    def __setstate__(self, state):
+        cache_dir, items = state["cache"]
+        state["cache"] = DownsampleCache(cache_dir, memory_items=items)
+        self.__dict__.update(state)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -230,9 +241,8 @@ class ProjectDataset(Dataset):
         key = (index, mtime)
         packed = self._masks.get(key)
         if packed is None:
-            full = self.project.load_mask(self.ids[index])
-            if full is None:
-                return None
+            w, h = image_size(self.paths[index])
+            full = read_mask(path, shape=(h, w))  # MaskError naming the file if it does not fit
             packed = np.packbits(resize_mask(full, self.input_size))
             self._masks[key] = packed
         w, h = self.input_size

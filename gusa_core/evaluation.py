@@ -216,7 +216,8 @@ def evaluate_from_cli(args) -> int:
 
     try:
         result = evaluate_run(
-            args.run, args.project, fold=args.fold, validation=bool(args.validation), device=args.device, progress=progress
+            args.run, args.project, fold=args.fold, validation=bool(args.validation), device=args.device,
+            backend=getattr(args, "backend", "auto"), progress=progress,
         )
     finally:
         bar.close()

@@ -195,6 +195,7 @@ class FoldTrainer:
             st = load_state(state_dir)
             model.load_state_dict(st["model"])
             optimizer.load_state_dict(st["optimizer"])
+            _match_layout(optimizer)
             scheduler.load_state_dict(st["scheduler"])
             if st.get("scaler"):
                 scaler.load_state_dict(st["scaler"])
@@ -402,6 +403,22 @@ class FoldTrainer:
             "val_miou": b.get("val_miou"), "val_loss": b.get("val_loss"),
             "n_train": len(self.train_ids), "n_val": len(self.val_ids), "selection": BEST_BY,
         }
+
+
+def _match_layout(optimizer) -> None:
+    """Give restored optimizer moments their parameter's memory layout (channels-last).
+
+    Saved tensors come back contiguous; the fused Adam kernel then sums in a
+    different order and a resumed run would drift from an uninterrupted one.
+    """
+    import torch
+
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p, {})
+            for key, v in list(st.items()):
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    st[key] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def _worker_init(worker_id: int) -> None:

@@ -747,7 +747,8 @@ def predict_from_cli(args) -> int:
     from tqdm import tqdm
 
     paths = collect_images(args.inputs, recursive=getattr(args, "recursive", False))
-    predictor = Predictor.from_run(args.run, fold=getattr(args, "fold", None), device=getattr(args, "device", "auto"))
+    predictor = Predictor.from_run(args.run, fold=getattr(args, "fold", None), device=getattr(args, "device", "auto"),
+                                   backend=getattr(args, "backend", "auto"))
     att_dir = Path(args.attention_dir) if getattr(args, "attention_dir", None) else None
     names = predictor.class_names
     as_json = bool(getattr(args, "json", False))

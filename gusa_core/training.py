@@ -111,6 +111,8 @@ class _Silent(TrainCallbacks):
 
 
 def _seed_everything(seed: int) -> None:
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -215,6 +217,7 @@ class Trainer:
         from .folds import FoldTrainer
         from .run_setup import prepare
 
+        _seed_everything(self.config.seed)
         dist = setup_distributed(self.config.device)
         cb = self.callbacks if dist.is_main else _Silent()
         state = None
@@ -369,6 +372,16 @@ def train_from_cli(args) -> int:
     )
     from .device import configure_cpu_threads
 
+    run_file = Path(args.out) / "run.json"
+    if args.resume and run_file.is_file():
+        # A resumed run keeps its own settings (the command line's defaults would not fit it).
+        import json
+
+        stored = json.loads(run_file.read_text(encoding="utf-8")).get("config", {})
+        known = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__}
+        known.update(device=args.device, workers=args.workers)
+        config = TrainConfig(**known)
+        config.input_size = tuple(config.input_size)
     rank = int(os.environ.get("RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     if args.device in ("cpu", "auto"):

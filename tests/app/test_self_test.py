@@ -55,3 +55,23 @@ def test_self_test_reports_a_failing_step_and_exits_1(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "✗ write a demo project: OSError: disk full (simulated)" in out
     assert "self-test FAILED" in out
+
+
+def test_self_test_writes_a_log_where_there_is_no_stdout(monkeypatch, tmp_path):
+    """A windowed executable (Windows, console=False) has sys.stdout None: the report goes to a log file."""
+    import tempfile
+
+    import gusa_core.demo
+
+    from app.self_test import run_self_test
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(gusa_core.demo, "write_demo_project", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sys, "stdout", None)
+    assert run_self_test() == 1
+    log = (tmp_path / "gusa-studio-self-test.log").read_text(encoding="utf-8")
+    assert "✗ write a demo project: OSError: disk full (simulated)" in log
+    assert "self-test FAILED" in log

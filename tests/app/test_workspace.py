@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import pytest
@@ -25,8 +24,9 @@ def _open(qtbot, win, folder):
     qtbot.waitUntil(lambda: win.current_image_id() is not None, timeout=5000)
 
 
-def test_window_opens_without_torch(window):
-    assert "torch" not in sys.modules
+def test_window_opens(window):
+    # That showing the window imports no torch is checked in a fresh process
+    # (test_app_shell.py): earlier tests in this process may have imported it.
     assert window.windowTitle().startswith("GuSA Studio")
     assert window.model_menu is not None
     assert not window.windowIcon().isNull()

@@ -200,3 +200,34 @@ def test_single_split_and_fallbacks():
         make_folds([0, 1, 0], folds=4)
     with pytest.raises(GusaError, match="at least 2"):
         make_folds([0], folds=1)
+
+
+def test_dataset_pickles_for_spawned_workers(project):
+    import pickle
+
+    from gusa_core.augment import Augmenter
+    from gusa_core.stain import ReinhardNormalizer
+
+    ids = [r.id for r in project.images if r.mask is not None][:2]
+    ds = ProjectDataset(project, ids, input_size=SIZE, normalizer=ReinhardNormalizer.default(), augmenter=Augmenter())
+    clone = pickle.loads(pickle.dumps(ds))
+    a, b = ds[(1, 9)], clone[(1, 9)]
+    assert all(torch.equal(u, v) for u, v in zip(a[:1] + a[2:3], b[:1] + b[2:3])) and a[1] == b[1]
+
+
+def test_wrong_size_mask_is_refused_naming_the_file(project, tmp_path):
+    import cv2
+
+    from gusa_core.errors import MaskError
+
+    rec = next(r for r in project.images if r.mask is not None)
+    ds = ProjectDataset(project, [rec.id], input_size=SIZE, normalizer=None)
+    path = ds.mask_paths[0]
+    original = path.read_bytes()
+    try:
+        cv2.imwrite(str(path), np.zeros((10, 10), np.uint8))
+        with pytest.raises(MaskError) as info:
+            ProjectDataset(project, [rec.id], input_size=SIZE, normalizer=None)[0]
+        assert info.value.path == str(path)
+    finally:
+        path.write_bytes(original)
