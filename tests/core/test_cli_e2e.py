@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     project = root / "demo"
     run = root / "run"
-    assert main(["demo", str(project)]) == 0
+    assert main(["demo", str(project), "--per-class", "5", "--size", "256x192"]) == 0
     assert (project / "gusa-project.json").is_file()
     rc = main(["train", str(project), "--out", str(run), "--epochs", "1", "--input-size", "64x48", "--folds", "2",
                "--pretrained", "none", "--batch-size", "8", "--device", "cpu"])
