@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.canvas_view import numpy_to_qimage
-from app.prediction_cache import fold_label, scan_runs
+from app.run_choice import RunChooser
 from app.workers import Worker
 
 __all__ = ["ClassifyFolderDialog", "ClassifyResultsModel", "classify_job", "install"]
@@ -83,8 +83,7 @@ def classify_job(run_dir, fold, paths, *, attention_dir=None, colormap="jet", pr
             rec["thumbnail"] = _small(image, THUMB_SIZE)
         if pred is not None:
             small = _small(image, PREVIEW_WIDTH)
-            att = _small(pred.attention.astype(np.float32), PREVIEW_WIDTH)
-            rec["preview"] = overlay_attention(small, att, colormap=colormap)
+            rec["preview"] = overlay_attention(small, pred.attention_at(small.shape[:2]), colormap=colormap)
             if att_dir is not None:
                 stem = Path(rec["path"]).stem
                 name, k = stem, 1
@@ -256,11 +255,8 @@ class ClassifyFolderDialog(QDialog):
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._on_browse_clicked)
         self.recursive_check = QCheckBox("include sub-folders")
-        self.run_combo = QComboBox()
-        self.run_combo.currentIndexChanged.connect(self._on_run_combo_changed)
-        self.fold_combo = QComboBox()
-        other_run = QPushButton("Other run…")
-        other_run.clicked.connect(self._on_other_run_clicked)
+        self.run_chooser = RunChooser(other_button=True)
+        self.run_chooser.changed.connect(self._update_buttons)
         self.attention_check = QCheckBox("save attention overlays to")
         self.attention_edit = QLineEdit()
         self.attention_edit.setPlaceholderText("folder for <name>_attention.png")
@@ -269,16 +265,12 @@ class ClassifyFolderDialog(QDialog):
         folder_row.addWidget(self.folder_edit, 1)
         folder_row.addWidget(browse)
         folder_row.addWidget(self.recursive_check)
-        run_row = QHBoxLayout()
-        run_row.addWidget(self.run_combo, 1)
-        run_row.addWidget(self.fold_combo)
-        run_row.addWidget(other_run)
         att_row = QHBoxLayout()
         att_row.addWidget(self.attention_check)
         att_row.addWidget(self.attention_edit, 1)
         form = QFormLayout()
         form.addRow("Folder", folder_row)
-        form.addRow("Model", run_row)
+        form.addRow("Model", self.run_chooser)
         form.addRow("", att_row)
 
         self.start_button = QPushButton("Classify")
@@ -365,60 +357,21 @@ class ClassifyFolderDialog(QDialog):
         self._update_buttons()
 
     # ------------------------------------------------------------ settings
-    def refresh_runs(self, select: str | None = None) -> None:
-        """Fill the run combo from the project's runs (newest first)."""
-        self.run_combo.blockSignals(True)
-        self.run_combo.clear()
-        if self.project is not None:
-            for info in scan_runs(self.project.folder):
-                self.run_combo.addItem(info.title, (str(info.folder), info.folds))
-        if select:
-            self._add_run_folder(select)
-        self.run_combo.blockSignals(False)
-        self._on_run_combo_changed()
-
-    def _add_run_folder(self, folder: str) -> None:
-        folder = str(Path(folder).resolve())
-        for i in range(self.run_combo.count()):
-            if self.run_combo.itemData(i)[0] == folder:
-                self.run_combo.setCurrentIndex(i)
-                return
-        folds = tuple(sorted(int(d.name.split("-")[1]) for d in Path(folder).glob("fold-*")
-                             if (d / "model.safetensors").is_file() and d.name.split("-")[1].isdigit()))
-        self.run_combo.addItem(Path(folder).name, (folder, folds))
-        self.run_combo.setCurrentIndex(self.run_combo.count() - 1)
+    def refresh_runs(self) -> None:
+        """List the project's runs (newest first)."""
+        self.run_chooser.refresh(self.project.folder if self.project is not None else None)
 
     def set_folder(self, folder) -> None:
         self.folder_edit.setText(str(folder))
 
     def set_run(self, run_dir, fold: int | None = None) -> None:
         """Choose the run (a folder) and fold (None: the ensemble of its folds)."""
-        self._add_run_folder(str(run_dir))
-        for i in range(self.fold_combo.count()):
-            if self.fold_combo.itemData(i) == fold:
-                self.fold_combo.setCurrentIndex(i)
-
-    def _on_run_combo_changed(self, *_):
-        self.fold_combo.clear()
-        data = self.run_combo.currentData()
-        if not data:
-            return
-        folds = data[1]
-        if len(folds) != 1:
-            self.fold_combo.addItem(fold_label(None, len(folds)), None)
-        for k in folds:
-            self.fold_combo.addItem(fold_label(k), k)
-        self._update_buttons()
+        self.run_chooser.set_run(run_dir, fold)
 
     def _on_browse_clicked(self):
         folder = QFileDialog.getExistingDirectory(self, "Folder to classify", self.folder_edit.text())
         if folder:
             self.folder_edit.setText(folder)
-
-    def _on_other_run_clicked(self):
-        folder = QFileDialog.getExistingDirectory(self, "Run folder (holds run.json and fold-k/)")
-        if folder:
-            self._add_run_folder(folder)
 
     # ----------------------------------------------------------------- job
     @property
@@ -432,8 +385,8 @@ class ClassifyFolderDialog(QDialog):
 
         if self.is_running:
             return False
-        data = self.run_combo.currentData()
-        if not data:
+        run_dir = self.run_chooser.run_dir()
+        if not run_dir:
             self._warn("Choose a trained run first (train one with Model → Train…).")
             return False
         folder = self.folder_edit.text().strip()
@@ -458,7 +411,7 @@ class ClassifyFolderDialog(QDialog):
         self.progress.setValue(0)
         self.progress_label.setText("loading the model…")
         self._t0 = time.perf_counter()
-        worker = Worker(classify_job, data[0], self.fold_combo.currentData(), paths, attention_dir=att_dir,
+        worker = Worker(classify_job, run_dir, self.run_chooser.fold(), paths, attention_dir=att_dir,
                         predictor_factory=self._predictor_factory)
         worker.yielded.connect(self._on_worker_yielded)
         worker.errored.connect(self._on_worker_errored)
@@ -593,7 +546,7 @@ class ClassifyFolderDialog(QDialog):
     # ---------------------------------------------------------------- misc
     def _update_buttons(self):
         running = self.is_running
-        self.start_button.setEnabled(not running and self.run_combo.count() > 0)
+        self.start_button.setEnabled(not running and self.run_chooser.count() > 0)
         self.cancel_button.setEnabled(running)
         has = bool(self.model.records)
         self.export_button.setEnabled(has and not running)

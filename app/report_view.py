@@ -15,7 +15,6 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QComboBox,
     QDialog,
     QFileDialog,
     QFormLayout,
@@ -36,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.prediction_cache import fold_label, scan_runs
+from app.run_choice import RunChooser
 from app.workers import Worker
 
 __all__ = ["ReportView", "install"]
@@ -89,9 +88,8 @@ class ReportView(QDialog):
         self._progress = _Progress(self)
         self._progress.advanced.connect(self._on_progress_advanced)
 
-        self.run_combo = QComboBox()
-        self.run_combo.currentIndexChanged.connect(self._on_run_combo_changed)
-        self.fold_combo = QComboBox()
+        self.run_chooser = RunChooser()
+        self.run_chooser.changed.connect(self._update_buttons)
         self.scope_validation = QRadioButton("validation images of each fold (the paper's protocol)")
         self.scope_all = QRadioButton("all labelled images of the project")
         self.scope_validation.setChecked(True)
@@ -99,9 +97,6 @@ class ReportView(QDialog):
         self.evaluate_button.clicked.connect(self.start)
         self.progress = QProgressBar()
         self.progress.setFormat("%v of %m images")
-        run_row = QHBoxLayout()
-        run_row.addWidget(self.run_combo, 1)
-        run_row.addWidget(self.fold_combo)
         scope = QVBoxLayout()
         scope.addWidget(self.scope_validation)
         scope.addWidget(self.scope_all)
@@ -109,7 +104,7 @@ class ReportView(QDialog):
         go_row.addWidget(self.evaluate_button)
         go_row.addWidget(self.progress, 1)
         form = QFormLayout()
-        form.addRow("Run", run_row)
+        form.addRow("Run", self.run_chooser)
         form.addRow("Images", scope)
         form.addRow("", go_row)
 
@@ -181,35 +176,11 @@ class ReportView(QDialog):
 
     # ------------------------------------------------------------ settings
     def refresh_runs(self) -> None:
-        self.run_combo.blockSignals(True)
-        self.run_combo.clear()
-        if self.project is not None:
-            for info in scan_runs(self.project.folder):
-                self.run_combo.addItem(info.title, (str(info.folder), info.folds))
-        self.run_combo.blockSignals(False)
-        self._on_run_combo_changed()
+        """List the project's runs (newest first)."""
+        self.run_chooser.refresh(self.project.folder if self.project is not None else None)
 
     def set_run(self, run_dir, fold: int | None = None) -> None:
-        target = str(Path(run_dir).resolve())
-        for i in range(self.run_combo.count()):
-            if self.run_combo.itemData(i)[0] == target:
-                self.run_combo.setCurrentIndex(i)
-        for i in range(self.fold_combo.count()):
-            if self.fold_combo.itemData(i) == fold:
-                self.fold_combo.setCurrentIndex(i)
-
-    def _on_run_combo_changed(self, *_):
-        self.fold_combo.clear()
-        data = self.run_combo.currentData()
-        if not data:
-            self._update_buttons()
-            return
-        folds = data[1]
-        if len(folds) != 1:
-            self.fold_combo.addItem(fold_label(None, len(folds)) if len(folds) else "ensemble", None)
-        for k in folds:
-            self.fold_combo.addItem(fold_label(k), k)
-        self._update_buttons()
+        self.run_chooser.set_run(run_dir, fold)
 
     # ----------------------------------------------------------------- job
     @property
@@ -217,14 +188,14 @@ class ReportView(QDialog):
         return self._worker is not None and self._worker.is_running
 
     def start(self) -> bool:
-        data = self.run_combo.currentData()
-        if self.is_running or not data or self.project is None:
+        run_dir = self.run_chooser.run_dir()
+        if self.is_running or not run_dir or self.project is None:
             return False
         n = len([r for r in self.project.images if r.label is not None])
         self.progress.setRange(0, max(n, 1))
         self.progress.setValue(0)
         self.summary.setText("Evaluating…")
-        worker = Worker(_evaluate_job, data[0], str(self.project.folder), self.fold_combo.currentData(),
+        worker = Worker(_evaluate_job, run_dir, str(self.project.folder), self.run_chooser.fold(),
                         self.scope_validation.isChecked(), self._progress)
         worker.returned.connect(self._on_worker_returned)
         worker.errored.connect(self._on_worker_errored)
@@ -332,7 +303,7 @@ class ReportView(QDialog):
 
     def _update_buttons(self, *_):
         running = self.is_running
-        self.evaluate_button.setEnabled(not running and self.run_combo.count() > 0)
+        self.evaluate_button.setEnabled(not running and self.run_chooser.count() > 0)
         self.html_button.setEnabled(self.result is not None and not running)
         self.json_button.setEnabled(self.result is not None and not running)
 

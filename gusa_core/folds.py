@@ -183,8 +183,6 @@ class FoldTrainer:
 
     # ------------------------------------------------------------ running
     def run(self) -> dict:
-        import torch
-
         from .checkpoint import STATE_DIR, load_state
 
         cfg = self.config

@@ -79,24 +79,49 @@ class Prediction:
         Argmax of ``probs`` (eq. 5).
     label : str
         ``class_names[index]``.
-    attention : ndarray of shape (H, W), float32
-        In [0, 1], at the resolution of the image that was classified.
     attention_kind : {"roi", "gradcam"}
         ỹ of the RoI branch, or Grad-CAM of the predicted class.
     roi_fraction : float
-        Share of ``attention`` above 0.5.
+        Share of the image where the attention map, bilinearly up-sampled to
+        the network's input size, is above 0.5.
     path : str or None
         The file, when the image came from one.
+    attention_lowres : ndarray of shape (M, N), float32
+        The map at the network's output resolution (stride 16).
+    image_shape : tuple of int
+        ``(H, W)`` of the image that was classified.
+
+    Notes
+    -----
+    :attr:`attention` (the map at the image's full resolution, 12 MB for a
+    BACH image) is up-sampled on first use only: a folder run that writes no
+    overlay never pays for it, and a preview can ask :meth:`attention_at` for
+    the size it shows.
     """
 
     class_names: list[str]
     probs: np.ndarray
     index: int
     label: str
-    attention: np.ndarray
     attention_kind: str
     roi_fraction: float
     path: str | None = None
+    attention_lowres: np.ndarray | None = field(default=None, repr=False)
+    image_shape: tuple[int, int] | None = None
+    _attention: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def attention(self) -> np.ndarray:
+        """The attention map at the image's resolution, ``(H, W)`` float32 in [0, 1]."""
+        if self._attention is None:
+            self._attention = _upsample(self.attention_lowres, self.image_shape)
+        return self._attention
+
+    def attention_at(self, shape: tuple[int, int]) -> np.ndarray:
+        """The attention map up-sampled (bilinearly) to ``shape = (H, W)``."""
+        if self._attention is not None and self._attention.shape == tuple(shape):
+            return self._attention
+        return _upsample(self.attention_lowres, shape)
 
     def probs_dict(self) -> dict[str, float]:
         """``{class: probability}``."""
@@ -360,7 +385,8 @@ class Predictor:
             probs, maps = self._run(batches)
         preds = []
         for i, shape in enumerate(shapes):
-            attention = _upsample(maps[i], shape)
+            lowres = np.ascontiguousarray(maps[i], dtype=np.float32)
+            at_input = _upsample(lowres, (16 * lowres.shape[0], 16 * lowres.shape[1]))
             index = int(np.argmax(probs[i]))
             preds.append(
                 Prediction(
@@ -368,10 +394,11 @@ class Predictor:
                     probs=probs[i],
                     index=index,
                     label=self.class_names[index],
-                    attention=attention,
                     attention_kind=self.attention_kind,
-                    roi_fraction=float(np.count_nonzero(attention > 0.5) / attention.size),
+                    roi_fraction=float(np.count_nonzero(at_input > 0.5) / at_input.size),
                     path=None if paths is None else (None if paths[i] is None else str(paths[i])),
+                    attention_lowres=lowres,
+                    image_shape=tuple(int(v) for v in shape),
                 )
             )
         return preds

@@ -128,11 +128,11 @@ def test_evaluate_json_and_html(trained):
     assert m["miou"] is not None and 0.0 <= m["miou"] <= 1.0
     conf = np.array(m["confusion"])
     assert conf.shape == (4, 4) and np.allclose(conf.sum(1), 1.0)
-    assert m["n_images"] == 40
+    assert m["n_images"] == 20  # 5 per class
     html = rh.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert main(["evaluate", str(run), str(project), "--validation", "--json", str(mj)]) == 0
-    assert json.loads(mj.read_text())["n_images"] == 40  # each labelled image validated by one fold
+    assert json.loads(mj.read_text())["n_images"] == 20  # each labelled image validated by one fold
 
 
 def test_export_and_info(trained, capsys):

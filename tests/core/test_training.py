@@ -16,13 +16,7 @@ from gusa_core.training import TrainCallbacks, TrainConfig, Trainer
 SIZE = (64, 48)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: the machine is shared, and equal thread counts keep runs bit-identical."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
