@@ -85,8 +85,20 @@ def run_one(name: str, steps: int, size: tuple[int, int], threads: int | None) -
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = _peak_rss_kb()
     return {"name": name, "img_s": 5 / statistics.median(times), "peak_rss_gb": peak_kb / 2**20, "threads": torch.get_num_threads()}
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak RSS in KiB: /proc's VmHWM (ru_maxrss can carry the parent's peak across fork+exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def speed_interleaved(names: list[str], rounds: int, size: tuple[int, int], threads: int | None) -> dict[str, list[float]]:
