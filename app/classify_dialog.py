@@ -67,7 +67,8 @@ def classify_job(run_dir, fold, paths, *, attention_dir=None, colormap="jet", pr
     the full-resolution overlay is written there as ``<stem>_attention.png``,
     as ``gusa predict --attention-dir`` does.
     """
-    from gusa_core.inference import Predictor, classify_paths, overlay_attention, write_attention_png
+    from gusa_core.inference import Predictor, classify_paths
+    from gusa_core.predict_io import overlay_attention, unique_stem, write_attention_png
 
     factory = predictor_factory or Predictor.from_run
     predictor = factory(run_dir, fold=fold, device="auto")
@@ -85,12 +86,7 @@ def classify_job(run_dir, fold, paths, *, attention_dir=None, colormap="jet", pr
             small = _small(image, PREVIEW_WIDTH)
             rec["preview"] = overlay_attention(small, pred.attention_at(small.shape[:2]), colormap=colormap)
             if att_dir is not None:
-                stem = Path(rec["path"]).stem
-                name, k = stem, 1
-                while name in used:
-                    k += 1
-                    name = f"{stem}-{k}"
-                used.add(name)
+                name = unique_stem(Path(rec["path"]), used)
                 write_attention_png(att_dir / f"{name}_attention.png", image, pred.attention, colormap=colormap)
         yield rec
 
@@ -517,7 +513,7 @@ class ClassifyFolderDialog(QDialog):
 
     def export_csv(self, path) -> Path:
         """Write the results as ``gusa predict --csv`` does (same columns, same digits)."""
-        from gusa_core.inference import write_predictions_csv
+        from gusa_core.predict_io import write_predictions_csv
 
         ordered = sorted(self.model.records, key=lambda r: r["index"])
         return write_predictions_csv(path, ordered, self.model.class_names)

@@ -78,7 +78,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .inference import predict_from_cli
+    from .predict_io import predict_from_cli
 
     return predict_from_cli(args)
 

@@ -18,7 +18,6 @@ is snapshotted under a lock and written atomically, the previous one kept as
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -35,8 +34,10 @@ from psygnal import Signal, SignalGroup
 
 from . import DEFAULT_CLASS_COLORS, DEFAULT_CLASSES
 from .atomic import atomic_write, atomic_write_bytes, atomic_write_text
-from .errors import GusaError, ImageReadError, MaskError, ProjectError
-from .imageio import image_size, list_images, read_mask, write_mask
+from .errors import ImageReadError, MaskError, ProjectError
+from .imageio import image_size, read_mask, write_mask
+from .project_import import GROUND_TRUTH_CSV, scan_folder
+from .project_import import class_key as _class_key
 
 __all__ = [
     "Project",
@@ -55,7 +56,6 @@ FORMAT_NAME = "gusa-project"
 #: Manifest version this code writes; it reads this and older ones.
 FORMAT_VERSION = 1
 #: BACH's label file: rows ``filename,class`` without a header.
-GROUND_TRUTH_CSV = "microscopy_ground_truth.csv"
 
 _MASK_DIR = "masks"
 _IMAGE_DIR = "images"
@@ -69,11 +69,6 @@ _MANIFEST_KEYS = ("format", "version", "classes", "class_colors", "reinhard_refe
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _class_key(name: str) -> str:
-    """Comparison key of a class name: ``In situ``, ``In_Situ`` and ``InSitu`` agree."""
-    return re.sub(r"[\s_\-]+", "", str(name)).casefold()
 
 
 def _safe_id(stem: str) -> str:
@@ -360,49 +355,7 @@ class Project:
         project = cls(folder, classes=classes)
         project._check_free()
         src = Path(images_src)
-        if not src.is_dir():
-            raise ProjectError(src, "image folder does not exist" if not src.exists() else "is not a folder")
-        problems: list[str] = []
-        by_key = {_class_key(c): c for c in project.classes}
-
-        found: list[tuple[Path, str | None]] = [(p, None) for p in list_images(src)]
-        for sub in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            label = by_key.get(_class_key(sub.name))
-            if label is not None:
-                found.extend((p, label) for p in list_images(sub, recursive=True))
-        if not found:
-            raise ProjectError(src, f"no images found (looked for {', '.join(_suffixes())} files and class sub-folders)")
-
-        csv_labels = _read_ground_truth(src, by_key, problems)
-        labels: list[str | None] = []
-        for path, label in found:
-            name = path.name.casefold()
-            labels.append(csv_labels.get(name, csv_labels.get(path.stem.casefold(), label)))
-
-        mask_files: dict[int, Path] = {}
-        if masks is not None:
-            mask_dir = Path(masks)
-            if not mask_dir.is_dir():
-                raise ProjectError(mask_dir, "mask folder does not exist" if not mask_dir.exists() else "is not a folder")
-            available = {p.name.casefold(): p for p in mask_dir.iterdir() if p.is_file()}
-            for i, (path, _) in enumerate(found):
-                stem = path.stem.casefold()
-                mpath = available.get(f"{stem}.png") or available.get(f"{stem}_mask.png")
-                if mpath is None or mpath == path:
-                    continue
-                try:
-                    isize, msize = image_size(path), image_size(mpath)
-                except GusaError as exc:
-                    problems.append(str(exc))
-                    continue
-                if isize != msize:
-                    problems.append(f"mask {mpath} is {msize[0]}x{msize[1]} but its image {path} is {isize[0]}x{isize[1]}")
-                    continue
-                mask_files[i] = mpath
-        if problems:
-            listing = "\n".join(f"  - {p}" for p in problems)
-            raise ProjectError(src, f"{len(problems)} problem(s) found, nothing was written:\n{listing}")
-
+        found, labels, mask_files = scan_folder(src, project.classes, masks)
         for (path, _), label in zip(found, labels):
             project._add_record(path, label=label, copy=False, emit=False)
         project.folder.mkdir(parents=True, exist_ok=True)
@@ -958,36 +911,3 @@ def _manifest_ok(path: Path) -> bool:
     except ProjectError:
         return False
     return path.is_file()
-
-
-def _read_ground_truth(src: Path, by_key: dict[str, str], problems: list[str]) -> dict[str, str]:
-    """Labels from ``microscopy_ground_truth.csv`` in ``src`` or its parent: casefolded name → class."""
-    csv_path = None
-    for folder in (src, src.parent):
-        if folder.is_dir():
-            csv_path = next((p for p in folder.iterdir() if p.name.casefold() == GROUND_TRUTH_CSV and p.is_file()), None)
-        if csv_path is not None:
-            break
-    if csv_path is None:
-        return {}
-    labels: dict[str, str] = {}
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if any(cell.strip() for cell in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        problems.append(f"cannot read {csv_path}: {exc}")
-        return {}
-    for n, row in enumerate(rows, start=1):
-        if len(row) < 2:
-            problems.append(f"{csv_path} line {n}: expected 'filename,class', got {','.join(row)!r}")
-            continue
-        name, cls = row[0].strip(), row[1].strip()
-        label = by_key.get(_class_key(cls))
-        if label is None:
-            if n == 1 and Path(name).suffix.lower() not in _suffixes():
-                continue  # a header row such as "filename,class"
-            problems.append(f"{csv_path} line {n}: unknown class {cls!r} (classes: {', '.join(by_key.values())})")
-            continue
-        labels[Path(name).name.casefold()] = label
-        labels.setdefault(Path(name).stem.casefold(), label)
-    return labels

@@ -1,0 +1,128 @@
+"""Reading a folder of images into a project: BACH's layout, its ground-truth CSV, masks by stem.
+
+:meth:`gusa_core.project.Project.from_folder` calls :func:`scan_folder`, which
+finds everything and checks it *before* anything is written: every problem
+(an unknown class in the CSV, a mask of the wrong size, an unreadable file) is
+collected and raised as one :class:`~gusa_core.errors.ProjectError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import GusaError, ProjectError
+from .imageio import IMAGE_SUFFIXES, image_size, list_images
+
+__all__ = ["GROUND_TRUTH_CSV", "class_key", "scan_folder", "read_ground_truth"]
+
+#: BACH's label file (rows ``filename,class``, no header).
+GROUND_TRUTH_CSV = "microscopy_ground_truth.csv"
+
+
+def class_key(name: str) -> str:
+    """Comparison key of a class name: ``In situ``, ``In_Situ`` and ``InSitu`` agree."""
+    return re.sub(r"[\s_\-]+", "", str(name)).casefold()
+
+
+def scan_folder(
+    src: str | os.PathLike, classes: Iterable[str], masks: str | os.PathLike | None = None
+) -> tuple[list[tuple[Path, str | None]], list[str | None], dict[int, Path]]:
+    """Find the images of ``src`` with their labels, and their masks in ``masks``.
+
+    Returns
+    -------
+    found : list of (Path, str or None)
+        Each image and the label its class folder gives.
+    labels : list of str or None
+        The final label of each image (the CSV overrides the folder).
+    mask_files : dict of int to Path
+        Index into ``found`` → its mask file (size already checked).
+
+    Raises
+    ------
+    ProjectError
+        ``src`` or ``masks`` is missing, no image was found, or problems were found.
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise ProjectError(src, "image folder does not exist" if not src.exists() else "is not a folder")
+    classes = list(classes)
+    problems: list[str] = []
+    by_key = {class_key(c): c for c in classes}
+
+    found: list[tuple[Path, str | None]] = [(p, None) for p in list_images(src)]
+    for sub in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        label = by_key.get(class_key(sub.name))
+        if label is not None:
+            found.extend((p, label) for p in list_images(sub, recursive=True))
+    if not found:
+        raise ProjectError(src, f"no images found (looked for {', '.join(list(IMAGE_SUFFIXES))} files and class sub-folders)")
+
+    csv_labels = read_ground_truth(src, by_key, problems)
+    labels: list[str | None] = []
+    for path, label in found:
+        name = path.name.casefold()
+        labels.append(csv_labels.get(name, csv_labels.get(path.stem.casefold(), label)))
+
+    mask_files: dict[int, Path] = {}
+    if masks is not None:
+        mask_dir = Path(masks)
+        if not mask_dir.is_dir():
+            raise ProjectError(mask_dir, "mask folder does not exist" if not mask_dir.exists() else "is not a folder")
+        available = {p.name.casefold(): p for p in mask_dir.iterdir() if p.is_file()}
+        for i, (path, _) in enumerate(found):
+            stem = path.stem.casefold()
+            mpath = available.get(f"{stem}.png") or available.get(f"{stem}_mask.png")
+            if mpath is None or mpath == path:
+                continue
+            try:
+                isize, msize = image_size(path), image_size(mpath)
+            except GusaError as exc:
+                problems.append(str(exc))
+                continue
+            if isize != msize:
+                problems.append(f"mask {mpath} is {msize[0]}x{msize[1]} but its image {path} is {isize[0]}x{isize[1]}")
+                continue
+            mask_files[i] = mpath
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise ProjectError(src, f"{len(problems)} problem(s) found, nothing was written:\n{listing}")
+
+    return found, labels, mask_files
+
+
+def read_ground_truth(src: Path, by_key: dict[str, str], problems: list[str]) -> dict[str, str]:
+    """Labels from ``microscopy_ground_truth.csv`` in ``src`` or its parent: casefolded name → class."""
+    csv_path = None
+    for folder in (src, src.parent):
+        if folder.is_dir():
+            csv_path = next((p for p in folder.iterdir() if p.name.casefold() == GROUND_TRUTH_CSV and p.is_file()), None)
+        if csv_path is not None:
+            break
+    if csv_path is None:
+        return {}
+    labels: dict[str, str] = {}
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if any(cell.strip() for cell in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        problems.append(f"cannot read {csv_path}: {exc}")
+        return {}
+    for n, row in enumerate(rows, start=1):
+        if len(row) < 2:
+            problems.append(f"{csv_path} line {n}: expected 'filename,class', got {','.join(row)!r}")
+            continue
+        name, cls = row[0].strip(), row[1].strip()
+        label = by_key.get(class_key(cls))
+        if label is None:
+            if n == 1 and Path(name).suffix.lower() not in list(IMAGE_SUFFIXES):
+                continue  # a header row such as "filename,class"
+            problems.append(f"{csv_path} line {n}: unknown class {cls!r} (classes: {', '.join(by_key.values())})")
+            continue
+        labels[Path(name).name.casefold()] = label
+        labels.setdefault(Path(name).stem.casefold(), label)
+    return labels
