@@ -10,6 +10,7 @@ explained in the messages returned beside the splits.
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 
@@ -131,7 +132,14 @@ class FoldTrainer:
 
         cfg = self.config
         torch.manual_seed(cfg.seed + 7919 * self.fold)
-        model = build_model(cfg.variant, num_classes=len(self.prep.classes), pretrained=cfg.pretrained)
+        # The weights look-up warns when ImageNet weights are missing: say it once per run, through on_log.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            model = build_model(cfg.variant, num_classes=len(self.prep.classes), pretrained=cfg.pretrained)
+        if caught and not getattr(self.trainer, "_weights_warned", False):
+            self.trainer._weights_warned = True
+            for w in caught:
+                self.cb.on_log(str(w.message))
         if self.prep.memory_efficient:
             for m in model.modules():
                 if hasattr(m, "memory_efficient"):  # torchvision's _DenseLayer: checkpointing

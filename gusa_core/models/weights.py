@@ -144,7 +144,6 @@ def apply_pretrained(model, pretrained) -> str:
                 f"ImageNet weights for DenseNet-169 not found at {path}; using random initialisation. "
                 f"Put {IMAGENET_WEIGHTS_FILENAME} there or pass --pretrained FILE."
             )
-            log.warning(message)
             warnings.warn(message, RuntimeWarning, stacklevel=3)
             return "random"
         result = load_trunk_weights(model, path)

@@ -205,3 +205,13 @@ def test_bad_settings_are_refused_before_training(project):
         Trainer(project, project.runs_dir / "bad", _config(input_size=(60, 48))).run()
     with pytest.raises(GusaError, match="unknown variant"):
         Trainer(project, project.runs_dir / "bad2", _config(variant="vgg")).run()
+
+
+def test_missing_imagenet_weights_are_reported_once_and_training_goes_on(project, tmp_path):
+    """``pretrained="auto"`` with an empty TORCH_HOME (conftest): one clear message via on_log, random init."""
+    rec = Recorder()
+    Trainer(project, tmp_path / "run", _config(folds=2, epochs=1, pretrained="auto"), callbacks=rec).run()
+    notes = [m for m in rec.of("log") if "ImageNet weights" in m]
+    assert len(notes) == 1
+    assert "not found at" in notes[0] and "random initialisation" in notes[0] and "--pretrained FILE" in notes[0]
+    assert (tmp_path / "run" / "fold-1" / "model.safetensors").is_file()
