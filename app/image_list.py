@@ -280,10 +280,17 @@ class ImageListModel(QAbstractTableModel):
                 return f"{tip}\nCannot read this image: {error}" if error else tip
         elif col == COL_CLASS:
             label = rec.label
+            suggested = getattr(rec, "suggested", None) if label is None else None
             if role == Qt.ItemDataRole.DisplayRole:
-                return label or "—"
-            if role == Qt.ItemDataRole.DecorationRole and label in colors:
-                return _swatch(colors[label])
+                return label or (f"{suggested}?" if suggested else "—")
+            if role == Qt.ItemDataRole.DecorationRole and (label or suggested) in colors:
+                return _swatch(colors[label or suggested])
+            if role == Qt.ItemDataRole.ToolTipRole and suggested:
+                return f"Unlabelled; a model suggested {suggested}. Press its number key to accept it."
+            if role == Qt.ItemDataRole.FontRole and suggested:
+                f = QFont()
+                f.setItalic(True)
+                return f
             if role == Qt.ItemDataRole.ForegroundRole:
                 if label is None:
                     return QBrush(QColor(140, 140, 140))

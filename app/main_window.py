@@ -92,6 +92,7 @@ class _ProjectBridge(QObject):
         ev = project.events
         self._links = [
             (ev.label_changed, self._on_label_changed),
+            (ev.suggested_changed, self._on_label_changed),  # the class column shows suggestions too
             (ev.mask_changed, self._on_mask_changed),
             (ev.image_added, self._on_image_added),
             (ev.image_removed, self._on_image_removed),
@@ -275,6 +276,9 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self.prev_action = A("&Previous image", lambda: self.go_next(-1), ["P", "PgUp"])
         self.label_actions: list[QAction] = []
         self.unlabel_action = A("&Unlabelled", lambda: self.set_label(None), "0")
+        self.reference_action = A("Use as colour &reference", lambda: self.use_as_color_reference())
+        self.reference_action.setToolTip("Train new runs with this image's LAB statistics as the Reinhard reference")
+        self.default_reference_action = A("Default colour reference", lambda: self.use_as_color_reference(None))
 
         self.about_action = A("&About GuSA Studio", lambda: self.show_about())
         self.keys_action = A("&Keyboard shortcuts", lambda: self.show_shortcuts(), SK.HelpContents)
@@ -310,6 +314,9 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self.image_menu.addAction(self.prev_action)
         self.image_menu.addSeparator()
         self.image_menu.addAction(self.advance_action)
+        self.image_menu.addSeparator()
+        self.image_menu.addAction(self.reference_action)
+        self.image_menu.addAction(self.default_reference_action)
 
         self.view_menu = mb.addMenu("&View")
         for a in (self.fit_action, self.actual_size_action, self.zoom_in_action, self.zoom_out_action, None, self.mask_action, None):

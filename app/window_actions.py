@@ -243,6 +243,23 @@ class WindowActionsMixin:
                                       QMessageBox.StandardButton.Cancel)
         return answer == QMessageBox.StandardButton.Yes
 
+    def use_as_color_reference(self, image_id: str | None = "current") -> None:
+        """Make ``image_id`` (default: the current image) the project's Reinhard reference; None: the shipped default.
+
+        New runs fit their colour normalisation to it; a run keeps the reference
+        it was trained with (stored in its model.json).
+        """
+        if self.project is None:
+            return
+        if image_id == "current":
+            image_id = self.current_image_id()
+            if image_id is None:
+                return
+        self.project.reinhard_reference = image_id
+        self.autosave.save_manifest(self.project)
+        which = f"image {image_id}" if image_id else "the shipped default (a real H&E slide)"
+        self.show_status(f"Colour reference for new training runs: {which}")
+
     def show_about(self) -> None:
         """Help ▸ About: versions of GuSA Studio, Python, torch/CUDA, Qt and onnxruntime."""
         from .about import AboutDialog

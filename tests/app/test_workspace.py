@@ -362,3 +362,25 @@ def test_context_menu_remove_and_drop_images(qtbot, window, demo_project, tmp_pa
     assert "extra" in win.image_list.visible_ids()
     _wait_saved(qtbot, win)
     assert "extra" in Project.open(demo_project.folder)
+
+
+def test_suggestions_show_and_colour_reference_is_saved(qtbot, window, demo_project):
+    from PySide6.QtCore import Qt
+
+    from app.image_list import COL_CLASS
+
+    win = window
+    _open(qtbot, win, demo_project.folder)
+    target = next(r.id for r in win.project.images if r.label is None)
+    win.project.set_suggested(target, "InSitu")
+    model = win.image_list.model
+    row = model.row_of(target)
+    qtbot.waitUntil(lambda: model.data(model.index(row, COL_CLASS), Qt.ItemDataRole.DisplayRole) == "InSitu?", timeout=5000)
+
+    win.select_image(target)
+    win.reference_action.trigger()
+    _wait_saved(qtbot, win)
+    assert Project.open(demo_project.folder).reinhard_reference == target
+    win.default_reference_action.trigger()
+    _wait_saved(qtbot, win)
+    assert Project.open(demo_project.folder).reinhard_reference is None
