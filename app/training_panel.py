@@ -3,17 +3,17 @@
 Training runs :class:`gusa_core.training.Trainer` in a :class:`app.workers.Worker`;
 the trainer's callbacks become Qt signals delivered in the GUI thread, so the
 window keeps painting (and the user keeps painting masks) while it runs.
-Nothing here imports torch at import time: ``gusa_core.training`` is
+The worker-side code (the job, its bridge and stop control) and the pure
+helpers live in :mod:`app.training_job`; the public helpers are re-exported
+here. Nothing here imports torch at import time: ``gusa_core.training`` is
 imported inside the worker, and the device list is detected in a worker the
 first time the panel is shown.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -43,6 +43,18 @@ from PySide6.QtWidgets import (
 
 from gusa_core.models_registry import DEFAULT_VARIANT, DESCRIPTIONS, VARIANT_NAMES
 
+from .training_job import (
+    _RUN_FILE,
+    INPUT_SIZE_PRESETS,
+    _Control,
+    _detect_devices,
+    _read_json,
+    _train_job,
+    _TrainingBridge,
+    default_run_name,
+    imagenet_weights_path,
+    parse_input_size,
+)
 from .training_plots import EtaEstimator, TrainingCurvesWidget, format_duration
 from .workers import Worker, run_in_thread
 
@@ -55,133 +67,7 @@ __all__ = [
     "install",
 ]
 
-INPUT_SIZE_PRESETS = ("512x384", "256x192", "128x96", "64x48")
-_RUN_FILE = "run.json"
-_DENSENET169_FILE = "densenet169-b2777c0a.pth"  # torchvision DenseNet169_Weights.IMAGENET1K_V1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-
-
-def parse_input_size(text: str) -> tuple[int, int]:
-    """Parse ``"WxH"`` (both multiples of 16, at least 32) into ``(width, height)``.
-
-    Raises
-    ------
-    ValueError
-        With a message for the user.
-    """
-    m = re.fullmatch(r"\s*(\d+)\s*[x×X*,]\s*(\d+)\s*", text or "")
-    if not m:
-        raise ValueError(f"input size {text!r} is not WIDTHxHEIGHT, e.g. 512x384")
-    w, h = int(m.group(1)), int(m.group(2))
-    if w < 32 or h < 32:
-        raise ValueError(f"input size {w}x{h} is too small: both sides must be at least 32")
-    if w % 16 or h % 16:
-        raise ValueError(f"input size {w}x{h}: both sides must be multiples of 16 (e.g. {w // 16 * 16 or 32}x{h // 16 * 16 or 32})")
-    return w, h
-
-
-def imagenet_weights_path() -> Path:
-    """Where torchvision keeps the DenseNet-169 ImageNet weights (``TORCH_HOME``), found or not.
-
-    Computed without importing torch, like ``torch.hub.get_dir()``.
-    """
-    # Not gusa_core.models.imagenet_weights_path: that imports torch, and this runs as the window opens.
-    torch_home = os.environ.get("TORCH_HOME")
-    if not torch_home:
-        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        torch_home = os.path.join(cache, "torch")
-    return Path(torch_home) / "hub" / "checkpoints" / _DENSENET169_FILE
-
-
-def default_run_name(variant: str) -> str:
-    """``"20250102-1304_fa-gusa"``: a timestamp and the variant."""
-    return f"{datetime.now():%Y%m%d-%H%M%S}_{variant}"
-
-
-def _detect_devices() -> list[tuple[str, str]]:
-    from gusa_core.device import available_devices
-
-    return available_devices()
-
-
-def _read_json(path: Path) -> dict | None:
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-# --------------------------------------------------------------- the worker side
-class _TrainingBridge(QObject):
-    """Carries trainer callbacks to the GUI thread: ``(kind, payload, perf_counter)``."""
-
-    event = Signal(object)
-
-
-class _Control:
-    """Connects the GUI's Stop to a trainer created in the worker thread."""
-
-    def __init__(self):
-        self.trainer = None
-        self.stop = False
-
-    def attach(self, trainer) -> None:
-        self.trainer = trainer
-        if self.stop:
-            trainer.request_stop()
-
-    def request_stop(self) -> None:
-        self.stop = True
-        trainer = self.trainer
-        if trainer is not None:
-            trainer.request_stop()
-
-
-def _make_callbacks(base, bridge: _TrainingBridge):
-    emit = bridge.event.emit
-
-    class _QtCallbacks(base):
-        def on_run_start(self, info):
-            emit(("run_start", dict(info), time.perf_counter()))
-
-        def on_fold_start(self, fold, folds):
-            emit(("fold_start", (int(fold), int(folds)), time.perf_counter()))
-
-        def on_batch_end(self, rec):
-            emit(("batch_end", dict(rec), time.perf_counter()))
-
-        def on_epoch_end(self, rec):
-            emit(("epoch_end", dict(rec), time.perf_counter()))
-
-        def on_fold_end(self, fold, metrics):
-            emit(("fold_end", (int(fold), dict(metrics or {})), time.perf_counter()))
-
-        def on_log(self, message):
-            emit(("log", str(message), time.perf_counter()))
-
-        def on_run_end(self, summary):
-            emit(("run_end", dict(summary or {}), time.perf_counter()))
-
-    return _QtCallbacks()
-
-
-def _train_job(project, out_dir, config_kwargs, bridge, control, resume):
-    """Runs in the worker thread: build the trainer and run it."""
-    from gusa_core import training
-
-    names = {f.name for f in dataclasses.fields(training.TrainConfig)}
-    config = training.TrainConfig(**{k: v for k, v in config_kwargs.items() if k in names})
-    callbacks = _make_callbacks(training.TrainCallbacks, bridge)
-    trainer = training.Trainer(project, out_dir, config, callbacks=callbacks, resume=resume)
-    control.attach(trainer)
-    summary = dict(trainer.run() or {})
-    summary.setdefault("status", "stopped" if trainer.stopped else "finished")
-    summary.setdefault("run_dir", str(out_dir))
-    return summary
 
 
 # ------------------------------------------------------------------- the panel
