@@ -21,6 +21,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 __all__ = [
+    "TRAINING_PRESETS",
     "INPUT_SIZE_PRESETS",
     "parse_input_size",
     "imagenet_weights_path",
@@ -30,6 +31,17 @@ __all__ = [
 INPUT_SIZE_PRESETS = ("512x384", "256x192", "128x96", "64x48")
 _RUN_FILE = "run.json"
 _DENSENET169_FILE = "densenet169-b2777c0a.pth"  # torchvision DenseNet169_Weights.IMAGENET1K_V1
+
+
+#: Settings a user can apply in one click: (label, tooltip, values).
+TRAINING_PRESETS = (
+    ("Paper protocol (BACH)",
+     "Yang et al. 2020: 4-fold CV, 30 epochs, 512x384, batch 5, Adam 5e-5; meant for ImageNet weights and a GPU",
+     {"folds": 4, "epochs": 30, "input_size": "512x384", "batch_size": 5, "lr": 5e-5}),
+    ("Quick look (CPU, about a minute on the demo)",
+     "One validation split, 10 epochs at 128x96, Adam 1e-3 (random weights need a larger step than fine-tuning)",
+     {"folds": 1, "epochs": 10, "input_size": "128x96", "batch_size": 5, "lr": 1e-3}),
+)
 
 
 def parse_input_size(text: str) -> tuple[int, int]:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -46,6 +47,7 @@ from gusa_core.models_registry import DEFAULT_VARIANT, DESCRIPTIONS, VARIANT_NAM
 from .training_job import (
     _RUN_FILE,
     INPUT_SIZE_PRESETS,
+    TRAINING_PRESETS,
     _Control,
     _detect_devices,
     _read_json,
@@ -122,6 +124,22 @@ class TrainingPanel(QWidget):
         form_box = QWidget()
         form = QFormLayout(form_box)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+
+        # A menu, not a combo: a preset fills the fields in; it is not a state the panel is in.
+        self.preset_button = QToolButton()
+        self.preset_button.setText("Apply a preset")
+        self.preset_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.preset_button.setToolTip("Fill in the settings below in one click; each can still be changed")
+        preset_menu = QMenu(self.preset_button)
+        self.preset_actions = []
+        for label, tip, values in TRAINING_PRESETS:
+            action = preset_menu.addAction(label)
+            action.setToolTip(tip)
+            action.triggered.connect(lambda _checked=False, v=values: self.apply_preset(v))
+            self.preset_actions.append(action)
+        preset_menu.setToolTipsVisible(True)
+        self.preset_button.setMenu(preset_menu)
+        form.addRow("Preset", self.preset_button)
 
         self.variant_combo = QComboBox()
         for i, name in enumerate(VARIANT_NAMES):
@@ -318,6 +336,14 @@ class TrainingPanel(QWidget):
             self.pretrained_combo.setCurrentIndex(self.pretrained_combo.findData(value))
         else:
             self._set_pretrained_file(value)
+
+    def apply_preset(self, values: dict) -> None:
+        """Set folds, epochs, input size, batch size and learning rate from a preset."""
+        self.folds_spin.setValue(int(values["folds"]))
+        self.epochs_spin.setValue(int(values["epochs"]))
+        self.input_size_combo.setCurrentText(str(values["input_size"]))
+        self.batch_spin.setValue(int(values["batch_size"]))
+        self.lr_spin.setValue(float(values["lr"]))
 
     def config_kwargs(self) -> dict:
         """The settings as :class:`gusa_core.training.TrainConfig` keyword arguments.
@@ -671,7 +697,7 @@ class TrainingPanel(QWidget):
             meta = _read_json(run_dir / _RUN_FILE) if run_dir is not None else None
             resumable = meta is not None and meta.get("status") != "finished"
         self.resume_button.setEnabled(resumable)
-        for w in (self.variant_combo, self.folds_spin, self.val_fraction_spin, self.epochs_spin,
+        for w in (self.preset_button, self.variant_combo, self.folds_spin, self.val_fraction_spin, self.epochs_spin,
                   self.input_size_combo, self.batch_spin, self.device_combo, self.pretrained_combo,
                   self.choose_weights_button, self.run_name_edit, self.advanced_box):
             w.setEnabled(not running)

@@ -355,3 +355,21 @@ def test_canvas_accepts_a_stroke_while_training_runs(qtbot, tiny_project, shown_
     assert sig.args[0]["status"] == "finished"
     assert int((editor.mask > 0).sum()) == painted
     assert [r.name for r in window.runs_panel.runs] == ["live"]
+
+
+def test_quick_preset_fills_the_settings(qtbot, tmp_path):
+    from gusa_core.demo import write_demo_project
+
+    from app.training_panel import TRAINING_PRESETS, TrainingPanel
+
+    panel = TrainingPanel(write_demo_project(tmp_path / "demo", per_class=1, unlabelled=0, size=(64, 48)))
+    qtbot.addWidget(panel)
+    quick = next(i for i, (label, _, _) in enumerate(TRAINING_PRESETS) if label.startswith("Quick"))
+    panel.preset_actions[quick].trigger()
+    kw = panel.config_kwargs()
+    assert kw["folds"] == 1 and kw["epochs"] == 10 and tuple(kw["input_size"]) == (128, 96)
+    assert kw["lr"] == pytest.approx(1e-3)
+    panel.preset_actions[0].trigger()
+    kw = panel.config_kwargs()
+    assert kw["folds"] == 4 and kw["epochs"] == 30 and tuple(kw["input_size"]) == (512, 384)
+    assert kw["lr"] == pytest.approx(5e-5)
