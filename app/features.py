@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 #: Installed in this order (docks stack in it).
 FEATURE_MODULES = (
+    "app.classes_dialog",
     "app.training_panel",
     "app.runs_panel",
     "app.review_panel",

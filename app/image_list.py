@@ -466,6 +466,11 @@ class ImageListPanel(QWidget):
         self.class_combo.blockSignals(False)
         self.proxy.set_class_filter(ALL)
 
+    def refresh_classes(self, project) -> None:
+        """The project's classes changed (renamed, added, recoloured): refill the filter, redraw the rows."""
+        self._fill_class_combo(project)
+        self.refresh()
+
     def set_class_filter(self, value: str) -> None:
         i = self.class_combo.findData(value)
         if i >= 0:

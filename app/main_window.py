@@ -84,6 +84,7 @@ class _ProjectBridge(QObject):
     mask_changed = Signal(str)
     image_added = Signal(str)
     image_removed = Signal(str)
+    classes_changed = Signal()
     saved = Signal()
 
     def __init__(self, project, parent=None):
@@ -96,6 +97,7 @@ class _ProjectBridge(QObject):
             (ev.mask_changed, self._on_mask_changed),
             (ev.image_added, self._on_image_added),
             (ev.image_removed, self._on_image_removed),
+            (ev.classes_changed, self._on_classes_changed),
             (ev.saved, self._on_saved),
         ]
         for sig, slot in self._links:
@@ -119,6 +121,9 @@ class _ProjectBridge(QObject):
 
     def _on_image_removed(self, image_id) -> None:
         self.image_removed.emit(str(image_id))
+
+    def _on_classes_changed(self, *args) -> None:
+        self.classes_changed.emit()
 
     def _on_saved(self, *args) -> None:
         self.saved.emit()
@@ -427,6 +432,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self._bridge.mask_changed.connect(self._on_project_mask_changed)
         self._bridge.image_added.connect(self._on_project_image_added)
         self._bridge.image_removed.connect(self._on_project_image_removed)
+        self._bridge.classes_changed.connect(self._on_project_classes_changed)
         self.image_list.set_project(project)
         self.side_panel.set_classes(project.classes, project.class_colors)
         self._rebuild_label_actions()
@@ -473,6 +479,13 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         for folder in items:
             a = self.recent_menu.addAction(folder)
             a.triggered.connect(lambda _=False, f=folder: self.open_project(f))
+
+    def _on_project_classes_changed(self) -> None:
+        """Classes added, renamed, recoloured or removed: rebuild what shows them."""
+        self.side_panel.set_classes(self.project.classes, self.project.class_colors)
+        self._rebuild_label_actions()
+        self.image_list.refresh_classes(self.project)
+        self._update_side_panel()
 
     def _rebuild_label_actions(self) -> None:
         for a in self.label_actions:
