@@ -48,7 +48,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -62,6 +62,7 @@ from .autosave import AutosaveWorker
 from .canvas_tools import AnnotationView
 from .icon import app_icon
 from .image_list import ImageListPanel
+from .project_bridge import ProjectBridge
 from .settings import add_recent_project, recent_projects, settings
 from .side_panel import SidePanel
 from .window_actions import WindowActionsMixin
@@ -71,62 +72,6 @@ __all__ = ["MainWindow", "APP_NAME"]
 APP_NAME = "GuSA Studio"
 _EDITOR_CACHE = 8  # images whose undo history survives switching away
 _HISTORY_BYTES = 64 * 2**20  # undo history per image
-
-
-class _ProjectBridge(QObject):
-    """Re-emits the project's psygnal events as Qt signals.
-
-    The core may fire events on the autosave thread; Qt queues these signals to
-    the GUI thread, so widgets are only ever touched there.
-    """
-
-    label_changed = Signal(str)
-    mask_changed = Signal(str)
-    image_added = Signal(str)
-    image_removed = Signal(str)
-    classes_changed = Signal()
-    saved = Signal()
-
-    def __init__(self, project, parent=None):
-        super().__init__(parent)
-        self.project = project
-        ev = project.events
-        self._links = [
-            (ev.label_changed, self._on_label_changed),
-            (ev.suggested_changed, self._on_label_changed),  # the class column shows suggestions too
-            (ev.mask_changed, self._on_mask_changed),
-            (ev.image_added, self._on_image_added),
-            (ev.image_removed, self._on_image_removed),
-            (ev.classes_changed, self._on_classes_changed),
-            (ev.saved, self._on_saved),
-        ]
-        for sig, slot in self._links:
-            sig.connect(slot)
-
-    def disconnect_project(self) -> None:
-        for sig, slot in self._links:
-            try:
-                sig.disconnect(slot)
-            except Exception:
-                pass
-
-    def _on_label_changed(self, image_id, label=None) -> None:
-        self.label_changed.emit(str(image_id))
-
-    def _on_mask_changed(self, image_id) -> None:
-        self.mask_changed.emit(str(image_id))
-
-    def _on_image_added(self, record) -> None:
-        self.image_added.emit(str(record.id))
-
-    def _on_image_removed(self, image_id) -> None:
-        self.image_removed.emit(str(image_id))
-
-    def _on_classes_changed(self, *args) -> None:
-        self.classes_changed.emit()
-
-    def _on_saved(self, *args) -> None:
-        self.saved.emit()
 
 
 class MainWindow(WindowActionsMixin, QMainWindow):
@@ -142,7 +87,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self.setDockNestingEnabled(True)
         self.setAcceptDrops(True)
         self.project = None
-        self._bridge: _ProjectBridge | None = None
+        self._bridge: ProjectBridge | None = None
         self._current_id: str | None = None
         self._image: np.ndarray | None = None
         self._editors: OrderedDict[str, object] = OrderedDict()
@@ -427,7 +372,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self._image = None
         self.canvas.set_editor(None)
         self.canvas.set_image(None)
-        self._bridge = _ProjectBridge(project, self)
+        self._bridge = ProjectBridge(project, self)
         self._bridge.label_changed.connect(self._on_project_label_changed)
         self._bridge.mask_changed.connect(self._on_project_mask_changed)
         self._bridge.image_added.connect(self._on_project_image_added)

@@ -50,6 +50,7 @@ from .prediction_cache import (
     shared_prediction_cache,
     shared_predictor_cache,
 )
+from .project_bridge import ProjectBridge
 from .review_widgets import ProbabilityBarsWidget, predict_many, predict_one
 from .workers import Worker, run_in_thread
 
@@ -234,27 +235,20 @@ class ReviewPanel(QWidget):
 
     # -- project -------------------------------------------------------------
     def _connect_project(self) -> None:
-        events = getattr(self.project, "events", None)
-        if events is None:
+        # Through the Qt bridge: mask_changed comes from the autosave thread, and widgets live in the GUI's.
+        self._bridge = None
+        if getattr(self.project, "events", None) is None:
             return
-        for name, slot in (("label_changed", self._on_project_label_changed),
-                           ("mask_changed", self._on_project_mask_changed)):
-            signal = getattr(events, name, None)
-            if signal is not None:
-                signal.connect(slot)
+        self._bridge = ProjectBridge(self.project, self)
+        self._bridge.label_changed.connect(self._on_project_label_changed)
+        self._bridge.mask_changed.connect(self._on_project_mask_changed)
 
     def _disconnect_project(self) -> None:
-        events = getattr(self.project, "events", None)
-        if events is None:
-            return
-        for name, slot in (("label_changed", self._on_project_label_changed),
-                           ("mask_changed", self._on_project_mask_changed)):
-            signal = getattr(events, name, None)
-            if signal is not None:
-                try:
-                    signal.disconnect(slot)
-                except Exception:  # noqa: BLE001 - not connected
-                    pass
+        bridge = getattr(self, "_bridge", None)
+        if bridge is not None:
+            bridge.disconnect_project()
+            bridge.deleteLater()
+            self._bridge = None
 
     def set_project(self, project) -> None:
         """Show another project (clears the image and lists its runs)."""

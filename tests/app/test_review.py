@@ -374,3 +374,21 @@ def test_install_adds_the_dock_and_follows_the_current_image(qtbot, project):
     assert window.canvas.overlays["attention"].shape == (72, 96, 4)
     panel.parentWidget().hide()  # closing the dock removes the overlay from the canvas
     assert window.canvas.overlays["attention"] is None
+
+
+def test_project_events_from_the_autosave_thread_reach_the_panel_in_the_gui_thread(qtbot, project, monkeypatch):
+    """The core emits mask_changed on whatever thread saved the mask: the panel must only see it in the GUI thread."""
+    import threading
+
+    from app.review_panel import ReviewPanel
+
+    seen = []
+    monkeypatch.setattr(ReviewPanel, "_on_project_mask_changed", lambda self, image_id: seen.append(threading.current_thread()))
+    panel = _panel(qtbot, project)  # held: a collected panel takes its bridge with it
+    image_id = project.images[0].id
+    worker = threading.Thread(target=lambda: project.events.mask_changed.emit(image_id))
+    worker.start()
+    worker.join()
+    qtbot.waitUntil(lambda: len(seen) == 1, timeout=5000)
+    assert seen[0] is threading.main_thread()
+    assert panel.project is project
