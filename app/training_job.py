@@ -12,13 +12,14 @@ are imported inside the functions that need them.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import time
 from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
+
+from gusa_core.models_registry import imagenet_weights_path
 
 __all__ = [
     "TRAINING_PRESETS",
@@ -30,7 +31,6 @@ __all__ = [
 
 INPUT_SIZE_PRESETS = ("512x384", "256x192", "128x96", "64x48")
 _RUN_FILE = "run.json"
-_DENSENET169_FILE = "densenet169-b2777c0a.pth"  # torchvision DenseNet169_Weights.IMAGENET1K_V1
 
 
 #: Settings a user can apply in one click: (label, tooltip, values).
@@ -61,19 +61,6 @@ def parse_input_size(text: str) -> tuple[int, int]:
     if w % 16 or h % 16:
         raise ValueError(f"input size {w}x{h}: both sides must be multiples of 16 (e.g. {w // 16 * 16 or 32}x{h // 16 * 16 or 32})")
     return w, h
-
-
-def imagenet_weights_path() -> Path:
-    """Where torchvision keeps the DenseNet-169 ImageNet weights (``TORCH_HOME``), found or not.
-
-    Computed without importing torch, like ``torch.hub.get_dir()``.
-    """
-    # Not gusa_core.models.imagenet_weights_path: that imports torch, and this runs as the window opens.
-    torch_home = os.environ.get("TORCH_HOME")
-    if not torch_home:
-        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        torch_home = os.path.join(cache, "torch")
-    return Path(torch_home) / "hub" / "checkpoints" / _DENSENET169_FILE
 
 
 def default_run_name(variant: str) -> str:

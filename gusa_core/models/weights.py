@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import CheckpointError
+from ..models_registry import IMAGENET_WEIGHTS_FILENAME, imagenet_weights_path  # torch-free, shared with the app
 
 __all__ = [
     "IMAGENET_WEIGHTS_FILENAME",
@@ -27,18 +28,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: File name of torchvision's DenseNet169_Weights.IMAGENET1K_V1 (the last part of its URL).
-IMAGENET_WEIGHTS_FILENAME = "densenet169-b2777c0a.pth"
 
 # torchvision's densenet.py: old checkpoints name "norm.1" what is now "norm1".
 _OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
-
-
-def imagenet_weights_path() -> Path:
-    """Where torchvision caches the DenseNet-169 ImageNet weights (``torch.hub.get_dir()/checkpoints``)."""
-    import torch.hub
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_WEIGHTS_FILENAME
 
 
 def read_state_dict(path: str | os.PathLike) -> dict:
