@@ -16,7 +16,6 @@ inference module only when it first loads a model (in a worker).
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections import OrderedDict
@@ -66,33 +65,27 @@ def _fold_number(name: str) -> int | None:
 def scan_runs(project_folder: str | os.PathLike) -> list[RunInfo]:
     """The runs of ``project_folder/runs/`` that have at least one trained fold, newest first.
 
-    Reads the JSON files only (``gusa_core.checkpoint`` imports torch, which the
-    GUI thread must not do); unreadable runs are skipped.
+    Through :func:`gusa_core.checkpoint.list_runs`, which reads the JSON files
+    only (no torch in the GUI thread); unreadable runs are skipped.
     """
+    from gusa_core.checkpoint import list_runs
+
     infos = []
-    for run_json in Path(project_folder, "runs").glob("*/run.json"):
-        try:
-            meta = json.loads(run_json.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if not isinstance(meta, dict):
-            continue
+    for run in list_runs(project_folder):
         folds = {}
-        for d in run_json.parent.glob("fold-*"):
+        for d in run.fold_dirs:
             k = _fold_number(d.name)
             try:
-                if k is not None and (d / "model.json").is_file():
+                if k is not None:
                     folds[k] = (d / "model.safetensors").stat().st_mtime_ns
             except OSError:
                 continue
         if not folds:
             continue
         order = tuple(sorted(folds))
-        infos.append(RunInfo(run_json.parent.resolve(), run_json.parent.name, str(meta.get("variant", "")),
-                             order, str(meta.get("status", "unknown")), str(meta.get("created", "")),
-                             tuple(folds[k] for k in order)))
-    infos.sort(key=lambda r: (r.created, r.name), reverse=True)
-    return infos
+        infos.append(RunInfo(run.folder.resolve(), run.name, run.variant, order, run.status,
+                             str(run.meta.get("created", "")), tuple(folds[k] for k in order)))
+    return infos  # list_runs' order: newest first
 
 
 class PredictionKey(NamedTuple):

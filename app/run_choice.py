@@ -13,13 +13,15 @@ __all__ = ["RunChooser", "trained_folds"]
 
 
 def trained_folds(run_dir) -> tuple[int, ...]:
-    """The folds of ``run_dir`` that hold a finished model (read from the files, no torch)."""
-    out = []
-    for d in Path(run_dir).glob("fold-*"):
-        k = d.name.split("-", 1)[1]
-        if k.isdigit() and (d / "model.safetensors").is_file() and (d / "model.json").is_file():
-            out.append(int(k))
-    return tuple(sorted(out))
+    """The folds of ``run_dir`` that hold a finished model (read from the files, no torch); () if not a run."""
+    from gusa_core.checkpoint import Run
+    from gusa_core.errors import CheckpointError
+
+    try:
+        dirs = Run(run_dir).fold_dirs
+    except CheckpointError:
+        return ()
+    return tuple(int(d.name.split("-", 1)[1]) for d in dirs if d.name.split("-", 1)[1].isdigit())
 
 
 class RunChooser(QWidget):

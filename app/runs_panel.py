@@ -1,8 +1,7 @@
 """The runs panel: the project's training runs, their settings and metrics; pick the active run.
 
-Runs are read from ``<project>/runs/*/run.json`` directly (the same files
-``gusa_core.checkpoint.list_runs`` reads) so that listing them never imports
-torch in the GUI thread. The active run is remembered per project folder in
+Runs are listed by ``gusa_core.checkpoint.list_runs``, which reads the JSON
+files only, so listing them never imports torch in the GUI thread. The active run is remembered per project folder in
 ``QSettings`` and announced with :attr:`RunsPanel.active_run_changed`, which
 the review panel follows.
 """
@@ -10,7 +9,6 @@ the review panel follows.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import shutil
@@ -129,18 +127,9 @@ class RunInfo:
 
 def read_runs(project_folder: str | os.PathLike) -> list[RunInfo]:
     """The runs in ``project_folder/runs/``, newest first; unreadable ones are skipped."""
-    runs = []
-    for path in Path(project_folder, "runs").glob(f"*/{RUN_FILE}"):
-        if path.parent.name.startswith("."):
-            continue
-        try:
-            with open(path, encoding="utf-8") as fh:
-                meta = json.load(fh)
-        except (OSError, ValueError):
-            continue
-        if not isinstance(meta, dict) or meta.get("format") not in (None, "gusa-run"):
-            continue
-        runs.append(RunInfo(path.parent, meta))
+    from gusa_core.checkpoint import list_runs  # reads JSON only: no torch
+
+    runs = [RunInfo(run.folder, run.meta) for run in list_runs(project_folder)]
     runs.sort(key=lambda r: (r.created, r.name), reverse=True)
     return runs
 

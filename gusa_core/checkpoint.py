@@ -333,9 +333,12 @@ def _fold_index(name: str) -> int:
 
 
 def list_runs(project_folder: str | os.PathLike) -> list[Run]:
-    """The runs in ``project_folder/runs/``, newest first; unreadable ones are skipped."""
+    """The runs in ``project_folder/runs/``, newest first; unreadable ones, and hidden folders
+    (a run being deleted is renamed to ``.name`` first), are skipped."""
     runs = []
     for p in Path(project_folder, "runs").glob(f"*/{RUN_FILE}"):
+        if p.parent.name.startswith("."):
+            continue
         try:
             runs.append(Run(p.parent))
         except CheckpointError:
