@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_self_test() -> int:
     """``--self-test``: demo project → main window → one prediction; returns the exit status."""
-    from .self_test import run_self_test as _run
+    from app.shell.self_test import run_self_test as _run
 
     return _run()
 
@@ -79,7 +79,7 @@ def _open_demo(window, *, background: bool = True) -> bool:
     Returns whether the project is open (``False`` while it is still being written
     in the background: it opens by itself when ready).
     """
-    from . import errors
+    from app.base import errors
 
     folder = window.demo_folder()
     if (folder / "gusa-project.json").is_file():
@@ -127,7 +127,7 @@ def _write_demo(folder) -> str:
 
     from gusa_core.demo import write_demo_project
 
-    from .errors import describe
+    from app.base.errors import describe
 
     scratch = folder.with_name(folder.name + ".partial")
     try:
@@ -149,12 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from . import errors
-    from .qt_compat import guard_refcount_bug
+    from app.base import errors
+    from app.base.qt_compat import guard_refcount_bug
 
     guard_refcount_bug()
-    from .icon import app_icon
-    from .settings import APPLICATION, ORGANIZATION
+    from app.base.icon import app_icon
+    from app.base.settings import APPLICATION, ORGANIZATION
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(app_icon())
     errors.install_excepthook()
 
-    from .main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     window = MainWindow(features=False)
     probe = bool(os.environ.get("GUSA_STARTUP_PROBE"))

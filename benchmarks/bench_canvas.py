@@ -57,7 +57,7 @@ def bench_stroke(app, image, *, moves=300, size=(1400, 950), brush=40, fit=False
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
 
-    from app.canvas_tools import AnnotationView
+    from app.workspace.canvas_tools import AnnotationView
     from gusa_core.annotation import MaskEditor
 
     painted = []
@@ -146,7 +146,7 @@ def _make_project(folder: Path, image: np.ndarray, n: int = 6):
 def bench_switch(app, project, *, rounds=2, prefetch=True):
     """Time ``go_next`` until repainted. With ``prefetch`` the user looks at each image
     long enough for the background decode of the next one to finish (as in real use)."""
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     win = MainWindow(features=False)
     if not prefetch:

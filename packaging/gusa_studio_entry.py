@@ -8,7 +8,7 @@ if __name__ == "__main__":
     if "--self-test" in sys.argv[1:]:
         # Straight to the self-test: it must prove the bundle works even if the
         # argument parsing of app.main changes.
-        from app.self_test import run_self_test
+        from app.shell.self_test import run_self_test
 
         sys.exit(run_self_test())
     from app.main import main

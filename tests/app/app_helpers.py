@@ -28,6 +28,6 @@ def drag(widget, points, **kwargs):
 
 def image_pixel(canvas, widget_pos) -> tuple[int, int]:
     """The (row, col) of the image pixel under a widget position."""
-    from app.coords import pixel_of_point
+    from app.base.coords import pixel_of_point
 
     return pixel_of_point(canvas.widget_to_image(QPointF(*widget_pos)))

@@ -10,7 +10,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
 import pytest
 from PySide6.QtCore import QSettings, QStandardPaths
 
-from app.qt_compat import guard_refcount_bug
+from app.base.qt_compat import guard_refcount_bug
 
 guard_refcount_bug()  # PySide6 6.12.0 on Python 3.11 would abort the test run otherwise
 
@@ -30,7 +30,7 @@ def _isolated_settings(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _fresh_settings(_isolated_settings):
-    from app.settings import settings
+    from app.base.settings import settings
 
     s = settings()
     s.clear()
@@ -41,7 +41,7 @@ def _fresh_settings(_isolated_settings):
 @pytest.fixture
 def error_messages():
     """Messages the app would show in a dialog, captured instead of blocking."""
-    from app import errors
+    from app.base import errors
 
     captured: list[tuple[str, str]] = []
     errors.set_error_sink(lambda parent, title, text, details: captured.append((title, text)))
@@ -68,7 +68,7 @@ def demo_project(tmp_path, _demo_template):
 @pytest.fixture
 def window(qtbot, error_messages):
     """A shown ``MainWindow`` with no project."""
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     win = MainWindow(features=False)
     qtbot.addWidget(win)

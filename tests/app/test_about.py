@@ -15,7 +15,7 @@ from gusa_core import __version__
 
 
 def test_about_text_names_every_version():
-    from app.about import about_text, version_info
+    from app.shell.about import about_text, version_info
 
     info = version_info()
     assert info["GuSA Studio"].startswith(__version__)
@@ -36,7 +36,7 @@ def test_about_text_names_every_version():
 
 
 def test_about_dialog_shows_and_copies_the_versions(qtbot):
-    from app.about import AboutDialog
+    from app.shell.about import AboutDialog
 
     dialog = AboutDialog()
     qtbot.addWidget(dialog)

@@ -18,7 +18,7 @@ def test_window_shows_without_importing_torch(tmp_path, demo_project):
         "import sys\n"
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
-        "from app.main_window import MainWindow\n"
+        "from app.shell.main_window import MainWindow\n"
         f"w = MainWindow(); w.show(); w.open_project({str(demo_project.folder)!r})\n"
         "assert w.current_image_id() is not None\n"
         "print('torch' in sys.modules)\n"
@@ -64,7 +64,7 @@ def test_demo_project_is_written_once_then_opened(qtbot, window, monkeypatch, tm
 
 
 def test_excepthook_shows_a_dialog_with_details(error_messages, monkeypatch):
-    from app import errors
+    from app.base import errors
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
     errors.install_excepthook()
@@ -77,7 +77,7 @@ def test_excepthook_shows_a_dialog_with_details(error_messages, monkeypatch):
 
 
 def test_autosave_coalesces_and_flushes():
-    from app.autosave import AutosaveWorker
+    from app.workspace.autosave import AutosaveWorker
 
     worker = AutosaveWorker()
     gate = threading.Event()
@@ -109,8 +109,8 @@ def test_closing_right_after_a_stroke_keeps_it(qtbot, window, demo_project):
 
 
 def test_recent_projects_and_layout_are_remembered(qtbot, window, demo_project):
-    from app.main_window import MainWindow
-    from app.settings import recent_projects, settings
+    from app.shell.main_window import MainWindow
+    from app.base.settings import recent_projects, settings
 
     assert window.open_project(demo_project.folder)
     assert str(Path(demo_project.folder).resolve()) in recent_projects()

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 
 from gusa_core.project import Project
 
-from app.classes_dialog import ClassesDialog
+from app.workspace.classes_dialog import ClassesDialog
 
 
 def _select(dlg, name):

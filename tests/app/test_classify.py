@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from app.classify_dialog import ClassifyFolderDialog
+from app.classify.classify_dialog import ClassifyFolderDialog
 
 
 @pytest.fixture

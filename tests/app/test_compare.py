@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.prediction_cache import PredictionCache, PredictorCache
+from app.review.prediction_cache import PredictionCache, PredictorCache
 
 SIZE = (64, 48)
 CLASSES = ["Normal", "Benign", "InSitu", "Invasive"]
@@ -73,7 +73,7 @@ def _runs(project):
 
 
 def _view(qtbot, project, image_id=None, runs=None, **kwargs):
-    from app.compare_view import CompareView
+    from app.review.compare_view import CompareView
 
     view = CompareView(project, image_id, runs if runs is not None else _runs(project), device="cpu",
                        prediction_cache=PredictionCache(), predictor_cache=PredictorCache(), **kwargs)
@@ -149,7 +149,7 @@ def test_navigation_changes_every_panel(qtbot, project):
 def test_export_png_has_the_documented_size(qtbot, project, tmp_path):
     from PIL import Image
 
-    from app.compare_view import COLORBAR_HEIGHT, MARGIN, PANEL_WIDTH, TITLE_HEIGHT, export_size
+    from app.review.compare_view import COLORBAR_HEIGHT, MARGIN, PANEL_WIDTH, TITLE_HEIGHT, export_size
 
     view = _shown(qtbot, project, project.images[2].id)
     out = view.export_png(tmp_path / "fig6.png")
@@ -173,7 +173,7 @@ def test_export_png_has_the_documented_size(qtbot, project, tmp_path):
 def test_install_adds_the_compare_action(qtbot, project):
     from PySide6.QtWidgets import QMainWindow
 
-    from app import compare_view
+    from app.review import compare_view
 
     window = QMainWindow()
     qtbot.addWidget(window)

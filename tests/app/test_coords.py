@@ -1,10 +1,10 @@
-"""app.coords: the one (row, col) <-> (x, y) conversion."""
+"""app.base.coords: the one (row, col) <-> (x, y) conversion."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRect, QRectF
 
-from app.coords import pixel_of_point, point_to_rc, qrect_to_rect_rc, rc_to_point, rc_to_xy, rect_rc_to_qrect, xy_to_rc
+from app.base.coords import pixel_of_point, point_to_rc, qrect_to_rect_rc, rc_to_point, rc_to_xy, rect_rc_to_qrect, xy_to_rc
 
 
 def test_row_col_is_y_x():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from app.report_view import ReportView
+from app.report.report_view import ReportView
 
 
 @pytest.mark.parametrize("validation", [True, False])

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.colormaps import apply_colormap, attention_rgba, colorbar_image, contour_polygons, threshold_outline
-from app.prediction_cache import PredictionCache, PredictorCache, default_fold, prediction_key, scan_runs
+from app.review.colormaps import apply_colormap, attention_rgba, colorbar_image, contour_polygons, threshold_outline
+from app.review.prediction_cache import PredictionCache, PredictorCache, default_fold, prediction_key, scan_runs
 
 SIZE = (64, 48)  # (w, h) network input: tiny
 CLASSES = ["Normal", "Benign", "InSitu", "Invasive"]
@@ -84,7 +84,7 @@ def _tmp_settings(tmp_path, monkeypatch):
     from PySide6.QtCore import QSettings
 
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    from app import errors
+    from app.base import errors
 
     errors.set_error_sink(lambda *a: None)
     yield
@@ -125,7 +125,7 @@ def _oracle(project, image_id, run_dir, fold):
 
 
 def _panel(qtbot, project, **kwargs):
-    from app.review_panel import ReviewPanel
+    from app.review.review_panel import ReviewPanel
 
     panel = ReviewPanel(project, prediction_cache=PredictionCache(), predictor_cache=PredictorCache(), device="cpu", **kwargs)
     qtbot.addWidget(panel)
@@ -210,7 +210,7 @@ def test_opening_review_and_compare_does_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, app.review_panel, app.compare_view, app.prediction_cache, app.colormaps; "
+    code = ("import sys, app.review.review_panel, app.review.compare_view, app.review.prediction_cache, app.review.colormaps; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
 
@@ -341,7 +341,7 @@ def test_install_adds_the_dock_and_follows_the_current_image(qtbot, project):
     from PySide6.QtCore import Signal
     from PySide6.QtWidgets import QDockWidget, QMainWindow
 
-    from app import review_panel
+    from app.review import review_panel
 
     class Window(QMainWindow):
         current_image_changed = Signal(str)
@@ -380,7 +380,7 @@ def test_project_events_from_the_autosave_thread_reach_the_panel_in_the_gui_thre
     """The core emits mask_changed on whatever thread saved the mask: the panel must only see it in the GUI thread."""
     import threading
 
-    from app.review_panel import ReviewPanel
+    from app.review.review_panel import ReviewPanel
 
     seen = []
     monkeypatch.setattr(ReviewPanel, "_on_project_mask_changed", lambda self, image_id: seen.append(threading.current_thread()))

@@ -45,7 +45,7 @@ def test_self_test_passes_from_the_command_line(tmp_path):
 def test_self_test_reports_a_failing_step_and_exits_1(monkeypatch, capsys):
     import gusa_core.demo
 
-    from app.self_test import run_self_test
+    from app.shell.self_test import run_self_test
 
     def broken(*args, **kwargs):
         raise OSError("disk full (simulated)")
@@ -63,7 +63,7 @@ def test_self_test_writes_a_log_where_there_is_no_stdout(monkeypatch, tmp_path):
 
     import gusa_core.demo
 
-    from app.self_test import run_self_test
+    from app.shell.self_test import run_self_test
 
     def broken(*args, **kwargs):
         raise OSError("disk full (simulated)")

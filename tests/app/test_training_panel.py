@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from app import errors as app_errors
-from app.workers import wait_all
+from app.base import errors as app_errors
+from app.base.workers import wait_all
 from gusa_core.models_registry import DEFAULT_VARIANT, DESCRIPTIONS, VARIANT_NAMES
 
 pytestmark = pytest.mark.timeout(600)
@@ -30,7 +30,7 @@ def shown_errors():
 
 # ----------------------------------------------------------------- settings
 def test_parse_input_size_accepts_presets_and_refuses_bad_sizes():
-    from app.training_panel import INPUT_SIZE_PRESETS, parse_input_size
+    from app.training.training_panel import INPUT_SIZE_PRESETS, parse_input_size
 
     assert [parse_input_size(p) for p in INPUT_SIZE_PRESETS] == [(512, 384), (256, 192), (128, 96), (64, 48)]
     assert parse_input_size(" 320 x 240 ") == (320, 240)
@@ -40,7 +40,7 @@ def test_parse_input_size_accepts_presets_and_refuses_bad_sizes():
 
 
 def test_panel_defaults_and_config(qtbot, tmp_path):
-    from app.training_panel import TrainingPanel
+    from app.training.training_panel import TrainingPanel
 
     panel = TrainingPanel(None)
     qtbot.addWidget(panel)
@@ -71,7 +71,7 @@ def test_panel_defaults_and_config(qtbot, tmp_path):
 
 
 def test_weights_status_names_the_expected_file(qtbot, tmp_path, monkeypatch):
-    from app.training_panel import TrainingPanel, imagenet_weights_path
+    from app.training.training_panel import TrainingPanel, imagenet_weights_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     expected = tmp_path / "th" / "hub" / "checkpoints" / "densenet169-b2777c0a.pth"
@@ -91,7 +91,7 @@ def test_weights_status_names_the_expected_file(qtbot, tmp_path, monkeypatch):
 
 
 def test_device_list_comes_from_the_core(qtbot):
-    from app.training_panel import TrainingPanel
+    from app.training.training_panel import TrainingPanel
     from gusa_core.device import available_devices
 
     panel = TrainingPanel(None)
@@ -103,7 +103,7 @@ def test_device_list_comes_from_the_core(qtbot):
 
 
 def test_eta_estimator_says_estimating_then_counts_batches_and_validation():
-    from app.training_plots import EtaEstimator
+    from app.training.training_plots import EtaEstimator
 
     est = EtaEstimator(folds=2, epochs=3, batches=10, batch_size=4, val_images=8)
     assert est.text() == "estimating…"
@@ -134,7 +134,7 @@ class _P:
 
 
 def test_runs_panel_lists_runs_and_remembers_the_active_one(qtbot, tmp_path, monkeypatch):
-    from app.runs_panel import RunsPanel
+    from app.training.runs_panel import RunsPanel
 
     a = _fake_run(tmp_path, "a", variant="baseline", folds=2, status="finished", created="2025-01-01T10:00:00",
                   metrics={"val_acc": 0.75, "val_auc": 0.9, "val_miou": None})
@@ -159,7 +159,7 @@ def test_runs_panel_lists_runs_and_remembers_the_active_one(qtbot, tmp_path, mon
     qtbot.addWidget(again)
     assert again.active_run_dir == str(b)
     # delete asks, then removes the folder and clears the active run
-    monkeypatch.setattr("app.runs_panel.QMessageBox.question", lambda *a, **k: __import__("PySide6.QtWidgets").QtWidgets.QMessageBox.StandardButton.No)
+    monkeypatch.setattr("app.training.runs_panel.QMessageBox.question", lambda *a, **k: __import__("PySide6.QtWidgets").QtWidgets.QMessageBox.StandardButton.No)
     assert not again.delete_run(b)
     assert b.exists()
     with qtbot.waitSignal(again.active_run_changed, timeout=1000):
@@ -203,8 +203,8 @@ def _tiny_settings(panel, *, epochs=1, folds=1, batch_size=4, name="tiny"):
 
 
 def test_tiny_training_run_from_the_panel_finishes(qtbot, tiny_project, shown_errors):
-    from app.runs_panel import RunsPanel
-    from app.training_panel import TrainingPanel
+    from app.training.runs_panel import RunsPanel
+    from app.training.training_panel import TrainingPanel
 
     panel = TrainingPanel(tiny_project)
     runs = RunsPanel(tiny_project)
@@ -243,7 +243,7 @@ def test_tiny_training_run_from_the_panel_finishes(qtbot, tiny_project, shown_er
 
 
 def test_stop_ends_within_one_batch_and_resume_finishes(qtbot, tiny_project, shown_errors):
-    from app.training_panel import TrainingPanel
+    from app.training.training_panel import TrainingPanel
 
     panel = TrainingPanel(tiny_project)
     qtbot.addWidget(panel)
@@ -281,7 +281,7 @@ def test_stop_ends_within_one_batch_and_resume_finishes(qtbot, tiny_project, sho
 
 
 def test_training_error_is_a_message_not_a_traceback(qtbot, tiny_project, shown_errors):
-    from app.training_panel import TrainingPanel
+    from app.training.training_panel import TrainingPanel
 
     panel = TrainingPanel(tiny_project)
     qtbot.addWidget(panel)
@@ -300,7 +300,7 @@ def test_training_error_is_a_message_not_a_traceback(qtbot, tiny_project, shown_
 
 
 def test_start_refuses_an_existing_run_name(qtbot, tiny_project, shown_errors):
-    from app.training_panel import TrainingPanel
+    from app.training.training_panel import TrainingPanel
 
     _fake_run(Path(tiny_project.folder), "taken", status="finished")
     panel = TrainingPanel(tiny_project)
@@ -314,15 +314,15 @@ def test_start_refuses_an_existing_run_name(qtbot, tiny_project, shown_errors):
 def test_canvas_accepts_a_stroke_while_training_runs(qtbot, tiny_project, shown_errors):
     from PySide6.QtCore import QPoint
 
-    import app.runs_panel
-    import app.training_panel
-    from app.main_window import MainWindow
+    import app.training.runs_panel
+    import app.training.training_panel
+    from app.shell.main_window import MainWindow
 
     window = MainWindow(tiny_project)
     qtbot.addWidget(window)
     window._confirm = lambda *a, **k: True
-    app.training_panel.install(window)
-    app.runs_panel.install(window)
+    app.training.training_panel.install(window)
+    app.training.runs_panel.install(window)
     assert {a.text() for a in window.model_menu.actions()} >= {"Train…", "Runs"}
     window.resize(1100, 750)
     window.show()
@@ -360,7 +360,7 @@ def test_canvas_accepts_a_stroke_while_training_runs(qtbot, tiny_project, shown_
 def test_quick_preset_fills_the_settings(qtbot, tmp_path):
     from gusa_core.demo import write_demo_project
 
-    from app.training_panel import TRAINING_PRESETS, TrainingPanel
+    from app.training.training_panel import TRAINING_PRESETS, TrainingPanel
 
     panel = TrainingPanel(write_demo_project(tmp_path / "demo", per_class=1, unlabelled=0, size=(64, 48)))
     qtbot.addWidget(panel)

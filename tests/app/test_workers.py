@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from app.workers import Worker, active_workers, run_in_thread, wait_all
+from app.base.workers import Worker, active_workers, run_in_thread, wait_all
 
 
 @pytest.fixture(autouse=True)

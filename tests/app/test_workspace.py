@@ -86,7 +86,7 @@ def test_paint_undo_redo_label_switch_reopen(qtbot, window, demo_project):
     # close: reopen in a new window and everything is there
     folder = demo_project.folder
     win.close()
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     win2 = MainWindow(features=False)
     qtbot.addWidget(win2)
@@ -309,7 +309,7 @@ def test_zoom_towards_cursor_and_pan(qtbot, window, demo_project):
 
 
 def test_real_he_image_renders(qtbot, he_tif):
-    from app.canvas_tools import AnnotationView
+    from app.workspace.canvas_tools import AnnotationView
     from gusa_core.annotation import MaskEditor
     from gusa_core.imageio import read_image
 
@@ -367,7 +367,7 @@ def test_context_menu_remove_and_drop_images(qtbot, window, demo_project, tmp_pa
 def test_suggestions_show_and_colour_reference_is_saved(qtbot, window, demo_project):
     from PySide6.QtCore import Qt
 
-    from app.image_list import COL_CLASS
+    from app.workspace.image_list import COL_CLASS
 
     win = window
     _open(qtbot, win, demo_project.folder)

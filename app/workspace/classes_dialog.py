@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.errors import show_warning
+from app.base.errors import show_warning
 
 __all__ = ["ClassesDialog", "install"]
 

@@ -9,7 +9,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPainterPath,
 
 __all__ = ["app_icon", "draw_icon", "RESOURCES"]
 
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 
 
 def draw_icon(size: int = 256) -> QImage:

@@ -138,7 +138,7 @@ def _run_steps(rep: _Reporter, tmp: Path, state: dict) -> None:
         from PySide6.QtCore import QSettings, qVersion
         from PySide6.QtWidgets import QApplication
 
-        from .settings import APPLICATION, ORGANIZATION
+        from app.base.settings import APPLICATION, ORGANIZATION
 
         # Settings (recent projects, window layout) go to the temporary folder, not the user's.
         QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp / "settings"))
@@ -151,9 +151,9 @@ def _run_steps(rep: _Reporter, tmp: Path, state: dict) -> None:
     rep.step("start Qt", start_qt)
 
     def open_window():
-        from . import errors
-        from .icon import app_icon
-        from .main_window import MainWindow
+        from app.base import errors
+        from app.base.icon import app_icon
+        from app.shell.main_window import MainWindow
 
         # An error dialog would wait for a click that never comes: record its text and fail instead.
         messages: list[str] = []
@@ -178,7 +178,7 @@ def _run_steps(rep: _Reporter, tmp: Path, state: dict) -> None:
             logging.getLogger().removeHandler(errors_logged)
         _check(not errors_logged.records, "the window logged an error:\n" + "\n".join(errors_logged.records))
         _check(not messages, f"the window reported an error: {'; '.join(messages)}")
-        from .features import FEATURE_MODULES
+        from app.shell.features import FEATURE_MODULES
 
         missing = [m for m in FEATURE_MODULES if m not in sys.modules]
         _check(not missing, f"features not installed in the window: {', '.join(missing)}")
@@ -201,7 +201,7 @@ def _run_steps(rep: _Reporter, tmp: Path, state: dict) -> None:
     rep.step("import torch", import_torch)
 
     def about():
-        from .about import AboutDialog
+        from app.shell.about import AboutDialog
 
         dialog = AboutDialog(state["window"])
         text = dialog.versions.toPlainText()
@@ -284,6 +284,6 @@ def _teardown(state: dict) -> None:
     except Exception:  # the test result is already decided
         pass
     if state.get("sink_set"):
-        from . import errors
+        from app.base import errors
 
         errors.set_error_sink(None)

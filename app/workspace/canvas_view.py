@@ -10,7 +10,7 @@ the exposed rectangle: :meth:`CanvasView.update_mask_rect` calls
 
 Coordinates: the view maps image pixels to widget pixels as
 ``widget = image * zoom + offset``; ``(row, col)`` conversions go through
-:mod:`app.coords`.
+:mod:`app.base.coords`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from PySide6.QtCore import QEasingCurve, QPointF, QRect, QRectF, QSize, Qt, QTim
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from .coords import qrect_to_rect_rc, rc_to_xy, rect_rc_to_qrect
+from app.base.coords import qrect_to_rect_rc, rc_to_xy, rect_rc_to_qrect
 
 __all__ = ["CanvasView", "DEFAULT_MASK_COLOR", "MIN_ZOOM", "MAX_ZOOM", "numpy_to_qimage", "rgb_to_bgra", "qimage_view"]
 

@@ -9,11 +9,11 @@ panel says which). Colour map, opacity and the threshold τ (with an optional
 outline of ỹ > τ) change the overlay without predicting again; the
 ground-truth RoI can be drawn at the same time.
 
-Prediction runs in a worker (:mod:`app.workers`) and is cached per
-``(image id, image mtime, run, fold)`` (:mod:`app.prediction_cache`), so
+Prediction runs in a worker (:mod:`app.base.workers`) and is cached per
+``(image id, image mtime, run, fold)`` (:mod:`app.review.prediction_cache`), so
 returning to an image shows its result at once. "Predict all" fills the image
 list with each image's predicted class. Torch is imported only in workers.
-The prediction jobs and the probability bars live in :mod:`app.review_widgets`
+The prediction jobs and the probability bars live in :mod:`app.review.review_widgets`
 and are re-exported here.
 """
 
@@ -39,8 +39,8 @@ from PySide6.QtWidgets import (
 
 from gusa_core import DEFAULT_CLASS_COLORS
 
-from .colormaps import COLORMAPS, DEFAULT_COLORMAP, attention_rgba, contour_polygons, mask_outline_rgba
-from .prediction_cache import (
+from app.review.colormaps import COLORMAPS, DEFAULT_COLORMAP, attention_rgba, contour_polygons, mask_outline_rgba
+from app.review.prediction_cache import (
     PredictionCache,
     PredictorCache,
     RunInfo,
@@ -50,9 +50,9 @@ from .prediction_cache import (
     shared_prediction_cache,
     shared_predictor_cache,
 )
-from .project_bridge import ProjectBridge
-from .review_widgets import ProbabilityBarsWidget, predict_many, predict_one
-from .workers import Worker, run_in_thread
+from app.workspace.project_bridge import ProjectBridge
+from app.review.review_widgets import ProbabilityBarsWidget, predict_many, predict_one
+from app.base.workers import Worker, run_in_thread
 
 __all__ = [
     "ATTENTION_LAYER",
@@ -508,7 +508,7 @@ class ReviewPanel(QWidget):
 
     def _restore_display_settings(self) -> None:
         try:
-            from .settings import settings
+            from app.base.settings import settings
 
             s = settings()
             name = str(s.value("review/colormap", DEFAULT_COLORMAP))
@@ -519,7 +519,7 @@ class ReviewPanel(QWidget):
             pass
 
     def _save_display_settings(self) -> None:
-        from .settings import settings
+        from app.base.settings import settings
 
         s = settings()
         s.setValue("review/colormap", self.colormap_combo.currentText())

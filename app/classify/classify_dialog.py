@@ -37,9 +37,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.canvas_view import numpy_to_qimage
-from app.run_choice import RunChooser
-from app.workers import Worker
+from app.workspace.canvas_view import numpy_to_qimage
+from app.review.run_choice import RunChooser
+from app.base.workers import Worker
 
 __all__ = ["ClassifyFolderDialog", "ClassifyResultsModel", "classify_job", "install"]
 
@@ -550,7 +550,7 @@ class ClassifyFolderDialog(QDialog):
 
     def _warn(self, text: str, details: str = "") -> None:
         try:
-            from app.errors import show_warning
+            from app.base.errors import show_warning
 
             show_warning(self, "Classify folder", text, details)
         except ImportError:  # pragma: no cover

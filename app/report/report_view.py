@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.run_choice import RunChooser
-from app.workers import Worker
+from app.review.run_choice import RunChooser
+from app.base.workers import Worker
 
 __all__ = ["ReportView", "install"]
 

@@ -1,10 +1,10 @@
 """The training panel: settings, Start / Stop / Resume, progress, live curves and a log.
 
-Training runs :class:`gusa_core.training.Trainer` in a :class:`app.workers.Worker`;
+Training runs :class:`gusa_core.training.Trainer` in a :class:`app.base.workers.Worker`;
 the trainer's callbacks become Qt signals delivered in the GUI thread, so the
 window keeps painting (and the user keeps painting masks) while it runs.
 The worker-side code (the job, its bridge and stop control) and the pure
-helpers live in :mod:`app.training_job`; the public helpers are re-exported
+helpers live in :mod:`app.training.training_job`; the public helpers are re-exported
 here. Nothing here imports torch at import time: ``gusa_core.training`` is
 imported inside the worker, and the device list is detected in a worker the
 first time the panel is shown.
@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 
 from gusa_core.models_registry import DEFAULT_VARIANT, DESCRIPTIONS, VARIANT_NAMES
 
-from .training_job import (
+from app.training.training_job import (
     _RUN_FILE,
     INPUT_SIZE_PRESETS,
     TRAINING_PRESETS,
@@ -57,8 +57,8 @@ from .training_job import (
     imagenet_weights_path,
     parse_input_size,
 )
-from .training_plots import EtaEstimator, TrainingCurvesWidget, format_duration
-from .workers import Worker, run_in_thread
+from app.training.training_plots import EtaEstimator, TrainingCurvesWidget, format_duration
+from app.base.workers import Worker, run_in_thread
 
 __all__ = [
     "TrainingPanel",
@@ -478,7 +478,7 @@ class TrainingPanel(QWidget):
 
     def _refuse(self, message: str) -> bool:
         self._set_status(message)
-        from .errors import show_warning
+        from app.base.errors import show_warning
 
         show_warning(self, "Training", message)
         return False
@@ -675,7 +675,7 @@ class TrainingPanel(QWidget):
             self.training_finished.emit(pending[1])
         else:
             self.training_failed.emit(pending[1])
-            from .errors import show_error
+            from app.base.errors import show_error
 
             show_error(self, "Training failed", pending[1], pending[2])
 

@@ -42,8 +42,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .colormaps import COLORMAPS, DEFAULT_COLORMAP, attention_rgba, colorbar_image, mask_outline_rgba
-from .prediction_cache import (
+from app.review.colormaps import COLORMAPS, DEFAULT_COLORMAP, attention_rgba, colorbar_image, mask_outline_rgba
+from app.review.prediction_cache import (
     PredictionCache,
     PredictorCache,
     RunInfo,
@@ -53,8 +53,8 @@ from .prediction_cache import (
     shared_prediction_cache,
     shared_predictor_cache,
 )
-from .review_panel import predict_one
-from .workers import run_in_thread
+from app.review.review_panel import predict_one
+from app.base.workers import run_in_thread
 
 __all__ = [
     "PANEL_WIDTH",
@@ -746,7 +746,7 @@ class CompareView(QDialog):
         try:
             self.export_png(path)
         except Exception as exc:  # noqa: BLE001 - shown to the user
-            from .errors import show_error
+            from app.base.errors import show_error
 
             show_error(self, "Export failed", f"Could not write {path}: {exc}")
 

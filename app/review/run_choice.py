@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
-from app.prediction_cache import fold_label, scan_runs
+from app.review.prediction_cache import fold_label, scan_runs
 
 __all__ = ["RunChooser", "trained_folds"]
 

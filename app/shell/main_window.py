@@ -22,21 +22,21 @@ Hooks for the other panels (training, review, compare, classify, report)
 ``MainWindow.view_menu``, ``MainWindow.help_menu``
     Add more entries there.
 ``MainWindow.canvas``
-    The :class:`~app.canvas_tools.AnnotationView`: ``canvas.set_overlay(name, rgba)``
+    The :class:`~app.workspace.canvas_tools.AnnotationView`: ``canvas.set_overlay(name, rgba)``
     draws e.g. an attention map above the image, ``canvas.set_outline(name, polygons)``
     outlines.
 ``MainWindow.image_list``
-    The :class:`~app.image_list.ImageListPanel`: ``image_list.set_predictions({id: (label, p)})``.
+    The :class:`~app.workspace.image_list.ImageListPanel`: ``image_list.set_predictions({id: (label, p)})``.
 ``MainWindow.autosave``
-    The :class:`~app.autosave.AutosaveWorker`; ``autosave.save_manifest(project)`` after
+    The :class:`~app.workspace.autosave.AutosaveWorker`; ``autosave.save_manifest(project)`` after
     changing the project from a panel.
 ``MainWindow.show_status(text, msecs)``
     A transient status-bar message.
 ``MainWindow.install_features()``
-    Runs :func:`app.features.install_all` once (deferred until the window is up).
+    Runs :func:`app.shell.features.install_all` once (deferred until the window is up).
 
 File, import/export, drag-and-drop and Help handlers live in
-:mod:`app.window_actions` (a mixin); their dialogs go through ``_ask_open_path``,
+:mod:`app.shell.window_actions` (a mixin); their dialogs go through ``_ask_open_path``,
 ``_ask_open_paths``, ``_ask_save_path``, ``_ask_dir`` and ``_confirm``, which
 tests replace.
 """
@@ -57,15 +57,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from . import errors
-from .autosave import AutosaveWorker
-from .canvas_tools import AnnotationView
-from .icon import app_icon
-from .image_list import ImageListPanel
-from .project_bridge import ProjectBridge
-from .settings import add_recent_project, recent_projects, settings
-from .side_panel import SidePanel
-from .window_actions import WindowActionsMixin
+from app.base import errors
+from app.workspace.autosave import AutosaveWorker
+from app.workspace.canvas_tools import AnnotationView
+from app.base.icon import app_icon
+from app.workspace.image_list import ImageListPanel
+from app.workspace.project_bridge import ProjectBridge
+from app.base.settings import add_recent_project, recent_projects, settings
+from app.workspace.side_panel import SidePanel
+from app.shell.window_actions import WindowActionsMixin
 
 __all__ = ["MainWindow", "APP_NAME"]
 
@@ -156,7 +156,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
             return
         self._features_installed = True
         try:
-            from .features import install_all
+            from app.shell.features import install_all
         except ImportError:
             return
         try:
@@ -523,7 +523,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
 
         from gusa_core.imageio import read_image
 
-        from .canvas_view import rgb_to_bgra
+        from app.workspace.canvas_view import rgb_to_bgra
 
         def decode(path):
             image = read_image(path)

@@ -284,7 +284,7 @@ class RunsPanel(QWidget):
             os.replace(run_dir, trash)
             shutil.rmtree(trash, ignore_errors=True)
         except OSError as exc:
-            from .errors import show_error
+            from app.base.errors import show_error
 
             show_error(self, "Delete run", f"Could not delete {run_dir}: {exc.strerror or exc}")
             return False
@@ -295,7 +295,7 @@ class RunsPanel(QWidget):
 
     # ---------------------------------------------------------------- view
     def _settings(self):
-        from .settings import settings
+        from app.base.settings import settings
 
         return settings()
 

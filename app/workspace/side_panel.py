@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .canvas_tools import MAX_BRUSH, MIN_BRUSH
+from app.workspace.canvas_tools import MAX_BRUSH, MIN_BRUSH
 
 __all__ = ["SidePanel"]
 

@@ -1,6 +1,6 @@
 """Interaction half of the annotation canvas: tools, mouse, keyboard, cursor.
 
-:class:`AnnotationView` adds to :class:`~app.canvas_view.CanvasView` the
+:class:`AnnotationView` adds to :class:`~app.workspace.canvas_view.CanvasView` the
 brush, eraser and polygon/lasso tools, which edit the mask through the core's
 :class:`gusa_core.annotation.MaskEditor` (one undo step per stroke), and the
 navigation gestures:
@@ -26,8 +26,8 @@ from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QWidget
 
-from .canvas_view import CanvasView
-from .coords import pixel_of_point, point_to_rc
+from app.workspace.canvas_view import CanvasView
+from app.base.coords import pixel_of_point, point_to_rc
 
 __all__ = ["AnnotationView", "TOOLS", "MIN_BRUSH", "MAX_BRUSH"]
 

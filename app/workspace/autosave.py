@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from .errors import describe
+from app.base.errors import describe
 
 __all__ = ["AutosaveWorker"]
 

@@ -17,13 +17,13 @@ log = logging.getLogger(__name__)
 
 #: Installed in this order (docks stack in it).
 FEATURE_MODULES = (
-    "app.classes_dialog",
-    "app.training_panel",
-    "app.runs_panel",
-    "app.review_panel",
-    "app.compare_view",
-    "app.classify_dialog",
-    "app.report_view",
+    "app.workspace.classes_dialog",
+    "app.training.training_panel",
+    "app.training.runs_panel",
+    "app.review.review_panel",
+    "app.review.compare_view",
+    "app.classify.classify_dialog",
+    "app.report.report_view",
 )
 
 

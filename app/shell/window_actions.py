@@ -1,4 +1,4 @@
-"""File, image and help actions of the main window (a mixin of :class:`~app.main_window.MainWindow`).
+"""File, image and help actions of the main window (a mixin of :class:`~app.shell.main_window.MainWindow`).
 
 Kept apart from ``main_window.py`` so that each file reads in one sitting: here
 live the handlers behind the File menu (open, new, add images, GeoJSON and PNG
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox
 
-from . import errors
+from app.base import errors
 
 __all__ = ["WindowActionsMixin"]
 
@@ -262,7 +262,7 @@ class WindowActionsMixin:
 
     def show_about(self) -> None:
         """Help ▸ About: versions of GuSA Studio, Python, torch/CUDA, Qt and onnxruntime."""
-        from .about import AboutDialog
+        from app.shell.about import AboutDialog
 
         AboutDialog(self).exec()
 

@@ -1,10 +1,10 @@
 """Prediction jobs and the probability bars of the review panel.
 
-Split out of :mod:`app.review_panel` so the panel file holds only the panel:
+Split out of :mod:`app.review.review_panel` so the panel file holds only the panel:
 ``predict_one`` and ``predict_many`` are the jobs the panel (and
-:mod:`app.compare_view`) run in worker threads, and
+:mod:`app.review.compare_view`) run in worker threads, and
 :class:`ProbabilityBarsWidget` draws one bar per class. All three are
-re-exported from :mod:`app.review_panel`. Torch is imported only inside the
+re-exported from :mod:`app.review.review_panel`. Torch is imported only inside the
 jobs (through the predictor), never at import time.
 """
 
@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from gusa_core import DEFAULT_CLASS_COLORS
 
-from .prediction_cache import PredictionCache, PredictorCache
+from app.review.prediction_cache import PredictionCache, PredictorCache
 
 __all__ = ["ProbabilityBarsWidget", "predict_one", "predict_many"]
 
@@ -55,7 +55,7 @@ def predict_many(predictors: PredictorCache, cache: PredictionCache, items, run_
                 predictor = predictors.get(run_dir, fold, device)
             prediction = predictor.predict_image(read_image(path))
         except Exception as exc:  # noqa: BLE001 - reported per image
-            from .workers import error_message
+            from app.base.workers import error_message
 
             yield image_id, None, None, error_message(exc)
             continue

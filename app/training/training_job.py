@@ -1,6 +1,6 @@
 """Worker-side training code and the small pure helpers of the training panel.
 
-Split out of :mod:`app.training_panel` so the panel file holds only widgets.
+Split out of :mod:`app.training.training_panel` so the panel file holds only widgets.
 Here live the bridge that carries :class:`gusa_core.training.Trainer`
 callbacks to the GUI thread as a Qt signal, the stop control, the job that runs
 in the worker thread, and helpers that need no widgets (input-size parsing,
