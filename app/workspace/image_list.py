@@ -20,7 +20,6 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
-    QThreadPool,
     Signal,
 )
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPixmap
@@ -35,6 +34,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.base.workers import job_pool
 
 __all__ = ["ImageListModel", "ImageFilterProxy", "ImageListPanel", "THUMB_SIZE", "ALL", "UNLABELLED", "DISAGREE"]
 
@@ -115,8 +116,7 @@ class ImageListModel(QAbstractTableModel):
         self._errors: dict[str, str] = {}
         self._predictions: dict[str, tuple[str, float]] = {}
         self._cache = None
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(max(1, min(2, QThreadPool.globalInstance().maxThreadCount() - 1)))
+        self._pool = job_pool(self, 2)
         self._signals = _ThumbSignals(self)
         self._signals.done.connect(self._on_thumb_done)
         self._signals.failed.connect(self._on_thumb_failed)
