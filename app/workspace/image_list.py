@@ -217,9 +217,6 @@ class ImageListModel(QAbstractTableModel):
         self._requested.add(image_id)
         self._pool.start(_ThumbJob(self._signals, image_id, self._project.image_path(image_id), self._cache))
 
-    def wait_for_thumbnails(self, msecs: int = 10000) -> bool:
-        return self._pool.waitForDone(msecs)
-
     def _on_thumb_done(self, image_id: str, qimg: QImage) -> None:
         pm = QPixmap.fromImage(qimg).scaled(THUMB_SIZE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
         self._thumbs[image_id] = pm
@@ -490,10 +487,6 @@ class ImageListPanel(QWidget):
     def visible_ids(self) -> list[str]:
         """Image ids in the order shown (sorted and filtered)."""
         return [self.proxy.index(r, 0).data(ID_ROLE) for r in range(self.proxy.rowCount())]
-
-    def current_id(self) -> str | None:
-        idx = self.view.currentIndex()
-        return idx.data(ID_ROLE) if idx.isValid() else None
 
     def select_image(self, image_id: str | None) -> bool:
         """Make ``image_id`` the current row (without emitting ``image_selected``)."""
