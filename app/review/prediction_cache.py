@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "RunInfo",
+    "run_info",
     "scan_runs",
     "PredictionKey",
     "prediction_key",
@@ -55,37 +56,40 @@ class RunInfo(NamedTuple):
         return f"{self.name} ({self.variant})" if self.variant else self.name
 
 
-def _fold_number(name: str) -> int | None:
+def run_info(run) -> RunInfo | None:
+    """The view record of a :class:`gusa_core.runs.Run` (or a run folder); ``None`` when it is not a run
+    or has no trained fold yet. Reads JSON and file times only (no torch)."""
+    from gusa_core.checkpoint import MODEL_FILE
+    from gusa_core.errors import CheckpointError
+    from gusa_core.runs import Run, fold_number
+
     try:
-        return int(name.split("-", 1)[1])
-    except (IndexError, ValueError):
+        run = run if isinstance(run, Run) else Run(run)
+    except CheckpointError:
         return None
+    folds = {}
+    for d in run.fold_dirs():
+        try:
+            folds[fold_number(d)] = (d / MODEL_FILE).stat().st_mtime_ns
+        except OSError:
+            continue
+    if not folds:
+        return None
+    order = tuple(sorted(folds))
+    return RunInfo(run.folder.resolve(), run.name, run.variant, order, run.status,
+                   str(run.meta.get("created", "")), tuple(folds[k] for k in order))
 
 
 def scan_runs(project_folder: str | os.PathLike) -> list[RunInfo]:
-    """The runs of ``project_folder/runs/`` that have at least one trained fold, newest first.
+    """The runs of the project in ``project_folder`` that have at least one trained fold, newest first.
 
-    Through :func:`gusa_core.checkpoint.list_runs`, which reads the JSON files
-    only (no torch in the GUI thread); unreadable runs are skipped.
+    Through :func:`gusa_core.runs.list_runs`, which reads the JSON files only
+    (no torch in the GUI thread); unreadable runs are skipped.
     """
-    from gusa_core.checkpoint import list_runs
+    from gusa_core.runs import list_runs
 
-    infos = []
-    for run in list_runs(project_folder):
-        folds = {}
-        for d in run.fold_dirs:
-            k = _fold_number(d.name)
-            try:
-                if k is not None:
-                    folds[k] = (d / "model.safetensors").stat().st_mtime_ns
-            except OSError:
-                continue
-        if not folds:
-            continue
-        order = tuple(sorted(folds))
-        infos.append(RunInfo(run.folder.resolve(), run.name, run.variant, order, run.status,
-                             str(run.meta.get("created", "")), tuple(folds[k] for k in order)))
-    return infos  # list_runs' order: newest first
+    infos = [run_info(run) for run in list_runs(project_folder)]
+    return [info for info in infos if info is not None]  # list_runs' order: newest first
 
 
 class PredictionKey(NamedTuple):

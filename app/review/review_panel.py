@@ -88,7 +88,7 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
     Parameters
     ----------
     project : gusa_core.project.Project or None
-        The open project (runs are listed from ``project.folder / "runs"``).
+        The open project (its runs are listed by :mod:`gusa_core.runs`).
     canvas : object, optional
         The main canvas; needs ``set_overlay(name, rgba or None)``. Without
         one (tests, standalone use) the overlay is only kept in

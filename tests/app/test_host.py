@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PySide6.QtGui import QAction
 
+from gusa_core.runs import runs_dir
+
 APP = Path(__file__).resolve().parents[2] / "app"
 
 
@@ -66,7 +68,7 @@ def test_the_window_is_a_host_and_features_install_in_any_order(qtbot, demo_proj
         # the shared runs service reaches every feature whatever the order
         assert runs_panel.model is window.runs
         with qtbot.waitSignal(window.runs.resume_requested, timeout=1000):
-            runs_panel.model.request_resume(Path(demo_project.folder) / "runs" / "nothing")
+            runs_panel.model.request_resume(runs_dir(demo_project.folder) / "nothing")
         assert "no run to resume" in training.status_label.text()
         assert "no run to resume" in error_messages.pop()[1]
         window.show_image(demo_project.images[1].id)
