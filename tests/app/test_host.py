@@ -6,6 +6,7 @@ import random
 import re
 from pathlib import Path
 
+import pytest
 from PySide6.QtGui import QAction
 
 from gusa_core.runs import runs_dir
@@ -82,3 +83,24 @@ def test_threads_are_started_only_in_workers():
     hits = [f"{p.relative_to(APP.parent)}:{n}" for p in APP.rglob("*.py") if p != workers
             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert hits == []
+
+
+def test_app_knows_no_run_folder_layout():
+    """Only gusa_core.runs builds run-folder paths: no run.json, fold-k or runs/ spelled out in app/."""
+    pattern = re.compile(r"""["'](runs|run\.json|fold-\d*|last|model\.safetensors|model\.json)["'/]|fold-\{""")
+    hits = [f"{p.relative_to(APP.parent)}:{n}: {line.strip()}" for p in APP.rglob("*.py")
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert hits == []
+
+
+def test_app_layers_contract_holds():
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    if not Path(exe).exists():
+        pytest.fail("lint-imports (import-linter) is not installed: pip install -e '.[dev]'")
+    proc = subprocess.run([exe, str(APP.parent / "pyproject.toml")], cwd=APP.parent, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert "app is layered: the shell over the rooms over base KEPT" in out, out
