@@ -43,7 +43,7 @@ from app.review.colormaps import COLORMAPS, DEFAULT_COLORMAP
 from app.review.prediction_cache import (
     PredictionCache,
     PredictorCache,
-    RunInfo,
+    TrainedRun,
     fold_label,
     prediction_key,
     scan_runs,
@@ -141,7 +141,7 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
         self._queued = False
         self._all_worker: Worker | None = None
         self._all_results: dict[str, tuple[str, float]] = {}
-        self._runs: list[RunInfo] = []
+        self._runs: list[TrainedRun] = []
         self._signatures: dict[str, tuple[int, ...]] = {}
         #: When True (set by :func:`install`), predict only while the panel is visible.
         self.only_when_visible = False
@@ -314,7 +314,7 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
         self.fold_combo.blockSignals(False)
 
     @property
-    def run_info(self) -> RunInfo | None:
+    def run_info(self) -> TrainedRun | None:
         """The chosen run."""
         i = self.run_combo.currentIndex()
         return self._runs[i] if 0 <= i < len(self._runs) else None

@@ -8,7 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QWidget
 
 from app.base.dialogs import Dialogs
-from app.review.prediction_cache import fold_label, run_info, scan_runs
+from app.review.prediction_cache import fold_label, scan_runs, trained_run
 
 __all__ = ["RunChooser"]
 
@@ -70,7 +70,7 @@ class RunChooser(QWidget):
         folder = str(Path(run_dir).resolve())
         index = next((i for i in range(self.run_combo.count()) if self.run_combo.itemData(i)[0] == folder), -1)
         if index < 0:
-            info = run_info(folder)
+            info = trained_run(folder)
             self.run_combo.addItem(Path(folder).name, (folder, info.folds if info is not None else ()))
             index = self.run_combo.count() - 1
         self.run_combo.setCurrentIndex(index)
