@@ -514,7 +514,13 @@ def install(host: Host) -> ReviewPanel:
     dock.hide()
 
     host.current_image_changed.connect(panel.set_image)
-    host.project_opened.connect(panel.set_project)
+
+    def follow_project(project) -> None:
+        panel.set_project(project)
+        if host.runs.active_run:  # the host's runs already follow the new project
+            panel.set_run(host.runs.active_run)
+
+    host.project_opened.connect(follow_project)
     host.runs.active_run_changed.connect(panel._on_active_run_changed)
     host.runs.runs_changed.connect(lambda: panel.refresh_runs())
     if host.runs.active_run:

@@ -104,3 +104,27 @@ def test_app_layers_contract_holds():
     proc = subprocess.run([exe, str(APP.parent / "pyproject.toml")], cwd=APP.parent, capture_output=True, text=True)
     out = proc.stdout + proc.stderr
     assert "app is layered: the shell over the rooms over base KEPT" in out, out
+
+
+def test_review_follows_the_active_run_of_a_newly_opened_project(qtbot, demo_project, error_messages):
+    from app.shell.features import FEATURE_MODULES
+    from gusa_core.atomic import atomic_write_json
+    from gusa_core.runs import read_run_meta, run_json_path, write_untrained_run
+
+    classes, size = list(demo_project.classes), (64, 48)
+    older = write_untrained_run(runs_dir(demo_project.folder) / "older", variant="baseline", class_names=classes,
+                                input_size=size).folder
+    newer = write_untrained_run(runs_dir(demo_project.folder) / "newer", variant="baseline", class_names=classes,
+                                input_size=size, seed=1).folder
+    for folder, created in ((older, "2025-01-01T00:00:00+00:00"), (newer, "2025-01-02T00:00:00+00:00")):
+        atomic_write_json(run_json_path(folder), {**read_run_meta(folder), "created": created})
+    window = _install(qtbot, None, list(reversed(FEATURE_MODULES)))
+    review = window.features["app.review.review_panel"]
+    window.runs.set_project(demo_project)
+    assert window.runs.active_run == str(newer)  # no choice yet: the newest finished run
+    window.runs.set_active_run(older)
+    window.runs.set_project(None)
+    window.set_project(demo_project)  # the choice is remembered per project, and review follows it
+    assert window.runs.active_run == str(older)
+    assert review.run_dir == str(older.resolve())
+    assert error_messages == []
