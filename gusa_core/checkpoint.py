@@ -283,15 +283,6 @@ def has_state(folder: str | os.PathLike) -> bool:
     return (Path(folder) / _STATE_JSON).is_file()
 
 
-def __getattr__(name: str):
-    # compat shim for app/, removed once app moves: app imports Run, list_runs and RUN_FILE from here.
-    if name in ("Run", "list_runs", "RUN_FILE"):
-        from . import runs
-
-        return getattr(runs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # ------------------------------------------------------------- resume state
 def _flatten(obj: Any, prefix: str, tensors: dict[str, "torch.Tensor"]) -> Any:
     """Move every tensor of a nested structure into ``tensors``; return the JSON-ready rest."""

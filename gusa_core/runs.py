@@ -148,21 +148,6 @@ def summarize(meta: dict, run_dir: str | os.PathLike, n_folds: int | None = None
     }
 
 
-class _FoldDirs(list):
-    """The trained fold folders, callable as ``fold_dirs(fold=None)``.
-
-    compat shim for app/, removed once app moves: app reads ``Run.fold_dirs``
-    as a list; once it calls ``fold_dirs()``, this becomes a plain method.
-    """
-
-    def __init__(self, run: "Run"):
-        super().__init__(run._trained_fold_dirs())
-        self._run = run
-
-    def __call__(self, fold: int | None = None) -> list[Path]:
-        return self._run._trained_fold_dirs(fold)
-
-
 class Run:
     """A training run folder: ``run.json`` and ``fold-k/`` model folders.
 
@@ -207,15 +192,11 @@ class Run:
     def folds(self) -> int:
         return int(self.meta.get("folds", 0))
 
-    @property
-    def fold_dirs(self) -> _FoldDirs:
-        """``fold_dirs(fold=None)``: the fold folders that hold a saved model, in fold order.
+    def fold_dirs(self, fold: int | None = None) -> list[Path]:
+        """The fold folders that hold a saved model, in fold order.
 
         With ``fold``, only that fold's folder; :class:`CheckpointError` when it has no model.
         """
-        return _FoldDirs(self)
-
-    def _trained_fold_dirs(self, fold: int | None = None) -> list[Path]:
         found = [(fold_number(d), d) for d in self.folder.glob(f"{_FOLD_PREFIX}*")]
         dirs = [d for k, d in sorted((k, d) for k, d in found if k is not None) if is_model_folder(d)]
         if fold is None:
@@ -238,7 +219,7 @@ class Run:
         CheckpointError
             No fold has a model, or one of them is invalid.
         """
-        dirs = self._trained_fold_dirs()
+        dirs = self.fold_dirs()
         if not dirs:
             raise CheckpointError(self.folder, "the run has no trained fold model yet")
         return [load_model(d, device=device) for d in dirs]
