@@ -9,6 +9,11 @@ location and a level size); :meth:`Slide.read_field` takes a box in **level-0** 
 output size, and picks the level itself. Arrays come back as ``(H, W, 3) uint8`` RGB, indexed
 ``[row, col]``; pixels outside the slide or its scanned area are white.
 
+OpenSlide addresses a level through a level-0 location divided by the level's mean downsample.
+Where that downsample is not an integer (level sizes floor-divided, as scanners write them) a
+level box can land a fraction of a pixel off and OpenSlide interpolates it; the tifffile
+backend reads a level's own pixels exactly.
+
 Backends
 --------
 :func:`open_slide` reads SVS, NDPI, MRXS, SCN, VMS, BIF and OpenSlide-readable pyramidal TIFFs

@@ -103,6 +103,21 @@ def test_generated_pyramid_levels_mpp_and_pixels(pyramid):
     assert diff.mean() < 3.0
 
 
+def test_openslide_resamples_levels_with_fractional_downsamples(tmp_path):
+    """OpenSlide addresses levels through a level-0 location divided by one mean downsample: when the
+    level sizes are floor-divided (3001 / 750 = 4.0013, 2003 / 500 = 4.006) a level box lands a
+    fraction of a pixel off and is interpolated; tifffile reads the level's own pixels exactly."""
+    path = write_pyramid_tiff(tmp_path / "odd.tif", 3001, 2003, levels=[1, 4])
+    page1 = _page_arrays(path)[1]
+    with open_slide(path, backend="openslide") as osl, open_slide(path, backend="tifffile") as tff:
+        assert osl.level_downsamples == pytest.approx([1.0, (3001 / 750 + 2003 / 500) / 2])
+        box = (123, 77, 150, 100)
+        np.testing.assert_array_equal(tff.read_region(1, box), page1[77:177, 123:273])
+        diff = np.abs(osl.read_region(1, box).astype(int) - page1[77:177, 123:273])
+        assert diff.mean() < 2.0  # measured 0.76: sub-pixel interpolation, no whole-pixel shift
+        np.testing.assert_array_equal(osl.read_region(1, (0, 0, 100, 100)), page1[:100, :100])
+
+
 def test_aperio_description_gives_objective_power(tmp_path):
     path = write_pyramid_tiff(tmp_path / "a.tif", 1200, 800, levels=[1, 4], mpp=0.5, objective_power=20)
     with open_slide(path) as slide:
