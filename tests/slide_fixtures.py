@@ -245,8 +245,3 @@ def write_pyramid_tiff(
                 kw["subfiletype"] = 1
             tw.write(_tiles(painter, w, h, ds, tile, quality, cache), **kw)
     return path
-
-
-def expected_level_size(width: int, height: int, downsample: int) -> tuple[int, int]:
-    """Size of the level written for ``downsample`` (floor division, at least 1 pixel)."""
-    return max(1, width // downsample), max(1, height // downsample)
