@@ -1,0 +1,151 @@
+"""Does temperature scaling calibrate a run? ECE before and after, on predictions T never saw.
+
+Each fold model of a k-fold run scores its own validation images (out-of-fold
+predictions, the paper's protocol). Cross-fitting: for each fold, T is fitted
+on the other folds' out-of-fold predictions and applied to this fold's, so no
+prediction is calibrated by a T fitted on it. A second check fits T on all
+out-of-fold predictions and scores the ensemble (mean of the folds'
+temperature-scaled softmax) on held-out demo images drawn with another seed.
+Target: ECE after ≤ half of ECE before.
+
+Log-probabilities stand in for logits (softmax is shift-invariant per row).
+
+    python benchmarks/calibration.py --run PROJECT/runs/NAME --project PROJECT
+    python benchmarks/calibration.py [--folds 2] [--epochs 10] [--size 128x96]   # trains first
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _train(args, folder: Path) -> tuple[Path, Path]:
+    from gusa_core.demo import write_demo_project
+    from gusa_core.training import TrainConfig, Trainer
+
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    project = write_demo_project(folder, seed=args.seed, per_class=args.per_class, unlabelled=0, size=(4 * w, 4 * h))
+    cfg = TrainConfig(variant="fa-gusa", folds=args.folds, epochs=args.epochs, input_size=(w, h), lr=args.lr,
+                      device="cpu", pretrained="none", seed=args.seed, workers=0)
+    t0 = time.perf_counter()
+    Trainer(project, project.runs_dir / "cal", cfg).run()
+    print(f"trained {args.folds} folds x {args.epochs} epochs at {w}x{h} in {time.perf_counter() - t0:.0f} s")
+    return project.runs_dir / "cal", folder
+
+
+def _log_probs(predictor, images) -> np.ndarray:
+    out = []
+    for i in range(0, len(images), 8):
+        out += [p.probs for p in predictor.predict(images[i:i + 8])]
+    return np.log(np.clip(np.asarray(out, dtype=np.float64), 1e-12, None))
+
+
+def _line(name, probs, y, n_bins):
+    from gusa_core.calibration import brier_score, expected_calibration_error, nll
+
+    return (f"   {name:<28} ECE {expected_calibration_error(probs, y, n_bins=n_bins):.4f}  "
+            f"Brier {brier_score(probs, y):.4f}  NLL {nll(probs, y):.4f}  acc {np.mean(probs.argmax(1) == y):.3f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, default=None)
+    p.add_argument("--project", type=Path, default=None)
+    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--per-class", type=int, default=12)
+    p.add_argument("--size", default="128x96")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--heldout", type=int, default=12, help="held-out demo images per class")
+    p.add_argument("--bins", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    from gusa_core.calibration import apply_temperature, expected_calibration_error, fit_temperature
+    from gusa_core.demo import DEMO_CLASSES, generate_tissue
+    from gusa_core.imageio import read_image
+    from gusa_core.inference import Predictor, run_fold_dirs
+    from gusa_core.project import Project
+
+    print(f"CPU: {_cpu_model()}")
+    tmp = None
+    if args.run is None:
+        tmp = Path(tempfile.mkdtemp(prefix="gusa-cal-"))
+        args.run, args.project = _train(args, tmp / "demo")
+    project = Project.open(args.project)
+
+    folds = []  # (fold folder, predictor, log-probs, labels)
+    for folder in run_fold_dirs(args.run):
+        meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        pred = Predictor.from_run(folder, device="cpu")
+        names = list(pred.class_names)
+        ids = [i for i in meta.get("validation_ids") or [] if project.image(i).label in names]
+        images = [read_image(project.image_path(i)) for i in ids]
+        y = np.array([names.index(project.image(i).label) for i in ids])
+        folds.append((folder, pred, _log_probs(pred, images), y))
+    if len(folds) < 2:
+        raise SystemExit("cross-fitting needs a run with at least 2 folds")
+
+    print(f"\nout-of-fold, cross-fitted ({len(folds)} folds, {sum(len(f[3]) for f in folds)} images, {args.bins} bins)")
+    before, after, ys = [], [], []
+    for k, (folder, _, z, y) in enumerate(folds):
+        others_z = np.concatenate([f[2] for j, f in enumerate(folds) if j != k])
+        others_y = np.concatenate([f[3] for j, f in enumerate(folds) if j != k])
+        t = fit_temperature(others_z, others_y)
+        print(f"   {folder.name}: T fitted on the other folds = {t:.3f}; ECE {expected_calibration_error(apply_temperature(z, 1), y, n_bins=args.bins):.4f}"
+              f" -> {expected_calibration_error(apply_temperature(z, t), y, n_bins=args.bins):.4f}")
+        before.append(apply_temperature(z, 1.0))
+        after.append(apply_temperature(z, t))
+        ys.append(y)
+    y = np.concatenate(ys)
+    pb, pa = np.concatenate(before), np.concatenate(after)
+    print(_line("before (T = 1)", pb, y, args.bins))
+    print(_line("after (cross-fitted T)", pa, y, args.bins))
+    eb = expected_calibration_error(pb, y, n_bins=args.bins)
+    ea = expected_calibration_error(pa, y, n_bins=args.bins)
+    print(f"   ECE ratio after/before: {ea / max(eb, 1e-12):.2f} (target <= 0.50)")
+
+    t_all = fit_temperature(np.concatenate([f[2] for f in folds]), y)
+    w, h = folds[0][1].input_size
+    imgs, yh = [], []
+    for c, label in enumerate(DEMO_CLASSES):
+        if label not in names:
+            continue
+        for j in range(args.heldout):
+            image, _ = generate_tissue(label, size=(4 * w, 4 * h), rng=np.random.default_rng([args.seed, 7919, c, j]))
+            imgs.append(image)
+            yh.append(names.index(label))
+    yh = np.array(yh)
+    zs = [_log_probs(f[1], imgs) for f in folds]
+    ens_before = np.mean([apply_temperature(z, 1.0) for z in zs], axis=0)
+    ens_after = np.mean([apply_temperature(z, t_all) for z in zs], axis=0)
+    print(f"\nensemble on {len(yh)} held-out images, T = {t_all:.3f} fitted on all out-of-fold predictions")
+    print(_line("before (T = 1)", ens_before, yh, args.bins))
+    print(_line("after", ens_after, yh, args.bins))
+    eb = expected_calibration_error(ens_before, yh, n_bins=args.bins)
+    ea = expected_calibration_error(ens_after, yh, n_bins=args.bins)
+    print(f"   ECE ratio after/before: {ea / max(eb, 1e-12):.2f} (target <= 0.50)")
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
