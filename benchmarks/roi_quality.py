@@ -123,12 +123,13 @@ def roi_quality(run: Path, args) -> None:
     pred = Predictor.from_run(run, device="cpu")
     w, h = pred.input_size
     heldout = heldout_images(args.heldout, (4 * w, 4 * h), args.seed)
-    lows, masks = [], []
+    lows, masks, classes = [], [], []
     for i in range(0, len(heldout), 8):
         chunk = heldout[i:i + 8]
-        for p, (_, _, m) in zip(pred.predict([im for _, im, _ in chunk]), chunk):
+        for p, (c, _, m) in zip(pred.predict([im for _, im, _ in chunk]), chunk):
             lows.append(p.attention_lowres)
             masks.append(m)
+            classes.append(c)
     grid = lows[0].shape
     print(f"\n3. ensemble ỹ ({pred.n_models} model(s), grid {grid[1]}x{grid[0]}) on {len(masks)} held-out masked images")
     bil = [_up(lo, m.shape) for lo, m in zip(lows, masks)]
@@ -149,6 +150,11 @@ def roi_quality(run: Path, args) -> None:
     print(f"   best τ = {best[1]:.2f}: mIoU {best[0]:.3f}; at τ = 0.5: "
           f"{np.mean([_iou(x > 0.5, t) for x, t in zip(bil, truth)]):.3f}")
     print(f"   at the grid: mean |ỹ - area target| {mae:.3f}; mean ỹ {mean_roi:.3f} vs mean target {mean_gt:.3f}")
+    for c in sorted(set(classes)):
+        sel = [i for i, cc in enumerate(classes) if cc == c]
+        print(f"   {c:<9} mean ỹ {np.mean([lows[i].mean() for i in sel]):.3f} vs target {np.mean([grid_targets[i].mean() for i in sel]):.3f}; "
+              f"mIoU τ=0.5 {np.mean([_iou(bil[i] > 0.5, truth[i]) for i in sel]):.3f}, "
+              f"τ={best[1]:.2f} {np.mean([_iou(bil[i] > best[1], truth[i]) for i in sel]):.3f}")
 
     print("\n4. suggested masks (suggest_mask on the ensemble ỹ, bilinear to the image)")
     for tau in sorted({0.5, best[1]}):
