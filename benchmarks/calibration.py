@@ -1,11 +1,14 @@
 """Does temperature scaling calibrate a run? ECE before and after, on predictions T never saw.
 
 Each fold model of a k-fold run scores its own validation images (out-of-fold
-predictions, the paper's protocol). Cross-fitting: for each fold, T is fitted
-on the other folds' out-of-fold predictions and applied to this fold's, so no
-prediction is calibrated by a T fitted on it. A second check fits T on all
-out-of-fold predictions and scores the ensemble (mean of the folds'
-temperature-scaled softmax) on held-out demo images drawn with another seed.
+predictions, the paper's protocol) and fits its own T on them, as the trainer
+would at the end of a run. Everything is then scored on held-out demo images
+drawn with another seed, which no fold trained or calibrated on: (A) each
+fold with and without its T, (B) the ensemble (mean of the folds'
+temperature-scaled softmax). (C) shows what happens when a T is carried from
+one fold model to another (fit on the other folds' out-of-fold predictions).
+(D) is a control: T fitted on half of the held-out images, scored on the
+other half, i.e. on a calibration set the checkpoint was not selected on.
 Target: ECE after ≤ half of ECE before.
 
 Log-probabilities stand in for logits (softmax is shift-invariant per row).
@@ -74,7 +77,7 @@ def main() -> None:
     p.add_argument("--per-class", type=int, default=12)
     p.add_argument("--size", default="128x96")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--heldout", type=int, default=12, help="held-out demo images per class")
+    p.add_argument("--heldout", type=int, default=32, help="held-out demo images per class")
     p.add_argument("--bins", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -104,26 +107,6 @@ def main() -> None:
     if len(folds) < 2:
         raise SystemExit("cross-fitting needs a run with at least 2 folds")
 
-    print(f"\nout-of-fold, cross-fitted ({len(folds)} folds, {sum(len(f[3]) for f in folds)} images, {args.bins} bins)")
-    before, after, ys = [], [], []
-    for k, (folder, _, z, y) in enumerate(folds):
-        others_z = np.concatenate([f[2] for j, f in enumerate(folds) if j != k])
-        others_y = np.concatenate([f[3] for j, f in enumerate(folds) if j != k])
-        t = fit_temperature(others_z, others_y)
-        print(f"   {folder.name}: T fitted on the other folds = {t:.3f}; ECE {expected_calibration_error(apply_temperature(z, 1), y, n_bins=args.bins):.4f}"
-              f" -> {expected_calibration_error(apply_temperature(z, t), y, n_bins=args.bins):.4f}")
-        before.append(apply_temperature(z, 1.0))
-        after.append(apply_temperature(z, t))
-        ys.append(y)
-    y = np.concatenate(ys)
-    pb, pa = np.concatenate(before), np.concatenate(after)
-    print(_line("before (T = 1)", pb, y, args.bins))
-    print(_line("after (cross-fitted T)", pa, y, args.bins))
-    eb = expected_calibration_error(pb, y, n_bins=args.bins)
-    ea = expected_calibration_error(pa, y, n_bins=args.bins)
-    print(f"   ECE ratio after/before: {ea / max(eb, 1e-12):.2f} (target <= 0.50)")
-
-    t_all = fit_temperature(np.concatenate([f[2] for f in folds]), y)
     w, h = folds[0][1].input_size
     imgs, yh = [], []
     for c, label in enumerate(DEMO_CLASSES):
@@ -134,15 +117,46 @@ def main() -> None:
             imgs.append(image)
             yh.append(names.index(label))
     yh = np.array(yh)
-    zs = [_log_probs(f[1], imgs) for f in folds]
+    print(f"\nA. per fold: T fitted on the fold's own out-of-fold validation predictions, scored on {len(yh)} held-out images")
+    temps, zs = [], []
+    for folder, pred, z, y in folds:
+        t = fit_temperature(z, y)
+        zh = _log_probs(pred, imgs)
+        temps.append(t)
+        zs.append(zh)
+        print(f"   {folder.name}: T = {t:.3f} (from {len(y)} validation images)")
+        print(_line("  before (T = 1)", apply_temperature(zh, 1.0), yh, args.bins))
+        print(_line("  after", apply_temperature(zh, t), yh, args.bins))
     ens_before = np.mean([apply_temperature(z, 1.0) for z in zs], axis=0)
-    ens_after = np.mean([apply_temperature(z, t_all) for z in zs], axis=0)
-    print(f"\nensemble on {len(yh)} held-out images, T = {t_all:.3f} fitted on all out-of-fold predictions")
+    ens_after = np.mean([apply_temperature(z, t) for z, t in zip(zs, temps)], axis=0)
+    print(f"\nB. ensemble (mean of the folds' softmax, eq. 10), each fold with its own T, on the held-out images")
     print(_line("before (T = 1)", ens_before, yh, args.bins))
-    print(_line("after", ens_after, yh, args.bins))
+    print(_line("after (per-fold T)", ens_after, yh, args.bins))
     eb = expected_calibration_error(ens_before, yh, n_bins=args.bins)
     ea = expected_calibration_error(ens_after, yh, n_bins=args.bins)
     print(f"   ECE ratio after/before: {ea / max(eb, 1e-12):.2f} (target <= 0.50)")
+
+    half = np.arange(len(yh)) % 2 == 0  # alternate images: both halves hold every class
+    print(f"\nD. control without selection bias: per-fold T fitted on {half.sum()} fresh images, ensemble scored on the other {(~half).sum()}")
+    t_fresh = [fit_temperature(z[half], yh[half]) for z in zs]
+    print(f"   T per fold: {', '.join(f'{t:.3f}' for t in t_fresh)}")
+    eb2 = np.mean([apply_temperature(z[~half], 1.0) for z in zs], axis=0)
+    ea2 = np.mean([apply_temperature(z[~half], t) for z, t in zip(zs, t_fresh)], axis=0)
+    print(_line("before (T = 1)", eb2, yh[~half], args.bins))
+    print(_line("after", ea2, yh[~half], args.bins))
+    print(f"   ECE ratio after/before: {expected_calibration_error(ea2, yh[~half], n_bins=args.bins) / max(expected_calibration_error(eb2, yh[~half], n_bins=args.bins), 1e-12):.2f}")
+
+    print("\nC. transferring T between fold models (fit on the other folds' out-of-fold predictions)")
+    pb, pa, ys = [], [], []
+    for k, (folder, _, z, y) in enumerate(folds):
+        t = fit_temperature(np.concatenate([f[2] for j, f in enumerate(folds) if j != k]),
+                            np.concatenate([f[3] for j, f in enumerate(folds) if j != k]))
+        pb.append(apply_temperature(z, 1.0))
+        pa.append(apply_temperature(z, t))
+        ys.append(y)
+    y = np.concatenate(ys)
+    print(_line("before (T = 1)", np.concatenate(pb), y, args.bins))
+    print(_line("after (other folds' T)", np.concatenate(pa), y, args.bins))
     if tmp is not None:
         shutil.rmtree(tmp, ignore_errors=True)
 
