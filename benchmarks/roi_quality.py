@@ -17,7 +17,7 @@ Four measurements, printed as tables:
 4. **Suggested masks**: :func:`gusa_core.assist.suggest_mask` on the ensemble
    ỹ; share of images whose suggestion has IoU ≥ 0.7 (target ≥ 0.8).
 
-    python benchmarks/roi_quality.py [--per-class 12] [--folds 2] [--epochs 10] [--size 128x96]
+    python benchmarks/roi_quality.py [--per-class 12] [--folds 2] [--epochs 10] [--size 128x96] [--dice-weight 1]
     python benchmarks/roi_quality.py --run RUN_DIR        # reuse a trained run (skips 2)
 """
 
