@@ -129,7 +129,7 @@ def main() -> None:
         print(_line("  after", apply_temperature(zh, t), yh, args.bins))
     ens_before = np.mean([apply_temperature(z, 1.0) for z in zs], axis=0)
     ens_after = np.mean([apply_temperature(z, t) for z, t in zip(zs, temps)], axis=0)
-    print(f"\nB. ensemble (mean of the folds' softmax, eq. 10), each fold with its own T, on the held-out images")
+    print("\nB. ensemble (mean of the folds' softmax, eq. 10), each fold with its own T, on the held-out images")
     print(_line("before (T = 1)", ens_before, yh, args.bins))
     print(_line("after (per-fold T)", ens_after, yh, args.bins))
     eb = expected_calibration_error(ens_before, yh, n_bins=args.bins)
