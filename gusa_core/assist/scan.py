@@ -1,0 +1,148 @@
+"""Run every fold model of a run over a project's images: the inputs of suggestions and the queue.
+
+:func:`scan_project` is a generator (one record per image, so a GUI worker can
+abort between images and a test simply runs ``list(...)``); each record keeps
+the fold models' own outputs, not only their mean, because fold disagreement
+is one of the uncertainty measures. :func:`annotation_queue` and
+:func:`suggestion` turn the records into the queue and a suggested mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .rank import RankedItem, rank_images, uncertainty_scores
+from .suggest import DEFAULT_MIN_ISLAND_FRACTION, suggest_mask
+
+__all__ = ["scan_project", "annotation_queue", "mean_roi_map", "suggestion"]
+
+
+def scan_project(
+    run_dir,
+    project,
+    *,
+    ids: Iterable[str] | None = None,
+    temperature: float | None = None,
+    device: str = "auto",
+    backend: str = "auto",
+) -> Iterator[dict]:
+    """Classify a project's images with each fold model of a run, one image at a time.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder (every finished fold) or one fold folder.
+    project : Project
+        An open project.
+    ids : iterable of str, optional
+        The images to scan (default: all, in project order).
+    temperature : float, optional
+        Temperature-scale each fold's softmax (``softmax(log p / T)``, equal to
+        ``softmax(z / T)``); None or 1 leaves it as it is.
+    device, backend : str
+        As for :class:`gusa_core.inference.Predictor`.
+
+    Yields
+    ------
+    dict
+        ``done``, ``total``, ``id``, ``error`` (str or None, the image is then
+        skipped), ``fold_probs`` ndarray (F, C), ``fold_roi`` ndarray
+        (F, h, w) float32 at the network's grid or None (variant without
+        RoI branch), ``image_shape`` (H, W), ``class_names``.
+    """
+    from ..calibration import apply_temperature
+    from ..errors import GusaError
+    from ..imageio import read_image
+    from ..inference import Predictor, run_fold_dirs
+
+    predictors = [Predictor.from_run(folder, device=device, backend=backend) for folder in run_fold_dirs(run_dir)]
+    names = list(predictors[0].class_names)
+    for p in predictors[1:]:
+        if list(p.class_names) != names:
+            raise GusaError(f"{run_dir}: the fold models disagree on the classes ({names} vs {list(p.class_names)})")
+    with_roi = all(p.attention_kind == "roi" for p in predictors)
+    wanted = list(project.ids() if ids is None else ids)
+    for i, image_id in enumerate(wanted):
+        rec = {"done": i + 1, "total": len(wanted), "id": image_id, "error": None, "fold_probs": None,
+               "fold_roi": None, "image_shape": None, "class_names": names}
+        try:
+            image = read_image(project.image_path(image_id))
+        except GusaError as exc:
+            rec["error"] = str(exc)
+            yield rec
+            continue
+        preds = [p.predict_image(image) for p in predictors]
+        probs = np.stack([p.probs for p in preds])
+        if temperature is not None and temperature != 1.0:
+            probs = apply_temperature(np.log(np.clip(probs, 1e-12, None)), temperature)
+        rec["fold_probs"] = probs
+        if with_roi:
+            maps = [p.attention_lowres for p in preds]
+            if len({m.shape for m in maps}) == 1:
+                rec["fold_roi"] = np.stack(maps).astype(np.float32)
+            else:  # folds trained at different sizes: compare them at the image's size / 16
+                h, w = max(m.shape[0] for m in maps), max(m.shape[1] for m in maps)
+                rec["fold_roi"] = np.stack([_resize(m, (h, w)) for m in maps])
+        rec["image_shape"] = tuple(int(v) for v in image.shape[:2])
+        yield rec
+
+
+def _resize(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    m = np.ascontiguousarray(m, dtype=np.float32)
+    if m.shape == tuple(shape):
+        return m.copy()
+    out = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)  # half-pixel centres, as the predictor
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def mean_roi_map(record: Mapping) -> np.ndarray | None:
+    """ỹ of the ensemble (mean of the folds' maps) bilinearly up-sampled to the image, or None."""
+    if record.get("fold_roi") is None:
+        return None
+    return _resize(np.mean(record["fold_roi"], axis=0), record["image_shape"])
+
+
+def suggestion(
+    record: Mapping,
+    *,
+    tau: float = 0.5,
+    min_island_fraction: float = DEFAULT_MIN_ISLAND_FRACTION,
+    fill_holes: bool = True,
+) -> np.ndarray | None:
+    """The suggested mask (H, W) uint8 {0, 255} of one scan record, or None without an RoI map."""
+    roi = mean_roi_map(record)
+    if roi is None:
+        return None
+    return suggest_mask(roi, tau=tau, min_island_fraction=min_island_fraction, fill_holes=fill_holes)
+
+
+def annotation_queue(
+    records: Sequence[Mapping],
+    project,
+    *,
+    weights: Mapping[str, float] | None = None,
+) -> list[RankedItem]:
+    """The annotation queue of a project from :func:`scan_project` records.
+
+    Labels and masks come from ``project``; records with an error are left
+    out. See :func:`gusa_core.assist.rank_images` for who is queued and why.
+    """
+    ok = [r for r in records if r.get("error") is None and r.get("fold_probs") is not None]
+    if not ok:
+        return []
+    names = list(ok[0]["class_names"])
+    fold_probs = np.stack([r["fold_probs"] for r in ok], axis=1)  # (F, N, C)
+    fold_roi = None
+    if all(r.get("fold_roi") is not None for r in ok) and len({r["fold_roi"].shape for r in ok}) == 1:
+        fold_roi = np.stack([r["fold_roi"] for r in ok], axis=1)
+    scores = uncertainty_scores(fold_probs, fold_roi)
+    records_ = [project.image(r["id"]) for r in ok]
+    labels = [rec.label if rec.label in names else None for rec in records_]
+    return rank_images(
+        [r["id"] for r in ok], scores, labels=labels, has_mask=[bool(rec.mask) for rec in records_],
+        class_names=names, weights=weights,
+    )

@@ -1,0 +1,110 @@
+"""scan_project, suggestions and the queue on a tiny demo project and a hand-made two-fold run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from gusa_core.assist import annotation_queue, mean_roi_map, scan_project, suggest_mask, suggestion  # noqa: E402
+from gusa_core.calibration import apply_temperature  # noqa: E402
+from gusa_core.imageio import read_image  # noqa: E402
+from gusa_core.inference import Predictor  # noqa: E402
+
+torch.set_num_threads(2)
+SIZE = (64, 48)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from gusa_core.demo import write_demo_project
+
+    return write_demo_project(tmp_path_factory.mktemp("p") / "demo", per_class=2, unlabelled=2, size=SIZE, seed=3)
+
+
+@pytest.fixture(scope="module")
+def run(demo, tmp_path_factory):
+    from gusa_core.checkpoint import save_model
+    from gusa_core.models import build_model
+
+    folder = tmp_path_factory.mktemp("runs") / "run"
+    classes = list(demo.classes)
+    ids = [r.id for r in demo.labelled()]
+    for k in range(2):
+        torch.manual_seed(10 + k)
+        model = build_model("fa-gusa", num_classes=len(classes))
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.1, 0.1)
+                    m.running_var.uniform_(0.5, 1.5)
+            model.roi_head.bias.fill_(0.3 * (k - 0.5))  # ỹ near 0.5, so suggestions are not all empty
+        meta = {"variant": "fa-gusa", "class_names": classes, "input_size": list(SIZE), "reinhard": None,
+                "fold": k, "folds": 2, "validation_ids": ids[k::2]}
+        save_model(folder / f"fold-{k}", model, meta)
+    (folder / "run.json").write_text(json.dumps({"variant": "fa-gusa", "class_names": classes, "input_size": list(SIZE), "folds": 2}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def records(run, demo):
+    return list(scan_project(run, demo, backend="torch", device="cpu"))
+
+
+def test_scan_keeps_each_fold_output_and_their_mean_is_the_ensemble(run, demo, records):
+    ids = demo.ids()
+    assert [r["id"] for r in records] == ids
+    assert [(r["done"], r["total"]) for r in records] == [(i + 1, len(ids)) for i in range(len(ids))]
+    folds = [Predictor.from_run(run, fold=k, backend="torch", device="cpu") for k in range(2)]
+    ensemble = Predictor.from_run(run, backend="torch", device="cpu")
+    for r in records[:3]:
+        image = read_image(demo.image_path(r["id"]))
+        assert r["error"] is None and r["image_shape"] == image.shape[:2]
+        assert r["fold_probs"].shape == (2, len(demo.classes)) and r["fold_roi"].shape == (2, 3, 4)
+        for k, p in enumerate(folds):
+            one = p.predict_image(image)
+            np.testing.assert_allclose(r["fold_probs"][k], one.probs, atol=1e-6)
+            np.testing.assert_allclose(r["fold_roi"][k], one.attention_lowres, atol=1e-6)
+        ens = ensemble.predict_image(image)
+        np.testing.assert_allclose(r["fold_probs"].mean(0), ens.probs, atol=1e-6)
+        np.testing.assert_allclose(mean_roi_map(r), ens.attention, atol=1e-5)
+        np.testing.assert_array_equal(suggestion(r, tau=0.5), suggest_mask(mean_roi_map(r), tau=0.5))
+
+
+def test_temperature_scales_each_fold(run, demo, records):
+    one = demo.ids()[:1]
+    hot = list(scan_project(run, demo, ids=one, temperature=2.0, backend="torch", device="cpu"))[0]
+    expected = apply_temperature(np.log(records[0]["fold_probs"]), 2.0)
+    np.testing.assert_allclose(hot["fold_probs"], expected, atol=1e-6)
+
+
+def test_queue_holds_unlabelled_and_leaves_out_masked_images_it_agrees_with(demo, records):
+    queue = annotation_queue(records, demo)
+    queued = {q.id: q for q in queue}
+    for rec in demo.images:
+        r = next(x for x in records if x["id"] == rec.id)
+        predicted = demo.classes[int(np.argmax(r["fold_probs"].mean(0)))]
+        if rec.label is None:
+            assert queued[rec.id].reason == "unlabelled"
+        elif predicted != rec.label:
+            assert queued[rec.id].reason == "disagrees with label"
+        elif rec.mask:
+            assert rec.id not in queued
+        else:
+            assert queued[rec.id].reason == "no mask"
+    assert [q.score for q in queue] == sorted((q.score for q in queue), reverse=True)
+
+
+def test_unreadable_image_is_reported_not_raised(run, demo, records, tmp_path):
+    bad = demo.image_path(demo.ids()[0])
+    saved = bad.read_bytes()
+    try:
+        bad.write_bytes(b"not an image")
+        rec = list(scan_project(run, demo, ids=[demo.ids()[0]], backend="torch", device="cpu"))[0]
+    finally:
+        bad.write_bytes(saved)
+    assert rec["error"] and rec["fold_probs"] is None
+    assert annotation_queue([rec], demo) == []
