@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+import cv2
 import numpy as np
 
+from ..calibration import apply_temperature
+from ..errors import GusaError
+from ..imageio import read_image
+from ..inference import Predictor
+from ..runs import model_folders
 from .rank import RankedItem, rank_images, uncertainty_scores
 from .suggest import DEFAULT_MIN_ISLAND_FRACTION, suggest_mask
 
@@ -52,12 +58,7 @@ def scan_project(
         (F, h, w) float32 at the network's grid or None (variant without
         RoI branch), ``image_shape`` (H, W), ``class_names``.
     """
-    from ..calibration import apply_temperature
-    from ..errors import GusaError
-    from ..imageio import read_image
-    from ..inference import Predictor, run_fold_dirs
-
-    predictors = [Predictor.from_run(folder, device=device, backend=backend) for folder in run_fold_dirs(run_dir)]
+    predictors = [Predictor.from_run(folder, device=device, backend=backend) for folder in model_folders(run_dir)]
     names = list(predictors[0].class_names)
     for p in predictors[1:]:
         if list(p.class_names) != names:
@@ -90,8 +91,6 @@ def scan_project(
 
 
 def _resize(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    import cv2
-
     m = np.ascontiguousarray(m, dtype=np.float32)
     if m.shape == tuple(shape):
         return m.copy()
