@@ -40,6 +40,7 @@ from app.workspace.side_panel import SidePanel
 from app.base.runs_model import RunsModel
 from app.shell.window_actions import WindowActionsMixin
 from app.shell.window_images import WindowImagesMixin
+from app.shell.window_layout import WindowLayoutMixin
 from app.shell.window_menus import WindowMenusMixin
 
 __all__ = ["MainWindow", "APP_NAME"]
@@ -47,7 +48,7 @@ __all__ = ["MainWindow", "APP_NAME"]
 APP_NAME = "GuSA Studio"
 
 
-class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, QMainWindow):
+class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, WindowLayoutMixin, QMainWindow):
     """The annotation workspace; implements :class:`app.shell.host.Host` for the features."""
 
     current_image_changed = Signal(str)
@@ -100,18 +101,6 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, QMainW
             self.set_project(project)
 
     # ================================================================ docks
-    def _make_dock(self, widget: QWidget, title: str, area) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
-        dock.setWidget(widget)
-        dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
-        self.addDockWidget(area, dock)
-        return dock
-
     def add_dock(self, widget: QWidget, title: str, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
         """Add ``widget`` as a dock titled ``title``; its toggle goes into the View menu."""
         dock = self._make_dock(widget, title, area)
@@ -129,6 +118,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, QMainW
             return False
         dock.show()
         dock.raise_()
+        self.fit_to_screen()
         return True
 
     def install_features(self, modules=None) -> None:
@@ -201,12 +191,12 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, QMainW
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1440, 900)
+            self.resize(*self.default_window_size())
         state = s.value("main_window/state")
         if state is not None:
             self.restoreState(state)
         else:
-            self.resizeDocks([self.image_list_dock, self.side_panel_dock], [360, 290], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.image_list_dock, self.side_panel_dock], [300, 320], Qt.Orientation.Horizontal)
         self.canvas.set_brush_size(int(s.value("canvas/brush_size", 40)))
         self.side_panel.set_opacity(float(s.value("canvas/mask_opacity", 0.8)))
         self.advance_action.setChecked(str(s.value("labels/advance", "false")).lower() == "true")

@@ -77,6 +77,8 @@ class WindowMenusMixin:
         self.reference_action.setToolTip("Train new runs with this image's LAB statistics as the Reinhard reference")
         self.default_reference_action = A("Default colour reference", lambda: self.use_as_color_reference(None))
 
+        self.reset_layout_action = A("&Reset layout", lambda: self.reset_layout(),
+                                     tip="Dock every panel back into the window: Images left, the others tabbed on the right")
         self.about_action = A("&About GuSA Studio", lambda: self.show_about())
         self.keys_action = A("&Keyboard shortcuts", lambda: self.show_shortcuts(), SK.HelpContents)
 
@@ -120,6 +122,8 @@ class WindowMenusMixin:
             self.view_menu.addSeparator() if a is None else self.view_menu.addAction(a)
         self.view_menu.addAction(self.image_list_dock.toggleViewAction())
         self.view_menu.addAction(self.side_panel_dock.toggleViewAction())
+        self.view_menu.addAction(self.reset_layout_action)
+        self.view_menu.addSeparator()
 
         self.model_menu = mb.addMenu("&Model")
         self.help_menu = mb.addMenu("&Help")
