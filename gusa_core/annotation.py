@@ -1,4 +1,4 @@
-"""Mask editing with a bounded undo history: brush strokes, polygons, hole filling.
+"""Mask editing with a bounded undo history: brush strokes, polygons, hole filling, the image's class label.
 
 ``MaskEditor`` edits a ``(H, W) uint8`` RoI mask (0 outside, 255 RoI) in image
 (row, col) coordinates. Every edit records only the rectangle it changed, so a
@@ -6,8 +6,10 @@ brush stroke over a 2048x1536 mask neither copies nor redraws the whole mask:
 while a stroke is in progress the pixels about to be painted are saved tile by
 tile (64x64) the first time the brush reaches them, and ``end_stroke`` turns
 them into one history entry holding the before/after pixels of the stroke's
-bounding rectangle. Nothing here imports Qt; widgets subscribe to
-``editor.events.changed``.
+bounding rectangle. The image's class label shares the same history
+(``set_label``), so one Ctrl+Z takes back the last change of either kind.
+Nothing here imports Qt; widgets subscribe to ``editor.events.changed`` and
+``editor.events.label_changed``.
 """
 
 from __future__ import annotations
@@ -43,14 +45,24 @@ class _Entry:
         return self.before.nbytes + self.after.nbytes
 
 
+@dataclass
+class _LabelEntry:
+    before: str | None
+    after: str | None
+    nbytes: int = 0
+
+
 class MaskEditorEvents(SignalGroup):
     """Signals of a `MaskEditor`.
 
     ``changed(rect)`` fires after every change of the mask's pixels, with the
     half-open rectangle ``(r0, c0, r1, c1)`` that holds all changed pixels.
+    ``label_changed(label)`` fires when the class label changes (``set_label``,
+    or an undo / redo of a label step), with the new label (``None``: unlabelled).
     """
 
     changed = Signal(object)
+    label_changed = Signal(object)
 
 
 def _px(v: float) -> int:
@@ -99,13 +111,18 @@ class MaskEditor:
         is still kept (the latest edit can always be undone).
     max_history_steps : int
         Bound of the number of undo steps.
+    label : str or None
+        The image's class label when editing starts (``None``: unlabelled).
 
     Attributes
     ----------
     mask : ndarray of shape (H, W), uint8
         The edited mask. Read it freely; write it only through the editor.
+    label : str or None
+        The image's class label; change it with `set_label` (one undo step).
     events : MaskEditorEvents
-        ``events.changed(rect)`` after each change.
+        ``events.changed(rect)`` after each change of pixels,
+        ``events.label_changed(label)`` after each change of the label.
 
     Notes
     -----
@@ -122,12 +139,14 @@ class MaskEditor:
         *,
         max_history_bytes: int = DEFAULT_HISTORY_BYTES,
         max_history_steps: int = DEFAULT_HISTORY_STEPS,
+        label: str | None = None,
     ):
         self.events = MaskEditorEvents()
+        self.label: str | None = label
         self.max_history_bytes = int(max_history_bytes)
         self.max_history_steps = int(max_history_steps)
-        self._undo: list[_Entry] = []
-        self._redo: list[_Entry] = []
+        self._undo: list[_Entry | _LabelEntry] = []
+        self._redo: list[_Entry | _LabelEntry] = []
         self._bytes = 0
         self._stroke_value: int | None = None
         self.reset(mask)
@@ -371,19 +390,37 @@ class MaskEditor:
         draw(view, r0, c0)
         return self._record((r0, c0, r1, c1), before, view)
 
+    # ------------------------------------------------------------ label
+    def set_label(self, label: str | None) -> bool:
+        """Set the image's class label as one undo step; False (no step) when it is already ``label``."""
+        if self._stroke_value is not None:
+            self.end_stroke()
+        if label == self.label:
+            return False
+        self._push(_LabelEntry(self.label, label))
+        self.label = label
+        self.events.label_changed.emit(label)
+        return True
+
+    def sync_label(self, label: str | None) -> None:
+        """Take ``label`` as the current label without an undo step (it was changed elsewhere)."""
+        self.label = label
+
     # ------------------------------------------------------------ history
+    def _push(self, entry) -> None:
+        self._bytes -= sum(e.nbytes for e in self._redo)
+        self._redo.clear()
+        self._undo.append(entry)
+        self._bytes += entry.nbytes
+        self._trim()
+
     def _record(self, rect: Rect, before: np.ndarray, after: np.ndarray, *, announce: bool = True) -> Rect | None:
         box = _changed_bbox(before, after)
         if box is None:
             return None
         rs, cs = box
         rect = (rect[0] + rs.start, rect[1] + cs.start, rect[0] + rs.stop, rect[1] + cs.stop)
-        entry = _Entry(rect, before[rs, cs].copy(), after[rs, cs].copy())
-        self._bytes -= sum(e.nbytes for e in self._redo)
-        self._redo.clear()
-        self._undo.append(entry)
-        self._bytes += entry.nbytes
-        self._trim()
+        self._push(_Entry(rect, before[rs, cs].copy(), after[rs, cs].copy()))
         if announce:  # stroke pixels were announced move by move
             self.events.changed.emit(rect)
         return rect
@@ -400,7 +437,9 @@ class MaskEditor:
         Returns
         -------
         rect : tuple of int or None
-            The rectangle restored, or None when there was nothing to undo.
+            The rectangle restored, or None when there was nothing to undo or
+            the step was a label change (then ``label`` is restored and
+            ``events.label_changed`` fires).
         """
         if self._stroke_value is not None:
             self.end_stroke()
@@ -408,17 +447,26 @@ class MaskEditor:
             return None
         entry = self._undo.pop()
         self._redo.append(entry)
+        if isinstance(entry, _LabelEntry):
+            return self._apply_label(entry.before)
         return self._apply(entry.rect, entry.before)
 
     def redo(self) -> Rect | None:
-        """Redo the last undone step; returns its rectangle or None."""
+        """Redo the last undone step; returns its rectangle, or None (nothing to redo, or a label step)."""
         if self._stroke_value is not None:
             self.end_stroke()
         if not self._redo:
             return None
         entry = self._redo.pop()
         self._undo.append(entry)
+        if isinstance(entry, _LabelEntry):
+            return self._apply_label(entry.after)
         return self._apply(entry.rect, entry.after)
+
+    def _apply_label(self, label: str | None) -> None:
+        self.label = label
+        self.events.label_changed.emit(label)
+        return None
 
     def _apply(self, rect: Rect, pixels: np.ndarray) -> Rect:
         r0, c0, r1, c1 = rect

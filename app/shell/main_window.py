@@ -90,6 +90,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
         self._build_actions()
         self._build_menus()
         self._connect()
+        self._class_key_only_on_images(self.unlabel_action)
         self._restore_settings()
         self._features_installed = False
         if features:
@@ -298,12 +299,25 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
         for a in self.label_actions:
             self.image_menu.removeAction(a)
             self.removeAction(a)
+            self.canvas.removeAction(a)
+            self.image_list.removeAction(a)
         self.label_actions = []
         for i, name in enumerate(self.project.classes):
             key = str(i + 1) if i < 9 else None
             a = self._action(f"Label {name}", lambda _=False, n=name: self.set_label(n), key)
+            self._class_key_only_on_images(a)
             self.image_menu.insertAction(self.label_menu_anchor, a)
             self.label_actions.append(a)
+
+    def _class_key_only_on_images(self, action) -> None:
+        """A class key acts only while the canvas or the image list has focus (never in a form of a dock)."""
+        self.removeAction(action)
+        for a in self.canvas.actions() + self.image_list.actions():
+            if a is action:
+                return
+        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.canvas.addAction(action)
+        self.image_list.addAction(action)
 
     # ================================================================ saving
     def save_now(self) -> bool:
@@ -399,6 +413,9 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
             self.tool_actions[tool].setChecked(True)
 
     def _on_project_label_changed(self, image_id: str) -> None:
+        editor = self._editors.get(image_id)
+        if editor is not None and image_id in self.project:
+            editor.sync_label(self.project.image(image_id).label)  # labelled from the image list's menu
         self.image_list.refresh(image_id)
         if image_id == self._current_id:
             self._update_side_panel()

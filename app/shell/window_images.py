@@ -79,10 +79,11 @@ class WindowImagesMixin:
                     editor = None
                 else:
                     initial = mask if mask is not None else np.zeros(image.shape[:2], np.uint8)
-                    editor = MaskEditor(initial, max_history_bytes=HISTORY_BYTES)
+                    editor = MaskEditor(initial, max_history_bytes=HISTORY_BYTES, label=self.project.image(image_id).label)
                     self._remember_editor(image_id, editor)
             else:
                 self._editors.move_to_end(image_id)
+                editor.sync_label(self.project.image(image_id).label)
             self.canvas.set_editor(editor)
             self.canvas.sync_cursor()
         self._update_side_panel()
@@ -146,14 +147,21 @@ class WindowImagesMixin:
         if self.project is None or self._current_id is None:
             return
         image_id = self._current_id
+        editor = self.canvas.editor()
+        if editor is not None:
+            editor.set_label(label)  # one step of the image's undo history (Ctrl+Z takes it back)
+            self._update_undo_state()
+        self._store_label(image_id, label)
+        self.show_status(f"{image_id}: {label or 'unlabelled'}", 2000)
+        if self.advance_action.isChecked() and label is not None:
+            self.go_next(1)
+
+    def _store_label(self, image_id: str, label: str | None) -> None:
         if self.project.image(image_id).label != label:
             self.project.set_label(image_id, label)
             self.autosave.save_manifest(self.project)
             self._update_title()
         self.side_panel.set_current_label(label)
-        self.show_status(f"{image_id}: {label or 'unlabelled'}", 2000)
-        if self.advance_action.isChecked() and label is not None:
-            self.go_next(1)
 
     # ================================================================ edits
     def set_tool(self, tool: str) -> None:
@@ -174,14 +182,22 @@ class WindowImagesMixin:
         self._update_undo_state()
 
     def undo(self) -> None:
+        """Take back the current image's last stroke or label change."""
         editor = self.canvas.editor()
         if editor is not None:
-            self._after_edit(editor.undo())
+            self._after_history_step(editor, editor.undo())
 
     def redo(self) -> None:
         editor = self.canvas.editor()
         if editor is not None:
-            self._after_edit(editor.redo())
+            self._after_history_step(editor, editor.redo())
+
+    def _after_history_step(self, editor, rect) -> None:
+        if self._current_id is not None and self.project is not None:
+            if self.project.image(self._current_id).label != editor.label:
+                self._store_label(self._current_id, editor.label)
+                self.show_status(f"{self._current_id}: {editor.label or 'unlabelled'} (undo)", 2000)
+        self._after_edit(rect)
 
     def fill_holes(self) -> None:
         editor = self.canvas.editor()

@@ -46,8 +46,9 @@ class WindowMenusMixin:
         self.quit_action = A("&Quit", self.close, SK.Quit)
         self.quit_action.setMenuRole(QAction.MenuRole.QuitRole)
 
-        self.undo_action = A("&Undo stroke", lambda: self.undo(), [QKeySequence("Ctrl+Z")])
-        self.redo_action = A("&Redo stroke", lambda: self.redo(), [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.undo_action = A("&Undo", lambda: self.undo(), [QKeySequence("Ctrl+Z")],
+                             tip="Take back the current image's last stroke or label change")
+        self.redo_action = A("&Redo", lambda: self.redo(), [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         self.fill_holes_action = A("&Fill holes", lambda: self.fill_holes(), "H")
         self.clear_mask_action = A("&Clear mask…", lambda: self.clear_mask())
         self.advance_action = A("Go to the next image after labelling", checkable=True)

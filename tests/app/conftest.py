@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
 
-os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
+# before any Qt import: an offscreen desktop screen of 1920x1080 (the plugin's default is 800x800, and the
+# window keeps its frame inside the screen); tests/app/layout_probe.py checks laptop sizes in a subprocess
+_SCREEN = os.path.join(tempfile.mkdtemp(prefix="gusa-screen-"), "screen.json")
+with open(_SCREEN, "w") as _f:
+    json.dump({"screens": [{"name": "desktop", "x": 0, "y": 0, "width": 1920, "height": 1080, "logicalDpi": 96}]}, _f)
+os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_SCREEN}"
 
 import pytest
 from PySide6.QtCore import QSettings, QStandardPaths

@@ -251,3 +251,40 @@ def test_replace_is_one_undo_step():
     np.testing.assert_array_equal(ed.mask, before)
     ed.redo()
     np.testing.assert_array_equal(ed.mask > 0, imported > 0)
+
+
+# ------------------------------------------------------------------ the label shares the history
+def test_label_changes_are_undo_steps_interleaved_with_strokes():
+    from gusa_core.annotation import MaskEditor
+
+    events = []
+    ed = MaskEditor(np.zeros((20, 20), np.uint8), label="Benign")
+    ed.events.label_changed.connect(events.append)
+    assert ed.paint_disc(5, 5, 2) is not None
+    assert ed.set_label("Invasive") is True
+    assert ed.set_label("Invasive") is False  # no change, no step
+    assert ed.undo_steps == 2
+    assert ed.undo() is None and ed.label == "Benign"  # the label step comes back first
+    assert ed.mask[5, 5] == 255
+    assert ed.undo() == (3, 3, 8, 8) and not ed.mask.any()
+    assert ed.redo() is not None and ed.mask[5, 5] == 255
+    assert ed.redo() is None and ed.label == "Invasive"
+    assert events == ["Invasive", "Benign", "Invasive"]
+    assert ed.history_bytes > 0 and not ed.can_redo
+
+
+def test_a_new_label_clears_the_redo_history_and_sync_label_records_nothing():
+    from gusa_core.annotation import MaskEditor
+
+    ed = MaskEditor(np.zeros((8, 8), np.uint8))
+    ed.set_label("A")
+    ed.undo()
+    assert ed.can_redo
+    ed.set_label(None)  # unlabelled -> None is no change: the redo stays
+    assert ed.can_redo
+    ed.set_label("B")
+    assert not ed.can_redo and ed.label == "B"
+    ed.sync_label("C")
+    assert ed.label == "C" and ed.undo_steps == 1
+    ed.undo()
+    assert ed.label is None
