@@ -192,6 +192,18 @@ class Run:
     def folds(self) -> int:
         return int(self.meta.get("folds", 0))
 
+    @property
+    def resumable(self) -> bool:
+        """Whether the run can be continued (stopped, interrupted or failed; not finished)."""
+        return self.status != "finished"
+
+    def epoch_history(self) -> list[dict]:
+        """The epoch records of every fold so far (``fold`` from 0, ``epoch`` from 1), in training order."""
+        records = []
+        for result in self.meta.get("fold_results", []):
+            records += [dict(r) for r in result.get("history", []) if isinstance(r, dict)]
+        return records
+
     def fold_dirs(self, fold: int | None = None) -> list[Path]:
         """The fold folders that hold a saved model, in fold order.
 

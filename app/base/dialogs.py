@@ -45,6 +45,17 @@ class Dialogs:
         default = _B.No if default_no else _B.NoButton
         return QMessageBox.question(parent, title, text, _B.Yes | _B.No, default) == _B.Yes
 
+    def choose(self, parent: QWidget | None, title: str, text: str, options: list[str]) -> int | None:
+        """One of ``options`` (buttons, the first is the default) or Cancel: the chosen index, or ``None``."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, _B.Cancel, parent)
+        buttons = [box.addButton(label, QMessageBox.ButtonRole.AcceptRole) for label in options]
+        if buttons:
+            box.setDefaultButton(buttons[0])
+        box.setEscapeButton(_B.Cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        return buttons.index(clicked) if clicked in buttons else None
+
     def inform(self, parent: QWidget | None, title: str, text: str) -> None:
         """A message the user acknowledges."""
         QMessageBox.information(parent, title, text)

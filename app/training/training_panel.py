@@ -44,7 +44,8 @@ from app.training.training_job import (
 )
 from app.training.training_plots import EtaEstimator
 from app.training.training_progress import TrainingProgressMixin
-from gusa_core.runs import read_run_meta, runs_dir
+from gusa_core.errors import GusaError
+from gusa_core.runs import Run, list_runs, read_run_meta, runs_dir
 
 if TYPE_CHECKING:
     from app.shell.host import Host
@@ -125,7 +126,7 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self._on_stop_button_clicked)
         self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue the stopped or interrupted run named above")
+        self.resume_button.setToolTip("Continue a stopped or interrupted run (the one named above, else the newest one)")
         self.resume_button.clicked.connect(self._on_resume_button_clicked)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
@@ -140,6 +141,8 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(form_box)
+        # the whole form shows (the dock scrolls instead): squeezed, it showed two rows at a time
+        scroll.setMinimumHeight(min(form_box.sizeHint().height() + 4, 420))
         sg.addWidget(scroll)
 
         progress = QWidget()
@@ -213,22 +216,53 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
         return True
 
     def resume(self, run_dir: str | os.PathLike | None = None) -> bool:
-        """Continue the stopped or interrupted run ``run_dir`` (default: the one named in the panel)."""
+        """Continue the stopped or interrupted run ``run_dir`` (default: :meth:`resumable_run`).
+
+        The form shows the run's own settings while it trains (read-only).
+        """
         if self.is_running:
             return False
         if self.project is None:
             return self._refuse("Open a project first.")
-        run_dir = Path(run_dir) if run_dir is not None else self.run_dir()
+        run_dir = Path(run_dir) if run_dir is not None else self.resumable_run()
         meta = read_run_meta(run_dir) if run_dir is not None else None
         if meta is None:
-            return self._refuse(f"There is no run to resume at {run_dir}.")
+            return self._refuse(f"There is no run to resume at {run_dir}." if run_dir else "There is no stopped run to resume.")
         if meta.get("status") == "finished":
             return self._refuse(f"Run {run_dir.name!r} has already finished; start a new run instead.")
         self.run_name_edit.setText(run_dir.name)
         self._run_name_edited = True
         config = self._config_from_run(meta)
+        self._show_config(config)
         self._launch(run_dir, config, resume=True)
         return True
+
+    def resumable_run(self) -> Path | None:
+        """The run Resume continues: the one named in the panel if it can be resumed, else the newest that can."""
+        if self.project is None:
+            return None
+        named = self.run_dir()
+        meta = read_run_meta(named) if named is not None else None
+        if meta is not None and meta.get("status") != "finished":
+            return named
+        try:
+            runs = list_runs(self.project.folder)
+        except (GusaError, OSError):
+            return None
+        return next((r.folder for r in runs if r.resumable), None)
+
+    def _show_config(self, config: dict) -> None:
+        """Put a run's settings into the form (they are read-only while it trains)."""
+        self.set_variant(config.get("variant", self.variant_combo.currentData()))
+        self.folds_spin.setValue(int(config.get("folds", self.folds_spin.value())))
+        self.val_fraction_spin.setValue(float(config.get("val_fraction", self.val_fraction_spin.value())))
+        self.epochs_spin.setValue(int(config.get("epochs", self.epochs_spin.value())))
+        self.batch_spin.setValue(int(config.get("batch_size", self.batch_spin.value())))
+        self.lr_spin.setValue(float(config.get("lr", self.lr_spin.value())))
+        self.dice_spin.setValue(float(config.get("dice_weight", self.dice_spin.value())))
+        self.seed_spin.setValue(int(config.get("seed", self.seed_spin.value())))
+        if config.get("input_size"):
+            self.set_input_size(*config["input_size"])
 
     def stop(self) -> None:
         """Ask the run to stop; it ends within one batch and keeps its last completed epoch."""
@@ -262,8 +296,13 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
         self._run_dir = Path(run_dir)
         self._config = dict(config)
         self._reset_progress_state()
-        if not resume:
-            self.curves.clear()
+        self.curves.clear()
+        if resume:  # the epochs trained before the stop, so the curves start from epoch 1
+            try:
+                for rec in Run(run_dir).epoch_history():
+                    self.curves.add_epoch(rec)
+            except GusaError:
+                pass
         self._estimator = EtaEstimator(
             folds=int(config.get("folds", 1)),
             epochs=int(config.get("epochs", 1)),
@@ -313,7 +352,11 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
         self.summary = summary
         status = summary.get("status", "finished")
         if status == "stopped":
-            self._set_status(f"Stopped: {self._run_dir.name} keeps its last completed epoch; Resume continues it.")
+            if self._epochs_kept() == 0:
+                self._set_status(f"Stopped: {self._run_dir.name} had not completed an epoch, so nothing is kept yet; "
+                                 "Resume starts it again from epoch 1.")
+            else:
+                self._set_status(f"Stopped: {self._run_dir.name} keeps its last completed epoch; Resume continues it.")
             self.eta_label.setText("stopped")
         else:
             self._set_status(f"Finished: {self._run_dir.name}")
@@ -323,7 +366,17 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
             self.overall_bar.setRange(0, 1)
             self.overall_bar.setValue(1)
         self._log(f"run {status}: {summary.get('run_dir', self._run_dir)}")
+        if status == "finished":  # the next Start makes a new run (the finished one's name is taken)
+            self._run_name_edited = False
+            self.run_name_edit.setText(default_run_name(self.variant_combo.currentData()))
         self._pending_signal = ("finished", summary)
+
+    def _epochs_kept(self) -> int:
+        """Epochs the run folder holds (over all folds)."""
+        try:
+            return len(Run(self._run_dir).epoch_history())
+        except GusaError:
+            return 0
 
     def _on_worker_errored(self, message: str, details: str) -> None:
         self._set_status(f"Training failed: {message}")
@@ -356,12 +409,9 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
         has_project = self.project is not None
         self.start_button.setEnabled(has_project and not running)
         self.stop_button.setEnabled(running and not (self._worker and self._worker.abort_requested))
-        resumable = False
-        if has_project and not running:
-            run_dir = self.run_dir()
-            meta = read_run_meta(run_dir) if run_dir is not None else None
-            resumable = meta is not None and meta.get("status") != "finished"
-        self.resume_button.setEnabled(resumable)
+        target = self.resumable_run() if has_project and not running else None
+        self.resume_button.setEnabled(target is not None)
+        self.resume_button.setText(f"Resume {target.name}" if target is not None and target != self.run_dir() else "Resume")
         for w in (self.preset_button, self.variant_combo, self.folds_spin, self.val_fraction_spin, self.epochs_spin,
                   self.input_size_combo, self.batch_spin, self.device_combo, self.pretrained_combo,
                   self.choose_weights_button, self.run_name_edit, self.advanced_box):
@@ -390,17 +440,45 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
 
 # ------------------------------------------------------------------ install
 class _StopOnClose(QObject):
-    """Event filter on the main window: a close stops training and waits for the batch to end."""
+    """Event filter on the main window: closing it while training runs asks what to do with the run.
+
+    Stop and quit (the run keeps its last completed epoch; Resume continues it),
+    quit when the run finishes, or cancel (keep the window and the run).
+    """
+
+    OPTIONS = ["Stop training and quit", "Quit when training finishes"]
 
     def __init__(self, panel: TrainingPanel, parent: QObject):
         super().__init__(parent)
         self._panel = panel
+        self._quit_when_done = False
+        panel.training_finished.connect(self._on_panel_training_ended)
+        panel.training_failed.connect(self._on_panel_training_ended)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
-        if event.type() == QEvent.Type.Close and event.isAccepted() and self._panel.is_running:
+        if event.type() != QEvent.Type.Close or not event.isAccepted() or not self._panel.is_running:
+            return False
+        epoch = "its last completed epoch" if self._panel._last_epoch_rec else "no epoch yet (none has completed)"
+        choice = self._panel.dialogs.choose(
+            obj, "Training is running",
+            f"Run {self._panel._run_dir.name} is still training.\n\n"
+            f"Stop it now (it keeps {epoch}; Training ▸ Resume continues it later), "
+            "or let it finish and quit then?",
+            self.OPTIONS)
+        if choice == 0:
             self._panel.stop()
             self._panel._worker.wait(300000)
-        return False
+            return False
+        event.ignore()
+        if choice == 1:
+            self._quit_when_done = True
+            self._panel._set_status("The window closes when training finishes.")
+        return True
+
+    def _on_panel_training_ended(self, *_args) -> None:
+        if self._quit_when_done:
+            self._quit_when_done = False
+            self.parent().close()
 
 
 def install(host: Host) -> TrainingPanel:

@@ -52,6 +52,7 @@ class TrainingCurvesWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._view, 1)
+        self._view.setMinimumHeight(3 * 130)
         # One legend for all plots, as text: the plots are narrow in a dock.
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.TextFormat.RichText)
@@ -60,9 +61,11 @@ class TrainingCurvesWidget(QWidget):
         self._folds_seen: set[int] = set()
         self._update_legend()
         self.plots: dict[str, pg.PlotItem] = {}
-        for col, (title, ylabel, _series) in enumerate(_PLOTS):
-            plot = self._view.addPlot(row=0, col=col, title=title)
+        # one plot a row: side by side, three plots in a dock's width crowd their ticks into each other
+        for row, (title, ylabel, _series) in enumerate(_PLOTS):
+            plot = self._view.addPlot(row=row, col=0, title=title)
             plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.setLimits(xMin=0)
             plot.setLabel("bottom", "epoch")
             plot.setLabel("left", ylabel)
             if ylabel in ("accuracy", "IoU"):
@@ -79,6 +82,14 @@ class TrainingCurvesWidget(QWidget):
         self._data.clear()
         self._folds_seen.clear()
         self._update_legend()
+        for plot in self.plots.values():  # forget the previous run's axes
+            plot.getAxis("bottom").setTickSpacing()
+            plot.setXRange(1, 2, padding=0.05)
+        for title, ylabel, _series in _PLOTS:
+            if ylabel in ("accuracy", "IoU"):
+                self.plots[title].setYRange(0, 1, padding=0.02)
+            else:
+                self.plots[title].enableAutoRange(axis="y")
 
     def _update_legend(self) -> None:
         folds = " ".join(f'<span style="color:{FOLD_COLORS[f % len(FOLD_COLORS)]}">■ fold {f + 1}</span>'
@@ -110,9 +121,10 @@ class TrainingCurvesWidget(QWidget):
         for plot in self.plots.values():
             axis = plot.getAxis("bottom")
             if last <= 20:
-                axis.setTickSpacing(major=max(1, math.ceil(last / 10)), minor=1)
+                axis.setTickSpacing(major=max(1, math.ceil(last / 5)), minor=1)
             else:
                 axis.setTickSpacing()
+            plot.setXRange(1, max(2, last), padding=0.05)  # epochs count from 1: never a tick at 0 or below
 
     def _append(self, title, fold, key, name, color, dashed, x, y) -> None:
         ident = (title, fold, key)

@@ -300,6 +300,8 @@ class FoldTrainer:
             "best_epoch": b.get("epoch"), "val_acc": b.get("val_acc"), "val_auc": b.get("val_auc"),
             "val_miou": b.get("val_miou"), "val_loss": b.get("val_loss"),
             "n_train": len(self.train_ids), "n_val": len(self.val_ids), "selection": BEST_BY,
+            # the epoch records (a few numbers each): a resumed run's curves start from epoch 1
+            "history": [{k: v for k, v in r.items() if isinstance(v, (int, float, bool)) or v is None} for r in history],
         }
 
 
