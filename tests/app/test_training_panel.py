@@ -272,6 +272,9 @@ def test_stop_ends_within_one_batch_and_resume_finishes(qtbot, tiny_project, sho
     run_dir = runs_dir(tiny_project.folder) / "stopme"
     assert read_run_meta(run_dir)["status"] == "stopped"
     assert panel.status_label.text().startswith("Stopped")
+    # stopped in epoch 1: no epoch was completed, and the message says so
+    assert "had not completed an epoch" in panel.status_label.text()
+    assert "keeps its last completed epoch" not in panel.status_label.text()
     assert shown_errors == []
     assert panel.resume_button.isEnabled()
     panel.batch_finished.disconnect(on_batch)
