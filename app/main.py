@@ -85,7 +85,12 @@ def _open_demo(window, *, background: bool = True) -> bool:
     if (folder / "gusa-project.json").is_file():
         return window.open_project(folder)
 
+    busy = None
+
     def finish(problem: str) -> bool:
+        if busy is not None:
+            window.statusBar().removeWidget(busy)
+            busy.deleteLater()
         if problem:
             errors.show_error(window, "Cannot write the demo project", problem)
             return False
@@ -96,8 +101,15 @@ def _open_demo(window, *, background: bool = True) -> bool:
 
     from app.base.workers import run_in_thread
 
-    window.canvas.set_placeholder(f"Preparing the demo project (first start only)…\n{folder}")
-    window.show_status("Writing the demo project…")
+    from PySide6.QtWidgets import QProgressBar
+
+    window.canvas.set_placeholder(f"Preparing the demo project (first start only, a few seconds)…\n{folder}")
+    busy = QProgressBar()
+    busy.setRange(0, 0)  # busy: writing the images has no count to show
+    busy.setMaximumWidth(160)
+    busy.setToolTip("Writing the demo project's synthetic H&E images")
+    window.statusBar().addWidget(busy)
+    window.show_status("Writing the demo project…", 0)
 
     def done(problem: str) -> None:
         try:
@@ -158,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     from app.shell.main_window import MainWindow
 
     window = MainWindow(features=False)
+    if args.demo:  # from the first paint on, not the "Open a project…" hint while the demo is prepared
+        window.canvas.set_placeholder("Opening the demo project…")
     probe = bool(os.environ.get("GUSA_STARTUP_PROBE"))
 
     def open_requested() -> None:

@@ -14,6 +14,7 @@ Every failure to read raises :class:`~gusa_core.errors.ImageReadError` (or
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -24,6 +25,11 @@ import numpy as np
 
 from .atomic import atomic_write_bytes
 from .errors import ImageReadError, MaskError
+
+# tifffile logs its parser's complaints (a file we then refuse with a clear
+# ImageReadError, or read anyway); without a handler Python prints them to
+# stderr. A library leaves logging to the application: give it a null handler.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 __all__ = [
     "IMAGE_SUFFIXES",

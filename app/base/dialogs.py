@@ -24,6 +24,21 @@ class Dialogs:
         """A folder chosen by the user, or ``None``."""
         return QFileDialog.getExistingDirectory(parent, title, start) or None
 
+    def new_directory(self, parent: QWidget | None, title: str, start: str = "") -> str | None:
+        """A folder for something new: a new name typed in the chooser, or an existing folder; ``None`` if cancelled.
+
+        (``directory`` accepts only folders that exist, so a new name typed there was refused.)
+        """
+        dialog = QFileDialog(parent, title, start)
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setFileMode(QFileDialog.FileMode.AnyFile)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.setLabelText(QFileDialog.DialogLabel.FileName, "Folder")
+        dialog.setLabelText(QFileDialog.DialogLabel.Accept, "Create")
+        if not dialog.exec() or not dialog.selectedFiles():
+            return None
+        return dialog.selectedFiles()[0]
+
     def open_path(self, parent: QWidget | None, title: str, filters: str, start: str = "") -> str | None:
         """An existing file chosen by the user, or ``None``."""
         return QFileDialog.getOpenFileName(parent, title, start, filters)[0] or None

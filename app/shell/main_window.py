@@ -22,6 +22,7 @@ import numpy as np
 from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QLabel,
     QMainWindow,
@@ -341,7 +342,13 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
 
     def _update_title(self, *args) -> None:
         name = Path(self.project.folder).name if self.project is not None else None
-        self.setWindowTitle(f"{APP_NAME} — {name} [*]" if name else f"{APP_NAME} [*]")
+        # the platform appends the application's display name ("demo — GuSA Studio"): do not say it twice
+        if name is None:
+            self.setWindowTitle(f"{APP_NAME}[*]")
+        elif QApplication.applicationDisplayName() == APP_NAME:
+            self.setWindowTitle(f"{name}[*]")
+        else:
+            self.setWindowTitle(f"{APP_NAME} — {name}[*]")
         pending = self.autosave.has_pending() or self._notes_pending is not None
         self.setWindowModified(pending)
         lab = self._status_labels["save"]

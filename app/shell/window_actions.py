@@ -34,7 +34,7 @@ class WindowActionsMixin:
         images = self.dialogs.directory(self, "Folder of images (a BACH Photos/ folder works as it is)")
         if not images:
             return
-        target = self.dialogs.directory(self, "Folder for the new project (empty or new)")
+        target = self.dialogs.new_directory(self, "New project folder: type a new name, or choose an empty folder")
         if not target:
             return
         try:

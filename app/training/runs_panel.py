@@ -84,10 +84,13 @@ class RunsPanel(QWidget):
         self.use_button.setToolTip("Make the selected run the one used for review and classification")
         self.use_button.clicked.connect(self._on_use_button_clicked)
         self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the selected stopped run in the Training panel, with its own settings")
         self.resume_button.clicked.connect(self._on_resume_button_clicked)
         self.delete_button = QPushButton("Delete…")
+        self.delete_button.setToolTip("Delete the selected run folder and its models (asks first)")
         self.delete_button.clicked.connect(self._on_delete_button_clicked)
         self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("List the runs in the project's runs/ folder again")
         self.refresh_button.clicked.connect(self.refresh)
         buttons = QHBoxLayout()
         for b in (self.use_button, self.resume_button, self.delete_button):

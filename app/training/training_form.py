@@ -126,6 +126,7 @@ class TrainingFormMixin:
         self.pretrained_combo.addItem("None (random init)", "none")
         self.pretrained_combo.currentIndexChanged.connect(self._update_weights_status)
         self.choose_weights_button = QPushButton("Choose file…")
+        self.choose_weights_button.setToolTip("Start from a DenseNet-169 weights file (.safetensors, .pth or .pt)")
         self.choose_weights_button.clicked.connect(self._on_choose_weights_clicked)
         weights_row = QHBoxLayout()
         weights_row.addWidget(self.pretrained_combo, 1)
@@ -144,6 +145,7 @@ class TrainingFormMixin:
         # Advanced settings, collapsed by default.
         self.advanced_button = QToolButton()
         self.advanced_button.setText("Advanced")
+        self.advanced_button.setToolTip("Learning rate, batch size, RoI loss weight and seed")
         self.advanced_button.setCheckable(True)
         self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)

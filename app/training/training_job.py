@@ -36,8 +36,11 @@ TRAINING_PRESETS = (
     ("Paper protocol (BACH)",
      "Yang et al. 2020: 4-fold CV, 30 epochs, 512x384, batch 5, Adam 5e-5; meant for ImageNet weights and a GPU",
      {"folds": 4, "epochs": 30, "input_size": "512x384", "batch_size": 5, "lr": 5e-5}),
-    ("Quick look (CPU, about a minute on the demo)",
-     "One validation split, 10 epochs at 128x96, Adam 1e-3 (random weights need a larger step than fine-tuning)",
+    # benchmarks/bench_quick_preset.py: 43 s of CPU time on one core (AMD EPYC) for the 40-image demo, so an idle
+    # 2-core machine needs at most about a minute; other programs busy on the same cores stretch it
+    ("Quick look (demo: about a minute on an idle 2-core CPU)",
+     "One validation split, 10 epochs at 128x96, Adam 1e-3 (random weights need a larger step than fine-tuning). "
+     "On the 40-image demo it takes about 45 s of CPU time (one core), longer while other programs keep the CPU busy",
      {"folds": 1, "epochs": 10, "input_size": "128x96", "batch_size": 5, "lr": 1e-3}),
 )
 

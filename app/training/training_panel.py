@@ -122,8 +122,10 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
 
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
+        self.start_button.setToolTip("Train a new run with the settings above, named as above")
         self.start_button.clicked.connect(self._on_start_button_clicked)
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop after the current batch; the run keeps its completed epochs and can be resumed")
         self.stop_button.clicked.connect(self._on_stop_button_clicked)
         self.resume_button = QPushButton("Resume")
         self.resume_button.setToolTip("Continue a stopped or interrupted run (the one named above, else the newest one)")

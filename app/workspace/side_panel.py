@@ -138,6 +138,7 @@ class SidePanel(QWidget):
         layers_box = QGroupBox("Layers")
         layers_form = QFormLayout(layers_box)
         self.mask_check = QCheckBox("Show RoI mask (M)")
+        self.mask_check.setToolTip("Show or hide the painted RoI over the image (key M)")
         self.mask_check.setChecked(True)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)

@@ -331,3 +331,19 @@ def test_downsample_cache_threads_decode_once(tmp_path):
 def test_downsample_cache_missing_file(tmp_path):
     with pytest.raises(ImageReadError, match="gone.png"):
         DownsampleCache(tmp_path / "c").get(tmp_path / "gone.png", (10, 10))
+
+
+def test_tifffile_messages_do_not_leak_to_stderr(tmp_path, capfd):
+    import logging
+
+    import tifffile
+
+    import gusa_core.imageio as imageio
+
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, np.zeros((64, 64, 3), np.uint8))
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(imageio.ImageReadError):
+        imageio.read_image(path)
+    logging.getLogger("tifffile").warning("<tifffile.TiffFile 'cut.tif'> a parser complaint")
+    assert "tifffile" not in capfd.readouterr().err
