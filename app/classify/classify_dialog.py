@@ -310,7 +310,10 @@ class ClassifyFolderDialog(QDialog):
         errors = sum(1 for r in recs if r.get("error"))
         counts = {c: sum(1 for r in recs if r.get("predicted") == c) for c in self.model.class_names}
         text = ", ".join(f"{c} {n}" for c, n in counts.items())
-        self.summary_label.setText(f"{len(recs)} classified: {text}; {errors} error(s); showing {self.proxy.rowCount()}")
+        # the class counts add up to the classified files; the files that failed are counted apart
+        failed = f", {errors} could not be classified" if errors else ""
+        self.summary_label.setText(f"{len(recs)} file(s): {len(recs) - errors} classified ({text}){failed}; "
+                                   f"showing {self.proxy.rowCount()}")
 
     def _record_at(self, proxy_index) -> dict | None:
         if not proxy_index.isValid():

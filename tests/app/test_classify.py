@@ -45,6 +45,13 @@ def test_errors_are_listed_and_the_rest_classified(qtbot, tiny_run, folder, erro
     assert recs["notes.png"]["error"] and "notes.png" in recs["notes.png"]["error"]
     good = [r for r in dlg.model.records if not r["error"]]
     assert len(good) == 6
+    # the summary's class counts add up to the classified files; the two failures are counted apart
+    import re
+
+    summary = dlg.summary_label.text()
+    assert summary.startswith("8 file(s): 6 classified (") and "2 could not be classified" in summary, summary
+    inside = summary[summary.index("(") + 1 : summary.index(")")]
+    assert sum(int(n) for n in re.findall(r" (\d+)", inside)) == 6
     for r in good:
         assert r["predicted"] in dlg.model.class_names
         assert abs(sum(r["probs"].values()) - 1) < 1e-5
