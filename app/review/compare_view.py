@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QComboBox,
@@ -113,6 +113,7 @@ class CompareView(QDialog):
         self._pending: set[int] = set()
         self._runs = scan_runs(project.folder) if project is not None else []
         self.workers_started = 0
+        self._shown_once = False
         initial_runs = [str(Path(r).resolve()) for r in runs] if runs else [str(r.folder) for r in self._runs]
         self._build(max(MIN_PANELS, min(MAX_PANELS, int(n_panels))), initial_runs)
         self.resize(1200, 560)
@@ -253,6 +254,12 @@ class CompareView(QDialog):
         if image_id and image_id != self.image_id:
             self.set_image(image_id)
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if not self._shown_once:  # fitted to the panels' real size, once the window is laid out
+            self._shown_once = False
+            QTimer.singleShot(0, self.fit)
+
     def fit(self) -> None:
         """Fit the image into the panels (all of them follow the first)."""
         if self.panels:
@@ -374,7 +381,7 @@ class CompareView(QDialog):
             raise ValueError("no image to export")
         kinds = {p.prediction.attention_kind for p in self.panels[1:] if p.prediction is not None}
         label = "attention: " + " / ".join(_KIND.get(k, k) for k in sorted(kinds, reverse=True)) if kinds else "attention"
-        return render_comparison(self.image, [p.content for p in self.panels],
+        return render_comparison(self.image, [p.content for p in self._export_panels()],
                                  colormap=self.colormap_combo.currentText(), colorbar_label=label)
 
     def export_png(self, path: str | Path) -> Path:
@@ -386,10 +393,17 @@ class CompareView(QDialog):
     def export_size(self) -> tuple[int, int]:
         """Size of the exported figure for the current image and panel count."""
         h, w = self.image.shape[:2]
-        return export_size(len(self.panels), (w, h))
+        return export_size(len(self._export_panels()), (w, h))
+
+    def _export_panels(self) -> list:
+        """The image panel and the panels that show a prediction (a panel with no run chosen is left out)."""
+        return self.panels[:1] + [p for p in self.panels[1:] if p.prediction is not None]
 
     def _on_export_button_clicked(self) -> None:
         if self.image is None:
+            return
+        if self.busy:
+            self.status_label.setText("Wait until every panel shows its prediction, then export.")
             return
         suggested = str(Path(self.project.folder) / f"{self.image_id}_compare.png")
         path = self.dialogs.save_path(self, "Export comparison", suggested, "PNG image (*.png)")

@@ -168,3 +168,25 @@ def test_install_adds_the_compare_action(qtbot, project):
     qtbot.addWidget(window)
     compare_view.install(window)
     assert window.findChild(QAction, "action_compare_models").text() == "Compare models…"
+
+
+def test_opens_fitted_and_exports_only_panels_with_a_prediction(qtbot, project, tmp_path):
+    from app.review.compare_figure import export_size
+
+    view = _view(qtbot, project, project.images[0].id, n_panels=4)  # 3 runs' panels, 2 runs: one panel unset
+    qtbot.waitUntil(lambda: not view.busy, timeout=TIMEOUT)
+    view.resize(1200, 560)
+    view.show()
+    qtbot.waitExposed(view)
+    viewport = view.panels[0].view.viewport().size()
+    # fitted on opening (the user did not press Fit): the 120x90 image fills the panel, not 100 %
+    fitted = min(viewport.width() / 120, viewport.height() / 90)
+    qtbot.waitUntil(lambda: abs(view.panels[0].view.zoom() / fitted - 1) < 0.1, timeout=3000)
+    assert view.panels[0].view.zoom() > 1.2, (view.panels[0].view.zoom(), fitted)
+    unset = [p for p in view.panels[1:] if p.prediction is None]
+    assert len(view.panels) == 4 and len(unset) == 1
+    assert view.export_size() == export_size(3, (120, 90))
+    from PIL import Image
+
+    with Image.open(view.export_png(tmp_path / "three.png")) as im:
+        assert im.size == export_size(3, (120, 90))
