@@ -265,7 +265,7 @@ class ReportView(QDialog):
             curve = (result.get("roc") or {}).get(c)
             if not curve:
                 continue
-            color = _CURVE_COLORS[i % len(_CURVE_COLORS)]
+            color = self._class_colors().get(c) or _CURVE_COLORS[i % len(_CURVE_COLORS)]
             self.roc_plot.plot(curve["fpr"], curve["tpr"], pen=pg.mkPen(color, width=2),
                                name=f"{c} (AUC {_fmt(result['auc_per_class'].get(c), 3)})")
         self.misclassified.clear()
@@ -290,7 +290,11 @@ class ReportView(QDialog):
         from gusa_core.evaluation.report import write_html_report
 
         return write_html_report(path, self.result, title=f"GuSA evaluation — {Path(str(self.result.get('run', ''))).name}",
-                                 run_info=self._run_info())
+                                 run_info=self._run_info(), class_colors=self._class_colors())
+
+    def _class_colors(self) -> dict:
+        """The project's class colours: the curves (here and in the HTML report) look like the app's classes."""
+        return dict(getattr(self.project, "class_colors", None) or {})
 
     def export_json(self, path) -> Path:
         from gusa_core.atomic import atomic_write_json

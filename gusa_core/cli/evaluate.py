@@ -58,6 +58,14 @@ def run(args) -> int:
             "models": result.get("n_models"),
             "attention": result.get("attention_kind"),
         }
-        write_html_report(args.html, result, title=f"GuSA evaluation: {Path(args.run).name}", run_info=info)
+        from ..errors import GusaError
+        from ..project import Project
+
+        try:  # the ROC curves in the colours the app shows the classes in
+            colors = Project.open(args.project).class_colors
+        except (GusaError, OSError):  # the report is still useful in matplotlib's colours
+            colors = None
+        write_html_report(args.html, result, title=f"GuSA evaluation: {Path(args.run).name}", run_info=info,
+                          class_colors=colors)
         print(f"report written to {args.html}", file=sys.stderr)
     return 0

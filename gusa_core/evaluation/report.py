@@ -53,12 +53,16 @@ def _new_figure(size):
     return fig
 
 
-def roc_figure_png(result: Mapping) -> bytes:
+def roc_figure_png(result: Mapping, *, class_colors: Mapping | None = None) -> bytes:
     """ROC curve of every class (one-vs-rest) and the macro average, as a PNG.
 
     The macro curve is the mean of the per-class TPRs interpolated on a common
-    FPR grid (the usual macro-average ROC).
+    FPR grid (the usual macro-average ROC). ``class_colors`` maps a class name
+    to its ``(R, G, B)`` (0..255), e.g. the project's ``class_colors``, so the
+    report draws each class in the colour the app shows it in; classes it
+    does not name get matplotlib's default cycle.
     """
+    class_colors = class_colors or {}
     fig = _new_figure((5.2, 4.6))
     ax = fig.add_subplot(1, 1, 1)
     grid = np.linspace(0.0, 1.0, 201)
@@ -68,7 +72,9 @@ def roc_figure_png(result: Mapping) -> bytes:
         if not curve:
             continue
         auc = result["auc_per_class"].get(name)
-        ax.plot(curve["fpr"], curve["tpr"], lw=1.5, label=f"{name} (AUC {format_number(auc)})")
+        rgb = class_colors.get(name)
+        color = tuple(int(v) / 255 for v in rgb) if rgb is not None else None
+        ax.plot(curve["fpr"], curve["tpr"], lw=1.5, color=color, label=f"{name} (AUC {format_number(auc)})")
         tprs.append(np.interp(grid, curve["fpr"], curve["tpr"]))
     if tprs:
         ax.plot(grid, np.mean(tprs, axis=0), "k--", lw=2, label=f"macro (AUC {format_number(result.get('auc_macro'))})")
@@ -126,7 +132,8 @@ th{background:#f3f3f3}td:first-child{text-align:left}.figs img{max-width:48%;ver
 """
 
 
-def render_html_report(result: Mapping, *, title: str = "GuSA evaluation", run_info: Mapping | None = None) -> str:
+def render_html_report(result: Mapping, *, title: str = "GuSA evaluation", run_info: Mapping | None = None,
+                       class_colors: Mapping | None = None) -> str:
     """Build the report's HTML text (see :func:`write_html_report`)."""
     names = list(result["class_names"])
     esc = html.escape
@@ -161,7 +168,7 @@ def render_html_report(result: Mapping, *, title: str = "GuSA evaluation", run_i
         parts.append(f'<p class="note">{esc(note)}</p>')
 
     parts.append("<h2>Figures</h2><div class=\"figs\">")
-    parts.append(f'<img alt="ROC curves" src="{_png_data_uri(roc_figure_png(result))}">')
+    parts.append(f'<img alt="ROC curves" src="{_png_data_uri(roc_figure_png(result, class_colors=class_colors))}">')
     parts.append(f'<img alt="confusion matrix" src="{_png_data_uri(confusion_figure_png(result))}">')
     parts.append("</div>")
 
@@ -189,7 +196,8 @@ def render_html_report(result: Mapping, *, title: str = "GuSA evaluation", run_i
 
 
 def write_html_report(
-    path: str | os.PathLike, result: Mapping, *, title: str = "GuSA evaluation", run_info: Mapping | None = None
+    path: str | os.PathLike, result: Mapping, *, title: str = "GuSA evaluation", run_info: Mapping | None = None,
+    class_colors: Mapping | None = None,
 ) -> Path:
     """Write one self-contained HTML report of an evaluation, atomically.
 
@@ -204,9 +212,11 @@ def write_html_report(
     title : str
     run_info : mapping, optional
         Key/value lines shown under the title (run folder, variant, folds...).
+    class_colors : mapping, optional
+        Class name -> ``(R, G, B)``: the ROC curves' colours (the project's, as the app draws them).
 
     Returns
     -------
     Path
     """
-    return atomic_write_text(path, render_html_report(result, title=title, run_info=run_info))
+    return atomic_write_text(path, render_html_report(result, title=title, run_info=run_info, class_colors=class_colors))

@@ -149,3 +149,24 @@ def test_html_report_is_self_contained_and_shows_the_numbers(demo, run, tmp_path
     for image_id in result["misclassified"]:
         assert image_id in parser.cells
     assert "http://" not in text and "https://" not in text
+
+
+def test_report_draws_each_class_in_the_projects_colour():
+    import io
+
+    from PIL import Image
+
+    from gusa_core.evaluation.report import roc_figure_png
+
+    curve = {"fpr": [0.0, 0.1, 1.0], "tpr": [0.0, 0.9, 1.0]}
+    result = {"class_names": ["A", "B"], "roc": {"A": curve, "B": {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.6, 1.0]}},
+              "auc_per_class": {"A": 0.9, "B": 0.6}, "auc_macro": 0.75}
+
+    def share(png, rgb):
+        px = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+        return (np.abs(px - np.array(rgb)).sum(axis=2) < 30).mean()
+
+    coloured = roc_figure_png(result, class_colors={"A": (230, 20, 200), "B": (20, 200, 30)})
+    plain = roc_figure_png(result)
+    assert share(coloured, (230, 20, 200)) > 0.001 and share(coloured, (20, 200, 30)) > 0.001
+    assert share(plain, (230, 20, 200)) == 0 and share(plain, (20, 200, 30)) == 0
