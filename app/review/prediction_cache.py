@@ -24,11 +24,14 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from gusa_core.runs import run_json_path
+
 __all__ = [
     "TrainedRun",
     "trained_run",
     "scan_runs",
     "PredictionKey",
+    "run_version",
     "prediction_key",
     "PredictionCache",
     "PredictorCache",
@@ -102,6 +105,8 @@ class PredictionKey(NamedTuple):
     mtime_ns: int
     run_dir: str
     fold: int | None
+    #: ``run.json``'s modification time: training (or resuming) a run rewrites it, so its predictions are redone
+    run_mtime_ns: int = -1
 
 
 def _norm_run(run_dir: str | os.PathLike) -> str:
@@ -118,7 +123,16 @@ def prediction_key(image_id: str, image_path: str | os.PathLike, run_dir: str | 
         mtime = os.stat(image_path).st_mtime_ns
     except OSError:
         mtime = -1
-    return PredictionKey(str(image_id), int(mtime), _norm_run(run_dir), None if fold is None else int(fold))
+    return PredictionKey(str(image_id), int(mtime), _norm_run(run_dir), None if fold is None else int(fold),
+                         run_version(run_dir))
+
+
+def run_version(run_dir: str | os.PathLike) -> int:
+    """The modification time of the run's ``run.json`` (-1 when missing): it changes whenever the run trains."""
+    try:
+        return os.stat(run_json_path(run_dir)).st_mtime_ns
+    except OSError:
+        return -1
 
 
 def fold_label(fold: int | None, n_folds: int | None = None) -> str:
@@ -238,6 +252,7 @@ class PredictorCache:
         self.max_predictors = max(1, int(max_predictors))
         self._factory = factory
         self._items: OrderedDict[tuple[str, int | None, str], Any] = OrderedDict()
+        self._versions: dict[tuple[str, int | None, str], int] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, int | None, str], threading.Lock] = {}
         self.loads = 0
@@ -259,7 +274,11 @@ class PredictorCache:
         Two threads asking for the same model at once load it only once.
         """
         key = (_norm_run(run_dir), None if fold is None else int(fold), str(device))
+        version = run_version(run_dir)
         with self._lock:
+            if key in self._items and self._versions.get(key) != version:
+                del self._items[key]  # the run trained since its models were loaded: load them again
+            self._versions[key] = version
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]

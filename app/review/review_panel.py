@@ -525,7 +525,11 @@ def install(host: Host) -> ReviewPanel:
 
     host.project_opened.connect(follow_project)
     host.runs.active_run_changed.connect(panel._on_active_run_changed)
-    host.runs.runs_changed.connect(lambda: panel.refresh_runs())
+    def on_runs_changed() -> None:
+        panel.refresh_runs()
+        panel._on_selection_changed()  # a run trained further: its predictions are redone, not shown stale
+
+    host.runs.runs_changed.connect(on_runs_changed)
     if host.runs.active_run:
         panel.set_run(host.runs.active_run)
     current = host.current_image_id()

@@ -181,6 +181,9 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
         self._notes_timer.setInterval(500)
         self._notes_timer.timeout.connect(self._commit_notes)
         self.image_list.image_selected.connect(self.show_image)
+        proxy = self.image_list.proxy  # the "3 of 12" of the side panel follows filtering and sorting
+        for sig in (proxy.rowsInserted, proxy.rowsRemoved, proxy.modelReset, proxy.layoutChanged):
+            sig.connect(lambda *_: self._update_side_panel())
         self.image_list.model.thumbnail_failed.connect(self._on_thumbnail_failed)
         self.image_list.context_menu_requested.connect(self._on_image_list_context_menu)
         self._on_canvas_brush_size_changed(c.brush_size())

@@ -443,6 +443,7 @@ class ImageListPanel(QWidget):
         self.view.selectionModel().currentRowChanged.connect(self._on_view_current_changed)
         for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset, self.proxy.layoutChanged):
             sig.connect(self._update_count)
+        self.model.dataChanged.connect(self._update_count)  # a label or a mask changed: the "labelled" count too
         self._update_count()
 
     # ---------------------------------------------------------- project

@@ -91,3 +91,48 @@ def test_a_digit_typed_in_a_dock_form_does_not_relabel(qtbot, window, demo_proje
     _focus(qtbot, spin)
     QTest.keyClick(spin, Qt.Key.Key_3)
     assert win.project.image(target).label == before
+
+
+def test_counters_follow_labels_and_filters(qtbot, window, demo_project):
+    from app.workspace.image_list import UNLABELLED
+
+    win = window
+    _open(qtbot, win, demo_project)
+    target = next(r.id for r in demo_project.images if r.label is None)
+    win.show_image(target)
+    n = len(demo_project.images)
+    labelled = len(demo_project.labelled())
+    assert f"{labelled} labelled" in win.image_list.count_label.text()
+    win.set_label(demo_project.classes[0])
+    assert f"{labelled + 1} labelled" in win.image_list.count_label.text()  # not stale after labelling
+    win.undo()
+    assert f"{labelled} labelled" in win.image_list.count_label.text()
+    # the side panel's "i of N" follows the list's filter
+    assert f"of {n}" in win.side_panel.image_facts.text()
+    win.image_list.proxy.set_class_filter(UNLABELLED)
+    unlabelled = n - labelled
+    assert f"1 of {unlabelled}" in win.side_panel.image_facts.text()
+
+
+def test_review_predictions_are_redone_after_the_run_trains(tmp_path):
+    import os
+
+    from app.review.prediction_cache import PredictorCache, prediction_key, run_version
+    from gusa_core.runs import run_json_path
+
+    run = tmp_path / "run"
+    run.mkdir()
+    run_json_path(run).write_text("{}")
+    image = tmp_path / "a.png"
+    image.write_bytes(b"x")
+    before = prediction_key("a", image, run, None)
+    st = os.stat(run_json_path(run))
+    os.utime(run_json_path(run), ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the run trained one more epoch
+    after = prediction_key("a", image, run, None)
+    assert before != after and after.run_mtime_ns == run_version(run)
+    made = []
+    cache = PredictorCache(factory=lambda run_dir, fold, device: made.append(run_dir) or object())
+    first = cache.get(run, None, "cpu")
+    assert cache.get(run, None, "cpu") is first and len(made) == 1
+    os.utime(run_json_path(run), ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))
+    assert cache.get(run, None, "cpu") is not first and len(made) == 2
