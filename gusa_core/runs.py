@@ -194,8 +194,12 @@ class Run:
 
     @property
     def resumable(self) -> bool:
-        """Whether the run can be continued (stopped, interrupted or failed; not finished)."""
-        return self.status != "finished"
+        """Whether the run ended before finishing (stopped, failed, interrupted) and can be continued.
+
+        A ``"running"`` run is not listed: it may be training right now, in
+        another process (one whose process died stays ``"running"``; resume it by name).
+        """
+        return self.status in ("stopped", "failed", "interrupted")
 
     def epoch_history(self) -> list[dict]:
         """The epoch records of every fold so far (``fold`` from 0, ``epoch`` from 1), in training order."""

@@ -201,7 +201,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
         if state is not None:
             self.restoreState(state)
         else:
-            self.resizeDocks([self.image_list_dock, self.side_panel_dock], [300, 320], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.image_list_dock, self.side_panel_dock], [300, 360], Qt.Orientation.Horizontal)
         self.canvas.set_brush_size(int(s.value("canvas/brush_size", 40)))
         self.side_panel.set_opacity(float(s.value("canvas/mask_opacity", 0.8)))
         self.advance_action.setChecked(str(s.value("labels/advance", "false")).lower() == "true")

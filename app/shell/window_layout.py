@@ -117,6 +117,6 @@ class WindowLayoutMixin:
                 else:
                     self.tabifyDockWidget(first_right, dock)
             dock.setVisible(dock in (self.image_list_dock, self.side_panel_dock))
-        self.resizeDocks([self.image_list_dock, self.side_panel_dock], [300, 320], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.image_list_dock, self.side_panel_dock], [300, 360], Qt.Orientation.Horizontal)
         self.side_panel_dock.raise_()
         self.fit_to_screen()

@@ -40,6 +40,11 @@ from gusa_core.models_registry import DEFAULT_VARIANT, DESCRIPTIONS, VARIANT_NAM
 __all__ = ["TrainingFormMixin"]
 
 
+def _breakable(path) -> str:
+    """``path`` with a line-break opportunity after each separator: a long path wraps in a narrow dock."""
+    return str(path).replace("/", "/\u200b").replace("\\", "\\\u200b")
+
+
 class TrainingFormMixin:
     """The settings form (see :class:`~app.training.training_panel.TrainingPanel`)."""
 
@@ -224,13 +229,13 @@ class TrainingFormMixin:
         elif choice == "auto":
             path = imagenet_weights_path()
             if path.is_file():
-                self.weights_status.setText(f"ImageNet weights found at {path}")
+                self.weights_status.setText(f"ImageNet weights found at {_breakable(path)}")
             else:
-                self.weights_status.setText(f"ImageNet weights not found (looked for {path}) → random initialisation. "
+                self.weights_status.setText(f"ImageNet weights not found (looked for {_breakable(path)}) → random initialisation. "
                                             "Choose a file, or put densenet169 weights there.")
         else:
             exists = Path(choice).is_file()
-            self.weights_status.setText(f"Weights file {choice}" + ("" if exists else " (missing!)"))
+            self.weights_status.setText(f"Weights file {_breakable(choice)}" + ("" if exists else " (missing!)"))
 
     def _set_pretrained_file(self, path: str) -> None:
         index = self.pretrained_combo.findData(path)

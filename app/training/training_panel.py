@@ -143,6 +143,7 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setWidget(form_box)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the form wraps to the dock
         # the whole form shows (the dock scrolls instead): squeezed, it showed two rows at a time
         scroll.setMinimumHeight(min(form_box.sizeHint().height() + 4, 420))
         sg.addWidget(scroll)
@@ -251,7 +252,7 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
             runs = list_runs(self.project.folder)
         except (GusaError, OSError):
             return None
-        return next((r.folder for r in runs if r.resumable), None)
+        return next((r.folder for r in runs if r.resumable), None)  # never one that may be training right now
 
     def _show_config(self, config: dict) -> None:
         """Put a run's settings into the form (they are read-only while it trains)."""

@@ -73,6 +73,7 @@ class TrainingCurvesWidget(QWidget):
             self.plots[title] = plot
         self._curves: dict[tuple[str, int, str], pg.PlotDataItem] = {}
         self._data: dict[tuple[str, int, str], tuple[list[float], list[float]]] = {}
+        self.clear()  # the axes start at epoch 1
 
     def clear(self) -> None:
         """Remove every curve (a new run starts)."""
@@ -83,7 +84,7 @@ class TrainingCurvesWidget(QWidget):
         self._folds_seen.clear()
         self._update_legend()
         for plot in self.plots.values():  # forget the previous run's axes
-            plot.getAxis("bottom").setTickSpacing()
+            plot.getAxis("bottom").setTickSpacing(major=1, minor=1)  # whole epochs
             plot.setXRange(1, 2, padding=0.05)
         for title, ylabel, _series in _PLOTS:
             if ylabel in ("accuracy", "IoU"):

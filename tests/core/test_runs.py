@@ -131,3 +131,19 @@ def test_run_folder_and_list_runs(untrained, tmp_path):
     assert [r.folder for r in list_runs(project)] == [run_dir]
     with pytest.raises(CheckpointError):
         Run(tmp_path / "none")
+
+
+def test_resumable_runs_and_their_epoch_history(tmp_path):
+    import json
+
+    from gusa_core.runs import Run, run_json_path
+
+    hist = [{"fold": 0, "epoch": 1, "train_loss": 1.2}, {"fold": 0, "epoch": 2, "train_loss": 0.9}]
+    for status in ("stopped", "failed", "running", "finished"):
+        folder = tmp_path / status
+        folder.mkdir()
+        run_json_path(folder).write_text(json.dumps({"format": "gusa-run", "status": status,
+                                                     "fold_results": [{"fold": 0, "history": hist}, {"fold": 1}]}))
+        run = Run(folder)
+        assert run.resumable == (status in ("stopped", "failed"))  # "running" may be training right now
+        assert run.epoch_history() == hist
