@@ -34,7 +34,8 @@ class WindowLayoutMixin:
 
     def _make_dock(self, widget: QWidget, title: str, area) -> QDockWidget:
         dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        # "<title>_dock": the name the features give their docks too, so a saved layout restores them
+        dock.setObjectName(f"{title.lower().replace(' ', '_')}_dock")
         dock.setWidget(_scrolled(widget))
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable
