@@ -10,6 +10,8 @@ agree to the last digit.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import time
 from pathlib import Path
 
@@ -22,13 +24,11 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -39,7 +39,11 @@ from PySide6.QtWidgets import (
 
 from app.workspace.canvas_view import numpy_to_qimage
 from app.review.run_choice import RunChooser
+from app.base.dialogs import Dialogs
 from app.base.workers import Worker
+
+if TYPE_CHECKING:
+    from app.shell.host import Host
 
 __all__ = ["ClassifyFolderDialog", "ClassifyResultsModel", "classify_job", "install"]
 
@@ -234,8 +238,9 @@ class ClassifyFolderDialog(QDialog):
     classification_finished = Signal(int)
     image_activated = Signal(str)
 
-    def __init__(self, project=None, parent=None, *, predictor_factory=None):
+    def __init__(self, project=None, parent=None, *, predictor_factory=None, dialogs: Dialogs | None = None):
         super().__init__(parent)
+        self.dialogs = dialogs or Dialogs()
         self.setWindowTitle("Classify folder")
         self.resize(1200, 720)
         self.project = project
@@ -251,7 +256,7 @@ class ClassifyFolderDialog(QDialog):
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._on_browse_clicked)
         self.recursive_check = QCheckBox("include sub-folders")
-        self.run_chooser = RunChooser(other_button=True)
+        self.run_chooser = RunChooser(other_button=True, dialogs=self.dialogs)
         self.run_chooser.changed.connect(self._update_buttons)
         self.attention_check = QCheckBox("save attention overlays to")
         self.attention_edit = QLineEdit()
@@ -365,7 +370,7 @@ class ClassifyFolderDialog(QDialog):
         self.run_chooser.set_run(run_dir, fold)
 
     def _on_browse_clicked(self):
-        folder = QFileDialog.getExistingDirectory(self, "Folder to classify", self.folder_edit.text())
+        folder = self.dialogs.directory(self, "Folder to classify", self.folder_edit.text())
         if folder:
             self.folder_edit.setText(folder)
 
@@ -507,7 +512,7 @@ class ClassifyFolderDialog(QDialog):
     def _on_export_clicked(self):
         if not self.model.records:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export predictions", "predictions.csv", "CSV (*.csv)")
+        path = self.dialogs.save_path(self, "Export predictions", "predictions.csv", "CSV (*.csv)")
         if path:
             self.export_csv(path)
 
@@ -521,7 +526,7 @@ class ClassifyFolderDialog(QDialog):
     def _on_add_clicked(self):
         n = self.add_to_project()
         if n:
-            QMessageBox.information(self, "Classify folder", f"{n} image(s) added to the project with their predicted class as a suggestion.")
+            self.dialogs.inform(self, "Classify folder", f"{n} image(s) added to the project with their predicted class as a suggestion.")
 
     def add_to_project(self) -> int:
         """Add the classified images (not the errors) to the project with suggested classes."""
@@ -549,12 +554,9 @@ class ClassifyFolderDialog(QDialog):
         self.add_button.setEnabled(has and not running and self.project is not None)
 
     def _warn(self, text: str, details: str = "") -> None:
-        try:
-            from app.base.errors import show_warning
+        from app.base.errors import show_warning
 
-            show_warning(self, "Classify folder", text, details)
-        except ImportError:  # pragma: no cover
-            QMessageBox.warning(self, "Classify folder", text)
+        show_warning(self, "Classify folder", text, details)
 
     def closeEvent(self, event):  # noqa: N802 - Qt API
         if self._worker is not None:
@@ -563,49 +565,39 @@ class ClassifyFolderDialog(QDialog):
         super().closeEvent(event)
 
 
-def install(window) -> None:
-    """Add File/Model → Classify folder… to the main window."""
+def install(host: Host) -> None:
+    """Add File/Model → Classify folder… (one dialog, made on first use; it follows the host's project)."""
+    dialogs: list[ClassifyFolderDialog] = []
 
     def _open():
-        dlg = getattr(window, "_classify_dialog", None)
-        if dlg is None:
-            dlg = ClassifyFolderDialog(window.project, window)
-            dlg.image_activated.connect(lambda path: _activate(window, path))
-            window._classify_dialog = dlg
+        if not dialogs:
+            dialogs.append(ClassifyFolderDialog(host.project, host, dialogs=host.dialogs))
+            dialogs[0].image_activated.connect(lambda path: _activate(host, path))
         else:
-            dlg.project = window.project
-            dlg.refresh_runs()
-        dlg.show()
-        dlg.raise_()
+            dialogs[0].project = host.project
+            dialogs[0].refresh_runs()
+        dialogs[0].show()
+        dialogs[0].raise_()
 
-    menus = [m for m in (getattr(window, "file_menu", None), getattr(window, "model_menu", None)) if m is not None]
-    for menu in menus:
+    for menu in (host.file_menu, host.model_menu):
         action = menu.addAction("Classify folder…")
+        action.setObjectName("action_classify")
         action.triggered.connect(_open)
-        if menu is menus[0]:
+        if menu is host.file_menu:
             action.setShortcut("Ctrl+Shift+K")
-    window.open_classify_dialog = _open
 
 
-def _activate(window, path: str) -> None:
+def _activate(host: Host, path: str) -> None:
     """Show a double-clicked result: in the main window if the project holds it, else add it first (asking)."""
-    project = window.project
+    project = host.project
+    if project is None:
+        return
     target = str(Path(path).resolve())
-    image_id = None
-    if project is not None:
-        for r in project.images:
-            if str(project.image_path(r.id).resolve()) == target:
-                image_id = r.id
-                break
-        if image_id is None:
-            answer = QMessageBox.question(window, "Review image", f"{Path(path).name} is not in the project. Add it to review it?")
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-            image_id = project.add_image(path).id
-            project.save()
-    if image_id is not None and hasattr(window, "select_image"):
-        window.select_image(image_id)
-        review = getattr(window, "review_dock", None)
-        if review is not None:
-            review.show()
-            review.raise_()
+    image_id = next((r.id for r in project.images if str(project.image_path(r.id).resolve()) == target), None)
+    if image_id is None:
+        if not host.dialogs.question(host, "Review image", f"{Path(path).name} is not in the project. Add it to review it?"):
+            return
+        image_id = project.add_image(path).id
+        project.save()
+    host.select_image(image_id)
+    host.show_dock("Review")

@@ -9,6 +9,8 @@ and the HTML export is :func:`gusa_core.report.write_html_report`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 from pathlib import Path
 
@@ -16,7 +18,6 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QDialog,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -36,7 +37,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.review.run_choice import RunChooser
+from app.base.dialogs import Dialogs
 from app.base.workers import Worker
+
+if TYPE_CHECKING:
+    from app.shell.host import Host
 
 __all__ = ["ReportView", "install"]
 
@@ -78,9 +83,10 @@ class ReportView(QDialog):
     evaluation_failed = Signal(str)
     image_activated = Signal(str)
 
-    def __init__(self, project, parent=None):
+    def __init__(self, project, parent=None, *, dialogs: Dialogs | None = None):
         super().__init__(parent)
         self.setWindowTitle("Evaluation report")
+        self.dialogs = dialogs or Dialogs()
         self.resize(1150, 780)
         self.project = project
         self.result: dict | None = None
@@ -88,7 +94,7 @@ class ReportView(QDialog):
         self._progress = _Progress(self)
         self._progress.advanced.connect(self._on_progress_advanced)
 
-        self.run_chooser = RunChooser()
+        self.run_chooser = RunChooser(dialogs=self.dialogs)
         self.run_chooser.changed.connect(self._update_buttons)
         self.scope_validation = QRadioButton("validation images of each fold (the paper's protocol)")
         self.scope_all = QRadioButton("all labelled images of the project")
@@ -292,12 +298,12 @@ class ReportView(QDialog):
         return atomic_write_json(path, self.result)
 
     def _on_html_clicked(self):
-        path, _ = QFileDialog.getSaveFileName(self, "Export report", "report.html", "HTML (*.html)")
+        path = self.dialogs.save_path(self, "Export report", "report.html", "HTML (*.html)")
         if path:
             self.export_html(path)
 
     def _on_json_clicked(self):
-        path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.json", "JSON (*.json)")
+        path = self.dialogs.save_path(self, "Export metrics", "metrics.json", "JSON (*.json)")
         if path:
             self.export_json(path)
 
@@ -313,26 +319,20 @@ class ReportView(QDialog):
         super().closeEvent(event)
 
 
-def install(window) -> None:
-    """Add Model → Evaluation report…"""
+def install(host: Host) -> None:
+    """Add Model → Evaluation report… (one dialog, made on first use; it follows the host's project)."""
+    dialogs: list[ReportView] = []
 
     def _open():
-        dlg = getattr(window, "_report_view", None)
-        if dlg is None:
-            dlg = ReportView(window.project, window)
-            if hasattr(window, "select_image"):
-                dlg.image_activated.connect(window.select_image)
-            window._report_view = dlg
+        if not dialogs:
+            dialogs.append(ReportView(host.project, host, dialogs=host.dialogs))
+            dialogs[0].image_activated.connect(host.select_image)
         else:
-            dlg.project = window.project
-            dlg.refresh_runs()
-        dlg.show()
-        dlg.raise_()
+            dialogs[0].project = host.project
+            dialogs[0].refresh_runs()
+        dialogs[0].show()
+        dialogs[0].raise_()
 
-    menu = getattr(window, "model_menu", None)
-    if menu is not None:
-        action = menu.addAction("Evaluation report…")
-        action.triggered.connect(_open)
-    window.open_report_view = _open
-
-
+    action = host.model_menu.addAction("Evaluation report…")
+    action.setObjectName("action_report")
+    action.triggered.connect(_open)

@@ -17,6 +17,8 @@ bottom. :func:`export_size` gives the size in pixels.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,6 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QFileDialog,
     QFrame,
     QGraphicsPixmapItem,
     QGraphicsScene,
@@ -54,7 +55,11 @@ from app.review.prediction_cache import (
     shared_predictor_cache,
 )
 from app.review.review_panel import predict_one
+from app.base.dialogs import Dialogs
 from app.base.workers import run_in_thread
+
+if TYPE_CHECKING:
+    from app.shell.host import Host
 
 __all__ = [
     "PANEL_WIDTH",
@@ -442,8 +447,9 @@ class CompareView(QDialog):
 
     def __init__(self, project, image_id: str | None = None, runs=None, *, n_panels: int = 3,
                  prediction_cache: PredictionCache | None = None, predictor_cache: PredictorCache | None = None,
-                 device: str = "auto", parent: QWidget | None = None):
+                 device: str = "auto", parent: QWidget | None = None, dialogs: Dialogs | None = None):
         super().__init__(parent)
+        self.dialogs = dialogs or Dialogs()
         self.setWindowTitle("Compare models")
         self.setObjectName("CompareView")
         self.setWindowFlag(Qt.WindowType.WindowMaximizeButtonHint, True)
@@ -738,7 +744,7 @@ class CompareView(QDialog):
         if self.image is None:
             return
         suggested = str(Path(self.project.folder) / f"{self.image_id}_compare.png")
-        path, _ = QFileDialog.getSaveFileName(self, "Export comparison", suggested, "PNG image (*.png)")
+        path = self.dialogs.save_path(self, "Export comparison", suggested, "PNG image (*.png)")
         if not path:
             return
         if not path.lower().endswith(".png"):
@@ -752,38 +758,31 @@ class CompareView(QDialog):
 
 
 # ------------------------------------------------------------------ main window wiring
-def install(window) -> None:
-    """Add Model → "Compare models…" to the main window (opens a :class:`CompareView`)."""
-    menu = getattr(window, "model_menu", None)
-    if menu is None:
-        return
+def install(host: Host) -> None:
+    """Add Model → "Compare models…" (opens a :class:`CompareView` of the current image)."""
+    views: list[CompareView] = []
 
     def open_compare() -> None:
-        project = getattr(window, "project", None)
+        project = host.project
         if project is None:
             return
-        current = getattr(window, "current_image_id", None)
-        current = current() if callable(current) else current
-        previous = getattr(window, "compare_view", None)
-        if previous is not None:
+        for previous in views:
             try:
                 previous.close()
             except RuntimeError:  # already deleted (closed by the user)
                 pass
+        views.clear()
         runs = [str(r.folder) for r in scan_runs(project.folder)]
-        active = getattr(getattr(window, "runs_panel", None), "active_run_dir", "") or ""
-        review = getattr(window, "review_panel", None)
-        chosen = active or (review.run_dir if review is not None else None)
+        chosen = host.runs.active_run
         if chosen and str(Path(chosen).resolve()) in runs:  # the active run last, beside the others (Fig. 6 order)
             chosen = str(Path(chosen).resolve())
             runs = [r for r in runs if r != chosen][:2] + [chosen]
-        view = CompareView(project, current if isinstance(current, str) else None, runs[:3] or None,
-                           n_panels=max(2, min(3, len(runs)) + 1) if runs else 2, parent=window)
+        view = CompareView(project, host.current_image_id(), runs[:3] or None,
+                           n_panels=max(2, min(3, len(runs)) + 1) if runs else 2, parent=host, dialogs=host.dialogs)
         view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        window.compare_view = view
+        views.append(view)
         view.show()
 
-    action = menu.addAction("Compare models…")
+    action = host.model_menu.addAction("Compare models…")
     action.setObjectName("action_compare_models")
     action.triggered.connect(open_compare)
-    window.compare_action = action

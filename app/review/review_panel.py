@@ -19,6 +19,8 @@ and are re-exported here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import logging
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,9 @@ from app.review.prediction_cache import (
 from app.workspace.project_bridge import ProjectBridge
 from app.review.review_widgets import ProbabilityBarsWidget, predict_many, predict_one
 from app.base.workers import Worker, run_in_thread
+
+if TYPE_CHECKING:
+    from app.shell.host import Host
 
 __all__ = [
     "ATTENTION_LAYER",
@@ -649,55 +654,27 @@ class ReviewPanel(QWidget):
 
 
 # ------------------------------------------------------------------ main window wiring
-def install(window) -> None:
-    """Add the Review dock (Model → Review) to the main window and follow its current image.
+def install(host: Host) -> ReviewPanel:
+    """Add the Review dock (Model → Review) and follow the host's current image and active run.
 
-    Uses ``window.project``, ``window.canvas``, ``window.image_list``,
-    ``window.add_dock``, ``window.model_menu``, ``window.current_image_changed``,
-    ``window.current_image_id()`` and, where present, ``window.project_opened``
-    and ``window.runs_panel`` (``active_run_changed``, ``active_run_dir``,
-    ``runs_refreshed``). The panel predicts only while its dock is visible.
+    The panel predicts only while its dock is visible.
     """
-    panel = ReviewPanel(getattr(window, "project", None), canvas=getattr(window, "canvas", None),
-                        image_list=getattr(window, "image_list", None))
+    panel = ReviewPanel(host.project, canvas=host.canvas, image_list=host.image_list)
     panel.only_when_visible = True
-    window.review_panel = panel
-    dock = window.add_dock(panel, "Review", Qt.DockWidgetArea.RightDockWidgetArea)
-    if dock is not None and hasattr(dock, "setObjectName"):
-        dock.setObjectName("review_dock")
-    menu = getattr(window, "model_menu", None)
-    if menu is not None:
-        action = menu.addAction("Review")
-        action.setObjectName("action_review")
+    dock = host.add_dock(panel, "Review", Qt.DockWidgetArea.RightDockWidgetArea)
+    dock.setObjectName("review_dock")
+    action = host.model_menu.addAction("Review")
+    action.setObjectName("action_review")
+    action.triggered.connect(lambda: host.show_dock("Review"))
+    dock.hide()
 
-        def show() -> None:
-            if dock is not None:
-                dock.show()
-                dock.raise_()
-            else:
-                panel.show()
-
-        action.triggered.connect(show)
-        window.review_action = action
-    if dock is not None and hasattr(dock, "hide"):
-        dock.hide()
-
-    signal = getattr(window, "current_image_changed", None)
-    if signal is not None:
-        signal.connect(panel.set_image)
-    project_opened = getattr(window, "project_opened", None)
-    if project_opened is not None:
-        project_opened.connect(panel.set_project)
-    runs_panel = getattr(window, "runs_panel", None)
-    if runs_panel is not None:
-        if hasattr(runs_panel, "active_run_changed"):
-            runs_panel.active_run_changed.connect(panel._on_active_run_changed)
-        if hasattr(runs_panel, "runs_refreshed"):
-            runs_panel.runs_refreshed.connect(lambda: panel.refresh_runs())
-        active = getattr(runs_panel, "active_run_dir", None)
-        if active:
-            panel.set_run(active)
-    current = getattr(window, "current_image_id", None)
-    current = current() if callable(current) else current
-    if isinstance(current, str):
+    host.current_image_changed.connect(panel.set_image)
+    host.project_opened.connect(panel.set_project)
+    host.runs.active_run_changed.connect(panel._on_active_run_changed)
+    host.runs.runs_changed.connect(lambda: panel.refresh_runs())
+    if host.runs.active_run:
+        panel.set_run(host.runs.active_run)
+    current = host.current_image_id()
+    if current is not None:
         panel.set_image(current)
+    return panel

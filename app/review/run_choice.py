@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QWidget
+
+from app.base.dialogs import Dialogs
 
 from app.review.prediction_cache import fold_label, scan_runs
 
@@ -35,8 +37,9 @@ class RunChooser(QWidget):
 
     changed = Signal()
 
-    def __init__(self, parent=None, *, other_button: bool = False):
+    def __init__(self, parent=None, *, other_button: bool = False, dialogs: Dialogs | None = None):
         super().__init__(parent)
+        self.dialogs = dialogs or Dialogs()
         self.run_combo = QComboBox()
         self.fold_combo = QComboBox()
         self.run_combo.currentIndexChanged.connect(self._on_run_combo_changed)
@@ -103,6 +106,6 @@ class RunChooser(QWidget):
         self.changed.emit()
 
     def _on_other_clicked(self):
-        folder = QFileDialog.getExistingDirectory(self, "Run folder (holds run.json and fold-k/)")
+        folder = self.dialogs.directory(self, "Run folder (holds run.json and fold-k/)")
         if folder:
             self.set_run(folder)

@@ -1,21 +1,20 @@
-"""Wire the model features (training, runs, review, compare, classify, report) into the main window.
+"""The model features (classes, training, runs, review, compare, classify, report) that plug into the window.
 
-Each feature module exposes ``install(window)``; the main window calls
-:func:`install_all` once after its own widgets exist. Keeping the list here
-means the main window never grows an import per feature, and none of these
-modules imports torch at install time.
+Each feature module exposes ``install(host: Host)`` (see :mod:`app.shell.host`)
+and may return its main widget; the main window calls :func:`install_all`
+once after its own widgets exist. Features talk to the host and its services
+only, so the order below is only the order of their docks and menu entries:
+any other order works. None of these modules imports torch at install time.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
+from collections.abc import Iterable
 
 __all__ = ["FEATURE_MODULES", "install_all"]
 
-log = logging.getLogger(__name__)
-
-#: Installed in this order (docks stack in it).
+#: Installed in this order (docks stack in it); any order works.
 FEATURE_MODULES = (
     "app.workspace.classes_dialog",
     "app.training.training_panel",
@@ -27,11 +26,9 @@ FEATURE_MODULES = (
 )
 
 
-def install_all(window) -> list[str]:
-    """Install every feature module into ``window``; returns the names installed."""
-    installed = []
-    for name in FEATURE_MODULES:
-        module = importlib.import_module(name)
-        module.install(window)
-        installed.append(name)
+def install_all(host, modules: Iterable[str] = FEATURE_MODULES) -> dict[str, object]:
+    """Install every feature module into ``host``; returns ``{module name: what its install returned}``."""
+    installed = {}
+    for name in modules:
+        installed[name] = importlib.import_module(name).install(host)
     return installed

@@ -1,44 +1,15 @@
-"""GuSA Studio's main window: the annotation workspace.
+"""GuSA Studio's main window: the annotation workspace, and the :class:`~app.shell.host.Host` of the features.
 
-Hooks for the other panels (training, review, compare, classify, report)
------------------------------------------------------------------------
-``MainWindow.project``
-    The open :class:`gusa_core.project.Project` (or ``None``).
-``MainWindow.project_opened(object)``
-    Signal: a project was opened (the ``Project``).
-``MainWindow.current_image_changed(str)``
-    Signal: the image shown in the canvas changed (its id).
-``MainWindow.current_image_id()``, ``MainWindow.current_image()``
-    The shown image's id and ``(H, W, 3)`` array (``None`` when unreadable).
-``MainWindow.select_image(id)`` (= ``show_image``), ``MainWindow.set_image_label(id, label)``
-    Jump to an image; label any image (saved in the background).
-``MainWindow.image_context_menu(id) -> QMenu``
-    The image list's right-click menu: add entries before it is shown.
-``MainWindow.add_dock(widget, title, area=Qt.RightDockWidgetArea) -> QDockWidget``
-    Add a panel as a dock; its show/hide action goes into the View menu and its
-    place is remembered with the window layout.
-``MainWindow.model_menu``
-    The "Model" menu: add Train…, Review, Compare…, Classify folder…, report actions.
-``MainWindow.view_menu``, ``MainWindow.help_menu``
-    Add more entries there.
-``MainWindow.canvas``
-    The :class:`~app.workspace.canvas_tools.AnnotationView`: ``canvas.set_overlay(name, rgba)``
-    draws e.g. an attention map above the image, ``canvas.set_outline(name, polygons)``
-    outlines.
-``MainWindow.image_list``
-    The :class:`~app.workspace.image_list.ImageListPanel`: ``image_list.set_predictions({id: (label, p)})``.
-``MainWindow.autosave``
-    The :class:`~app.workspace.autosave.AutosaveWorker`; ``autosave.save_manifest(project)`` after
-    changing the project from a panel.
-``MainWindow.show_status(text, msecs)``
-    A transient status-bar message.
-``MainWindow.install_features()``
-    Runs :func:`app.shell.features.install_all` once (deferred until the window is up).
+The window implements :class:`app.shell.host.Host`: the training, runs,
+review, compare, classify, report and classes features get the window as a
+``Host`` in :meth:`MainWindow.install_features` and use only what that
+protocol names (project, canvas, image list, menus, docks, status bar,
+``dialogs``, the ``runs`` service and the two signals).
 
 File, import/export, drag-and-drop and Help handlers live in
-:mod:`app.shell.window_actions` (a mixin); their dialogs go through ``_ask_open_path``,
-``_ask_open_paths``, ``_ask_save_path``, ``_ask_dir`` and ``_confirm``, which
-tests replace.
+:mod:`app.shell.window_actions`, showing/labelling/editing images in
+:mod:`app.shell.window_images` (mixins). Every standard dialog goes through
+``window.dialogs`` (:class:`app.base.dialogs.Dialogs`), which tests replace.
 """
 
 from __future__ import annotations
@@ -58,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.base import errors
+from app.base.dialogs import Dialogs
 from app.workspace.autosave import AutosaveWorker
 from app.workspace.canvas_tools import AnnotationView
 from app.base.icon import app_icon
@@ -65,17 +37,17 @@ from app.workspace.image_list import ImageListPanel
 from app.workspace.project_bridge import ProjectBridge
 from app.base.settings import add_recent_project, recent_projects, settings
 from app.workspace.side_panel import SidePanel
+from app.base.runs_model import RunsModel
 from app.shell.window_actions import WindowActionsMixin
+from app.shell.window_images import WindowImagesMixin
 
 __all__ = ["MainWindow", "APP_NAME"]
 
 APP_NAME = "GuSA Studio"
-_EDITOR_CACHE = 8  # images whose undo history survives switching away
-_HISTORY_BYTES = 64 * 2**20  # undo history per image
 
 
-class MainWindow(WindowActionsMixin, QMainWindow):
-    """The annotation workspace (see the module docstring for the hooks other panels use)."""
+class MainWindow(WindowActionsMixin, WindowImagesMixin, QMainWindow):
+    """The annotation workspace; implements :class:`app.shell.host.Host` for the features."""
 
     current_image_changed = Signal(str)
     project_opened = Signal(object)
@@ -95,12 +67,10 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self._prefetcher = None
         self._closing = False
         self._notes_pending: tuple[str, str] | None = None
-        # file dialogs go through these (tests replace them)
-        self._ask_open_path = self._dialog_open_path
-        self._ask_open_paths = self._dialog_open_paths
-        self._ask_save_path = self._dialog_save_path
-        self._ask_dir = self._dialog_dir
-        self._confirm = self._dialog_confirm
+        self.dialogs = Dialogs()  # every standard dialog goes through it (tests replace it)
+        self.runs = RunsModel(parent=self)
+        self.features: dict[str, object] = {}  # feature module name -> what its install returned
+        self._docks: dict[str, QDockWidget] = {}
 
         self.autosave = AutosaveWorker(self)
         self.autosave.idle.connect(self._update_title)
@@ -145,22 +115,33 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         """Add ``widget`` as a dock titled ``title``; its toggle goes into the View menu."""
         dock = self._make_dock(widget, title, area)
         self.view_menu.addAction(dock.toggleViewAction())
+        self._docks[title] = dock
         state = settings().value("main_window/state")
         if state is not None:
             self.restoreDockWidget(dock)
         return dock
 
-    def install_features(self) -> None:
-        """Let the model features (training, review, ...) add their docks and menu entries (once)."""
+    def show_dock(self, title: str) -> bool:
+        """Show and raise the dock added as ``title``; False when there is none."""
+        dock = self._docks.get(title)
+        if dock is None:
+            return False
+        dock.show()
+        dock.raise_()
+        return True
+
+    def install_features(self, modules=None) -> None:
+        """Let the model features (training, review, ...) add their docks and menu entries (once).
+
+        ``modules``: the feature modules, in any order (default :data:`app.shell.features.FEATURE_MODULES`).
+        """
+        from app.shell.features import FEATURE_MODULES, install_all
+
         if self._features_installed:
             return
         self._features_installed = True
         try:
-            from app.shell.features import install_all
-        except ImportError:
-            return
-        try:
-            install_all(self)
+            self.features = install_all(self, FEATURE_MODULES if modules is None else modules)
         except Exception as exc:  # a broken feature must not keep the annotation workspace from opening
             import logging
             import traceback
@@ -379,6 +360,7 @@ class MainWindow(WindowActionsMixin, QMainWindow):
         self._bridge.image_removed.connect(self._on_project_image_removed)
         self._bridge.classes_changed.connect(self._on_project_classes_changed)
         self.image_list.set_project(project)
+        self.runs.set_project(project)
         self.side_panel.set_classes(project.classes, project.class_colors)
         self._rebuild_label_actions()
         try:
@@ -442,194 +424,6 @@ class MainWindow(WindowActionsMixin, QMainWindow):
             a = self._action(f"Label {name}", lambda _=False, n=name: self.set_label(n), key)
             self.image_menu.insertAction(self.label_menu_anchor, a)
             self.label_actions.append(a)
-
-    # =============================================================== images
-    def current_image_id(self) -> str | None:
-        return self._current_id
-
-    def current_image(self) -> np.ndarray | None:
-        return self._image
-
-    def select_image(self, image_id: str) -> None:
-        """Show ``image_id`` (alias of :meth:`show_image`, for panels that jump to an image)."""
-        self.show_image(image_id)
-
-    def current_editor(self):
-        return self.canvas.editor()
-
-    def show_image(self, image_id: str) -> None:
-        """Show ``image_id`` in the canvas with its mask; unreadable files give a banner."""
-        from gusa_core.annotation import MaskEditor
-        from gusa_core.errors import GusaError
-        from gusa_core.imageio import read_image
-
-        if self.project is None or image_id == self._current_id:
-            return
-        self._commit_notes()
-        self._current_id = image_id
-        self.image_list.select_image(image_id)
-        path = self.project.image_path(image_id)
-        editor = None
-        try:
-            image, bgra = self._take_prefetched(image_id)
-            if image is None:
-                image = read_image(path)
-        except (GusaError, OSError) as exc:
-            self._image = None
-            self.canvas.set_editor(None)
-            self.canvas.set_image(None)
-            reason = getattr(exc, "reason", None) or str(exc)
-            text = f"Cannot read image {path}: {reason}"
-            self.canvas.set_placeholder("")
-            self.canvas.show_banner(text)
-            self.image_list.model.set_error(image_id, reason)
-            self.show_status(text, 8000)
-        else:
-            self._image = image
-            self.canvas.set_image(image, bgra=bgra)
-            editor = self._editors.get(image_id)
-            if editor is None or editor.mask.shape != image.shape[:2]:
-                if self.autosave.is_pending(f"mask:{image_id}"):
-                    self.autosave.flush()  # its last strokes are on their way to disk: read them back
-                try:
-                    mask = self.project.load_mask(image_id)
-                except GusaError as exc:
-                    mask = None
-                    self.canvas.show_banner(f"{errors.describe(exc)} — painting is disabled for this image so the file is kept as it is.")
-                    editor = None
-                else:
-                    initial = mask if mask is not None else np.zeros(image.shape[:2], np.uint8)
-                    editor = MaskEditor(initial, max_history_bytes=_HISTORY_BYTES)
-                    self._remember_editor(image_id, editor)
-            else:
-                self._editors.move_to_end(image_id)
-            self.canvas.set_editor(editor)
-            self.canvas.sync_cursor()
-        self._update_side_panel()
-        self._update_undo_state()
-        self._update_enabled()
-        h, w = (self._image.shape[:2] if self._image is not None else (0, 0))
-        self._status_labels["size"].setText(f"{w} × {h} px" if self._image is not None else "")
-        self.current_image_changed.emit(image_id)
-        self._start_prefetch(self.image_list.neighbour_id(image_id, 1))
-
-    def _start_prefetch(self, image_id: str | None) -> None:
-        """Decode the next image in the background so that N / Page Down is instant."""
-        if image_id is None or self.project is None or self._closing:
-            return
-        if self._prefetch is not None and self._prefetch[0] == image_id:
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        from gusa_core.imageio import read_image
-
-        from app.workspace.canvas_view import rgb_to_bgra
-
-        def decode(path):
-            image = read_image(path)
-            return image, rgb_to_bgra(image)
-
-        if self._prefetcher is None:
-            self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gusa-prefetch")
-        path = self.project.image_path(image_id)
-        self._prefetch = (image_id, path, self._prefetcher.submit(decode, path))
-
-    def _take_prefetched(self, image_id: str):
-        """``(image, bgra)`` prefetched for ``image_id`` (waits for it) or ``(None, None)``.
-
-        Errors are raised as by ``read_image``.
-        """
-        pre, self._prefetch = self._prefetch, None
-        if pre is None or pre[0] != image_id or pre[1] != self.project.image_path(image_id):
-            if pre is not None:
-                pre[2].cancel()
-            return None, None
-        return pre[2].result()
-
-    def _remember_editor(self, image_id: str, editor) -> None:
-        self._editors[image_id] = editor
-        self._editors.move_to_end(image_id)
-        while len(self._editors) > _EDITOR_CACHE:
-            self._editors.popitem(last=False)
-
-    def go_next(self, step: int = 1) -> None:
-        """Show the next (``step=1``) or previous (``-1``) image in the list's order."""
-        target = self.image_list.neighbour_id(self._current_id, step)
-        if target is None:
-            self.show_status("Last image" if step > 0 else "First image", 1500)
-            return
-        self.show_image(target)
-
-    # =============================================================== labels
-    def set_label(self, label: str | None) -> None:
-        """Label the current image ``label`` (a class name or ``None``); saved in the background."""
-        if self.project is None or self._current_id is None:
-            return
-        image_id = self._current_id
-        if self.project.image(image_id).label != label:
-            self.project.set_label(image_id, label)
-            self.autosave.save_manifest(self.project)
-            self._update_title()
-        self.side_panel.set_current_label(label)
-        self.show_status(f"{image_id}: {label or 'unlabelled'}", 2000)
-        if self.advance_action.isChecked() and label is not None:
-            self.go_next(1)
-
-    # ================================================================ edits
-    def set_tool(self, tool: str) -> None:
-        self.canvas.set_tool(tool)
-
-    def _set_mask_visible(self, visible: bool) -> None:
-        self.canvas.set_mask_visible(visible)
-        self.mask_action.setChecked(visible)
-        self.side_panel.set_mask_visible(visible)
-
-    def _after_edit(self, rect) -> None:
-        editor = self.canvas.editor()
-        if rect is None or editor is None or self.project is None or self._current_id is None:
-            self._update_undo_state()
-            return
-        self.autosave.save_mask(self.project, self._current_id, editor.mask)
-        self._update_title()
-        self._update_undo_state()
-
-    def undo(self) -> None:
-        editor = self.canvas.editor()
-        if editor is not None:
-            self._after_edit(editor.undo())
-
-    def redo(self) -> None:
-        editor = self.canvas.editor()
-        if editor is not None:
-            self._after_edit(editor.redo())
-
-    def fill_holes(self) -> None:
-        editor = self.canvas.editor()
-        if editor is not None:
-            self._after_edit(editor.fill_holes())
-
-    def clear_mask(self) -> None:
-        editor = self.canvas.editor()
-        if editor is None or not editor.mask.any():
-            return
-        if self._confirm("Clear mask", f"Erase the whole RoI of {self._current_id}? (Undo brings it back.)"):
-            self._after_edit(editor.clear())
-
-    def replace_mask(self, mask: np.ndarray, *, how: str = "union") -> None:
-        """Put ``mask`` into the current image's RoI (``how``: ``"union"`` or ``"replace"``)."""
-        editor = self.canvas.editor()
-        if editor is None:
-            return
-        new = np.maximum(editor.mask, mask) if how == "union" else mask.astype(np.uint8)
-        if hasattr(editor, "replace"):
-            rect = editor.replace(new)
-        else:
-            # the core has no undoable whole-mask replacement yet: the history starts afresh
-            editor.reset(new)
-            rect = (0, 0) + tuple(new.shape)
-            self.canvas.set_mask(editor.mask)
-            self.show_status("Imported into the RoI (earlier strokes of this image can no longer be undone)", 5000)
-        self._after_edit(rect)
 
     # ================================================================ saving
     def save_now(self) -> bool:
@@ -746,53 +540,6 @@ class MainWindow(WindowActionsMixin, QMainWindow):
 
     def _on_thumbnail_failed(self, image_id: str, reason: str) -> None:
         self.show_status(f"Cannot read image {image_id}: {reason}", 5000)
-
-    # ================================================================ state
-    def _canvas_anchor(self):
-        pos = self.canvas.cursor_widget_pos()
-        return pos if pos is not None and self.canvas.rect().contains(pos.toPoint()) else None
-
-    def _update_side_panel(self) -> None:
-        if self.project is None or self._current_id is None:
-            self.side_panel.set_image_info("No image", "")
-            self.side_panel.set_current_label(None)
-            self.side_panel.set_notes("")
-            return
-        rec = self.project.image(self._current_id)
-        facts = []
-        if self._image is not None:
-            h, w = self._image.shape[:2]
-            facts.append(f"{w} × {h} px")
-        facts.append("RoI mask" if rec.mask else "no RoI yet")
-        ids = self.image_list.visible_ids()
-        if self._current_id in ids:
-            facts.append(f"{ids.index(self._current_id) + 1} of {len(ids)}")
-        self.side_panel.set_image_info(rec.id, " · ".join(facts))
-        self.side_panel.set_notes(rec.notes or "")
-        self.side_panel.set_current_label(rec.label)
-
-    def _update_undo_state(self) -> None:
-        editor = self.canvas.editor()
-        can_undo = editor is not None and editor.can_undo
-        can_redo = editor is not None and editor.can_redo
-        self.undo_action.setEnabled(can_undo)
-        self.redo_action.setEnabled(can_redo)
-        self.side_panel.set_undo_state(can_undo, can_redo)
-
-    def _update_enabled(self) -> None:
-        has_project = self.project is not None
-        has_image = self._current_id is not None
-        editable = self.canvas.editor() is not None
-        self.add_images_action.setEnabled(has_project)
-        for a in (self.import_geojson_action, self.import_mask_action, self.export_geojson_action, self.export_mask_action,
-                  self.fill_holes_action, self.clear_mask_action):
-            a.setEnabled(editable)
-        for a in self.label_actions + [self.unlabel_action]:
-            a.setEnabled(has_image)
-        self.side_panel.set_classes_enabled(has_image)
-        self.side_panel.notes_edit.setEnabled(has_image)
-        for name in ("fill_button", "clear_button"):
-            getattr(self.side_panel, name).setEnabled(editable)
 
     def show_status(self, text: str, msecs: int = 3000) -> None:
         self.statusBar().showMessage(text, msecs)

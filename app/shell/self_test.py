@@ -171,7 +171,7 @@ def _run_steps(rep: _Reporter, tmp: Path, state: dict) -> None:
             opened = window.open_project(state["project_folder"])
             # The model features (training, review, ...) install themselves once the event loop runs.
             deadline = time.perf_counter() + 60
-            while not getattr(window, "_features_installed", True) and time.perf_counter() < deadline:
+            while not window._features_installed and time.perf_counter() < deadline:
                 state["app"].processEvents()
             state["app"].processEvents()
         finally:
@@ -180,7 +180,7 @@ def _run_steps(rep: _Reporter, tmp: Path, state: dict) -> None:
         _check(not messages, f"the window reported an error: {'; '.join(messages)}")
         from app.shell.features import FEATURE_MODULES
 
-        missing = [m for m in FEATURE_MODULES if m not in sys.modules]
+        missing = [m for m in FEATURE_MODULES if m not in window.features]
         _check(not missing, f"features not installed in the window: {', '.join(missing)}")
         _check(bool(opened), f"MainWindow.open_project({state['project_folder']}) returned False")
         ids = window.image_list.model.ids()

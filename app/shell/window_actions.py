@@ -2,9 +2,9 @@
 
 Kept apart from ``main_window.py`` so that each file reads in one sitting: here
 live the handlers behind the File menu (open, new, add images, GeoJSON and PNG
-import/export), the image list's context menu, drag and drop, the file dialogs
-(tests replace them through ``_ask_*``) and the Help dialogs. Every handler that
-takes a path can be called with one, bypassing its dialog.
+import/export), the image list's context menu, drag and drop and the Help
+dialogs. Dialogs go through ``self.dialogs``; every handler that takes a path
+can be called with one, bypassing its dialog.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QApplication, QMenu
 
 from app.base import errors
 
@@ -23,7 +23,7 @@ class WindowActionsMixin:
     """Handlers that need a ``MainWindow`` (``self.project``, ``self.canvas``, ``self.autosave``, ...)."""
 
     def open_project_dialog(self) -> None:
-        folder = self._ask_dir("Open project folder")
+        folder = self.dialogs.directory(self, "Open project folder")
         if folder:
             self.open_project(folder)
 
@@ -31,10 +31,10 @@ class WindowActionsMixin:
         from gusa_core.errors import GusaError
         from gusa_core.project import Project
 
-        images = self._ask_dir("Folder of images (a BACH Photos/ folder works as it is)")
+        images = self.dialogs.directory(self, "Folder of images (a BACH Photos/ folder works as it is)")
         if not images:
             return
-        target = self._ask_dir("Folder for the new project (empty or new)")
+        target = self.dialogs.directory(self, "Folder for the new project (empty or new)")
         if not target:
             return
         try:
@@ -50,7 +50,7 @@ class WindowActionsMixin:
         if self.project is None:
             return
         patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        paths = self._ask_open_paths("Add images", f"Images ({patterns});;All files (*)")
+        paths = self.dialogs.open_paths(self, "Add images", f"Images ({patterns});;All files (*)")
         if paths:
             self.add_images(paths)
 
@@ -71,7 +71,7 @@ class WindowActionsMixin:
 
         if self._image is None:
             return False
-        path = path or self._ask_open_path("Import GeoJSON (QuPath)", "GeoJSON (*.geojson *.json);;All files (*)")
+        path = path or self.dialogs.open_path(self, "Import GeoJSON (QuPath)", "GeoJSON (*.geojson *.json);;All files (*)")
         if not path:
             return False
         try:
@@ -90,7 +90,7 @@ class WindowActionsMixin:
         editor = self.canvas.editor()
         if editor is None:
             return False
-        path = path or self._ask_save_path("Export GeoJSON", f"{self._current_id}.geojson", "GeoJSON (*.geojson)")
+        path = path or self.dialogs.save_path(self, "Export GeoJSON", f"{self._current_id}.geojson", "GeoJSON (*.geojson)")
         if not path:
             return False
         label = self.project.image(self._current_id).label
@@ -110,7 +110,7 @@ class WindowActionsMixin:
 
         if self._image is None:
             return False
-        path = path or self._ask_open_path("Import mask PNG", "Masks (*.png *.tif *.tiff);;All files (*)")
+        path = path or self.dialogs.open_path(self, "Import mask PNG", "Masks (*.png *.tif *.tiff);;All files (*)")
         if not path:
             return False
         try:
@@ -128,7 +128,7 @@ class WindowActionsMixin:
         editor = self.canvas.editor()
         if editor is None:
             return False
-        path = path or self._ask_save_path("Export mask PNG", f"{self._current_id}.png", "PNG (*.png)")
+        path = path or self.dialogs.save_path(self, "Export mask PNG", f"{self._current_id}.png", "PNG (*.png)")
         if not path:
             return False
         try:
@@ -172,7 +172,7 @@ class WindowActionsMixin:
         """Remove an image from the project (its file stays on disk)."""
         if self.project is None or image_id not in self.project:
             return False
-        if confirm and not self._confirm("Remove image", f"Remove {image_id} from the project? The image file stays where it is."):
+        if confirm and not self.dialogs.confirm(self, "Remove image", f"Remove {image_id} from the project? The image file stays where it is."):
             return False
         if image_id == self._current_id:
             self._commit_notes()
@@ -226,23 +226,6 @@ class WindowActionsMixin:
             self.add_images(images)
             self.show_status(f"Added {len(images)} image(s)", 3000)
 
-    def _dialog_dir(self, title: str) -> str | None:
-        return QFileDialog.getExistingDirectory(self, title) or None
-
-    def _dialog_open_path(self, title: str, filters: str) -> str | None:
-        return QFileDialog.getOpenFileName(self, title, "", filters)[0] or None
-
-    def _dialog_open_paths(self, title: str, filters: str) -> list[str]:
-        return QFileDialog.getOpenFileNames(self, title, "", filters)[0]
-
-    def _dialog_save_path(self, title: str, default: str, filters: str) -> str | None:
-        return QFileDialog.getSaveFileName(self, title, default, filters)[0] or None
-
-    def _dialog_confirm(self, title: str, text: str) -> bool:
-        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-                                      QMessageBox.StandardButton.Cancel)
-        return answer == QMessageBox.StandardButton.Yes
-
     def use_as_color_reference(self, image_id: str | None = "current") -> None:
         """Make ``image_id`` (default: the current image) the project's Reinhard reference; None: the shipped default.
 
@@ -282,4 +265,4 @@ class WindowActionsMixin:
             ("lasso: click vertices, Enter or double-click", "fill the polygon; Esc cancels"),
         ]
         html = "<table cellspacing='6'>" + "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows) + "</table>"
-        QMessageBox.information(self, "Keyboard shortcuts", html)
+        self.dialogs.inform(self, "Keyboard shortcuts", html)

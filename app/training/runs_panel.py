@@ -1,29 +1,27 @@
-"""The runs panel: the project's training runs, their settings and metrics; pick the active run.
+"""The runs panel: a table view of the :class:`~app.base.runs_model.RunsModel`; pick the active run.
 
-Runs are listed by ``gusa_core.checkpoint.list_runs``, which reads the JSON
-files only, so listing them never imports torch in the GUI thread. The active run is remembered per project folder in
-``QSettings`` and announced with :attr:`RunsPanel.active_run_changed`, which
-the review panel follows.
+The model lists the runs (JSON only, never torch in the GUI thread),
+remembers the active run and knows the run being trained; this panel shows
+them, sets the active run, asks the model to resume a run and deletes runs.
 """
 
 from __future__ import annotations
 
-import hashlib
+from typing import TYPE_CHECKING
+
 import math
 import os
 import shutil
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QDockWidget,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -31,7 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["RunInfo", "RunsPanel", "read_runs", "run_metrics", "install"]
+from app.base.dialogs import Dialogs
+from app.base.runs_model import RunsModel
+
+if TYPE_CHECKING:
+    from app.shell.host import Host
+
+__all__ = ["RunInfo", "RunsPanel", "run_metrics", "install"]
 
 RUN_FILE = "run.json"
 COLUMNS = ("Name", "Variant", "Folds", "Status", "Val acc", "AUC", "mIoU", "Date")
@@ -125,49 +129,25 @@ class RunInfo:
             return self.created[:16]
 
 
-def read_runs(project_folder: str | os.PathLike) -> list[RunInfo]:
-    """The runs in ``project_folder/runs/``, newest first; unreadable ones are skipped."""
-    from gusa_core.checkpoint import list_runs  # reads JSON only: no torch
-
-    runs = [RunInfo(run.folder, run.meta) for run in list_runs(project_folder)]
-    runs.sort(key=lambda r: (r.created, r.name), reverse=True)
-    return runs
-
-
-def _settings_key(project_folder) -> str:
-    folder = str(Path(project_folder).resolve())
-    return "active_run/" + hashlib.sha1(folder.encode("utf-8")).hexdigest()[:16]
-
-
 class RunsPanel(QWidget):
-    """Table of the project's runs; the user picks the active run.
+    """Table of the project's runs (a view of a :class:`RunsModel`); the user picks the active run.
 
     Parameters
     ----------
     project : gusa_core.project.Project or None
+        Followed by a private model when ``model`` is not given.
     parent : QWidget, optional
-
-    Signals
-    -------
-    active_run_changed(str)
-        The active run's folder ("" when none).
-    runs_refreshed()
-        The table was re-read from disk.
-    resume_requested(str)
-        The user asked to resume the run folder (the training panel does it).
+    model : RunsModel, optional
+        The shared runs service (``host.runs``).
+    dialogs : Dialogs, optional
     """
 
-    active_run_changed = Signal(str)
-    runs_refreshed = Signal()
-    resume_requested = Signal(str)
-
-    def __init__(self, project=None, parent: QWidget | None = None):
+    def __init__(self, project=None, parent: QWidget | None = None, *, model: RunsModel | None = None,
+                 dialogs: Dialogs | None = None):
         super().__init__(parent)
-        self.project = None
+        self.model = model if model is not None else RunsModel(project, self)
+        self.dialogs = dialogs or Dialogs()
         self.runs: list[RunInfo] = []
-        self._active: str = ""
-        #: Returns True for a run folder that is being trained now (set by ``install``).
-        self.is_busy = lambda run_dir: False
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -203,52 +183,32 @@ class RunsPanel(QWidget):
         layout.addWidget(self.active_label)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
-        self.set_project(project)
+        self.model.runs_changed.connect(self._on_model_runs_changed)
+        self.model.active_run_changed.connect(lambda *_: self._fill_table())
+        self.model.training_changed.connect(lambda *_: self._update_buttons())
+        self._on_model_runs_changed()
 
     # ---------------------------------------------------------------- model
+    @property
+    def project(self):
+        return self.model.project
+
     def set_project(self, project) -> None:
         """Show ``project``'s runs and restore its active run."""
-        self.project = project
-        self._active = ""
-        if project is not None:
-            name = self._settings().value(_settings_key(project.folder), "") or ""
-            if name and (Path(project.folder) / "runs" / name / RUN_FILE).is_file():
-                self._active = str(Path(project.folder) / "runs" / name)
-        self.refresh()
-        self.active_run_changed.emit(self._active)
+        self.model.set_project(project)
 
     @property
     def active_run_dir(self) -> str:
         """Folder of the active run, or ``""``."""
-        return self._active
+        return self.model.active_run
 
     def set_active_run(self, run_dir: str | os.PathLike | None) -> None:
         """Make ``run_dir`` the active run (``None`` or ``""`` for none) and remember it."""
-        run_dir = str(Path(run_dir)) if run_dir else ""
-        if self.project is not None:
-            s = self._settings()
-            s.setValue(_settings_key(self.project.folder), Path(run_dir).name if run_dir else "")
-            s.sync()
-        if run_dir == self._active:
-            return
-        self._active = run_dir
-        self._fill_table()
-        self.active_run_changed.emit(run_dir)
+        self.model.set_active_run(run_dir)
 
     def refresh(self) -> None:
         """Re-read the runs from disk."""
-        self.runs = read_runs(self.project.folder) if self.project is not None else []
-        if self._active and not (Path(self._active) / RUN_FILE).is_file():
-            self._active = ""
-            self.active_run_changed.emit("")
-        if not self._active:
-            # With no choice made yet, the newest finished run is the natural one.
-            finished = [r for r in self.runs if r.status == "finished"]
-            if finished and self.project is not None:
-                self._active = str(finished[0].folder)
-                self.active_run_changed.emit(self._active)
-        self._fill_table()
-        self.runs_refreshed.emit()
+        self.model.refresh()
 
     def selected_run(self) -> RunInfo | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
@@ -266,16 +226,14 @@ class RunsPanel(QWidget):
     def delete_run(self, run_dir: str | os.PathLike, *, confirm: bool = True) -> bool:
         """Delete a run folder (after asking when ``confirm``); True if deleted."""
         run_dir = Path(run_dir)
-        if self.is_busy(run_dir):
-            QMessageBox.information(self, "Delete run", f"Run {run_dir.name!r} is training now: stop it first.")
+        if self.model.is_training(run_dir):
+            self.dialogs.inform(self, "Delete run", f"Run {run_dir.name!r} is training now: stop it first.")
             return False
-        if confirm:
-            answer = QMessageBox.question(
+        if confirm and not self.dialogs.question(
                 self, "Delete run",
                 f"Delete run {run_dir.name!r} and its trained models?\n{run_dir}\n\nThis cannot be undone.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-            if answer != QMessageBox.StandardButton.Yes:
-                return False
+                default_no=True):
+            return False
         # Rename first, so that a half-deleted run is never listed.
         trash = run_dir.with_name(f".deleting-{run_dir.name}")
         try:
@@ -288,16 +246,15 @@ class RunsPanel(QWidget):
 
             show_error(self, "Delete run", f"Could not delete {run_dir}: {exc.strerror or exc}")
             return False
-        if str(run_dir) == self._active:
+        if str(run_dir) == self.model.active_run:
             self.set_active_run(None)
         self.refresh()
         return True
 
     # ---------------------------------------------------------------- view
-    def _settings(self):
-        from app.base.settings import settings
-
-        return settings()
+    def _on_model_runs_changed(self) -> None:
+        self.runs = [RunInfo(run.folder, run.meta) for run in self.model.runs]
+        self._fill_table()
 
     def _fill_table(self) -> None:
         selected = self.selected_run()
@@ -306,7 +263,7 @@ class RunsPanel(QWidget):
         bold = QFont(self.font())
         bold.setBold(True)
         for row, run in enumerate(self.runs):
-            active = str(run.folder) == self._active
+            active = str(run.folder) == self.model.active_run
             m = run.metrics
             values = (
                 ("● " if active else "") + run.name,
@@ -328,15 +285,15 @@ class RunsPanel(QWidget):
                 self.table.setItem(row, col, item)
         if selected_name:
             self.select_run(selected_name)
-        active_name = Path(self._active).name if self._active else "none"
+        active_name = Path(self.model.active_run).name if self.model.active_run else "none"
         self.active_label.setText(f"Active run: {active_name}")
         self._update_buttons()
 
     def _update_buttons(self) -> None:
         run = self.selected_run()
-        self.use_button.setEnabled(run is not None and bool(run.folder) and str(run.folder) != self._active)
+        self.use_button.setEnabled(run is not None and bool(run.folder) and str(run.folder) != self.model.active_run)
         self.delete_button.setEnabled(run is not None)
-        self.resume_button.setEnabled(run is not None and run.status not in ("finished",) and not self.is_busy(run.folder))
+        self.resume_button.setEnabled(run is not None and run.status not in ("finished",) and not self.model.is_training(run.folder))
 
     # ---------------------------------------------------------------- slots
     def _on_table_double_clicked(self, item) -> None:
@@ -351,7 +308,7 @@ class RunsPanel(QWidget):
     def _on_resume_button_clicked(self) -> None:
         run = self.selected_run()
         if run is not None:
-            self.resume_requested.emit(str(run.folder))
+            self.model.request_resume(run.folder)
 
     def _on_delete_button_clicked(self) -> None:
         run = self.selected_run()
@@ -363,48 +320,19 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
-def install(window) -> None:
-    """Add the runs dock and the Model ▸ Runs action; kept as ``window.runs_panel``.
-
-    Connects to ``window.training_panel`` (if installed) so the list refreshes
-    when a run ends and Resume goes to the training panel.
-    """
-    panel = RunsPanel(getattr(window, "project", None))
-    window.runs_panel = panel
-    dock = window.add_dock(panel, "Runs", Qt.DockWidgetArea.RightDockWidgetArea)
-    if isinstance(dock, QDockWidget):
-        dock.setObjectName("runs_dock")
-        dock.hide()
-    action = QAction("Runs", window)
+def install(host: Host) -> RunsPanel:
+    """Add the runs dock and the Model ▸ Runs action (a view of ``host.runs``)."""
+    panel = RunsPanel(model=host.runs, dialogs=host.dialogs)
+    dock = host.add_dock(panel, "Runs", Qt.DockWidgetArea.RightDockWidgetArea)
+    dock.setObjectName("runs_dock")
+    dock.hide()
+    action = QAction("Runs", host)
     action.setObjectName("action_runs")
 
     def show():
-        if panel.project is not getattr(window, "project", None):
-            panel.set_project(getattr(window, "project", None))
-        else:
-            panel.refresh()
-        if isinstance(dock, QDockWidget):
-            dock.show()
-            dock.raise_()
+        panel.refresh()
+        host.show_dock("Runs")
 
     action.triggered.connect(show)
-    window.model_menu.addAction(action)
-    window.runs_action = action
-    training = getattr(window, "training_panel", None)
-    if training is not None:
-        panel.is_busy = lambda run_dir: training.is_running and training._run_dir == Path(run_dir)
-        training.training_started.connect(panel.refresh)
-        training.training_finished.connect(lambda *_: panel.refresh())
-        training.training_failed.connect(lambda *_: panel.refresh())
-
-        def resume(run_dir):
-            train_dock = training.parentWidget()
-            if isinstance(train_dock, QDockWidget):
-                train_dock.show()
-                train_dock.raise_()
-            training.resume(run_dir)
-
-        panel.resume_requested.connect(resume)
-    changed = getattr(window, "project_opened", None)
-    if changed is not None:
-        changed.connect(lambda *_: panel.set_project(getattr(window, "project", None)))
+    host.model_menu.addAction(action)
+    return panel

@@ -14,42 +14,29 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDockWidget,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QMenu,
-    QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
-    QSpinBox,
     QSplitter,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from gusa_core.models_registry import DEFAULT_VARIANT, DESCRIPTIONS, VARIANT_NAMES
-
+from app.base.dialogs import Dialogs
+from app.base.workers import Worker
+from app.training.training_form import TrainingFormMixin
 from app.training.training_job import (
     _RUN_FILE,
     INPUT_SIZE_PRESETS,
-    TRAINING_PRESETS,
     _Control,
-    _detect_devices,
     _read_json,
     _train_job,
     _TrainingBridge,
@@ -57,8 +44,11 @@ from app.training.training_job import (
     imagenet_weights_path,
     parse_input_size,
 )
-from app.training.training_plots import EtaEstimator, TrainingCurvesWidget, format_duration
-from app.base.workers import Worker, run_in_thread
+from app.training.training_plots import EtaEstimator
+from app.training.training_progress import TrainingProgressMixin
+
+if TYPE_CHECKING:
+    from app.shell.host import Host
 
 __all__ = [
     "TrainingPanel",
@@ -73,13 +63,18 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
 # ------------------------------------------------------------------- the panel
-class TrainingPanel(QWidget):
+class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
     """Train a model on the project's labelled images without blocking the GUI.
 
     Parameters
     ----------
     project : gusa_core.project.Project
     parent : QWidget, optional
+    dialogs : Dialogs, optional
+
+    The settings form lives in :mod:`app.training.training_form`, the progress
+    display in :mod:`app.training.training_progress` (mixins); the job that
+    runs in the worker in :mod:`app.training.training_job`.
 
     Signals
     -------
@@ -100,9 +95,10 @@ class TrainingPanel(QWidget):
     training_failed = Signal(str)
     batch_finished = Signal(object)
 
-    def __init__(self, project=None, parent: QWidget | None = None):
+    def __init__(self, project=None, parent: QWidget | None = None, *, dialogs: Dialogs | None = None):
         super().__init__(parent)
         self.project = project
+        self.dialogs = dialogs or Dialogs()
         self._worker: Worker | None = None
         self._control: _Control | None = None
         self._bridge = _TrainingBridge(self)
@@ -121,133 +117,8 @@ class TrainingPanel(QWidget):
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
-        form_box = QWidget()
-        form = QFormLayout(form_box)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
-
-        # A menu, not a combo: a preset fills the fields in; it is not a state the panel is in.
-        self.preset_button = QToolButton()
-        self.preset_button.setText("Apply a preset")
-        self.preset_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.preset_button.setToolTip("Fill in the settings below in one click; each can still be changed")
-        preset_menu = QMenu(self.preset_button)
-        self.preset_actions = []
-        for label, tip, values in TRAINING_PRESETS:
-            action = preset_menu.addAction(label)
-            action.setToolTip(tip)
-            action.triggered.connect(lambda _checked=False, v=values: self.apply_preset(v))
-            self.preset_actions.append(action)
-        preset_menu.setToolTipsVisible(True)
-        self.preset_button.setMenu(preset_menu)
-        form.addRow("Preset", self.preset_button)
-
-        self.variant_combo = QComboBox()
-        for i, name in enumerate(VARIANT_NAMES):
-            self.variant_combo.addItem(name, name)
-            self.variant_combo.setItemData(i, DESCRIPTIONS.get(name, name), Qt.ItemDataRole.ToolTipRole)
-        self.variant_combo.setCurrentIndex(VARIANT_NAMES.index(DEFAULT_VARIANT))
-        self.variant_combo.currentIndexChanged.connect(self._on_variant_combo_changed)
-        self.variant_label = QLabel(DESCRIPTIONS.get(DEFAULT_VARIANT, ""))
-        self.variant_label.setWordWrap(True)
-        self.variant_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.variant_label.setStyleSheet("color: palette(mid);")
-        form.addRow("Variant", self.variant_combo)
-        form.addRow("", self.variant_label)
-
-        self.folds_spin = QSpinBox()
-        self.folds_spin.setRange(1, 10)
-        self.folds_spin.setValue(4)
-        self.folds_spin.setToolTip("Stratified k-fold cross-validation; 1 = one fixed validation split")
-        self.folds_spin.valueChanged.connect(self._on_folds_spin_changed)
-        self.val_fraction_spin = QDoubleSpinBox()
-        self.val_fraction_spin.setRange(0.05, 0.5)
-        self.val_fraction_spin.setSingleStep(0.05)
-        self.val_fraction_spin.setValue(0.25)
-        self.val_fraction_spin.setToolTip("Share of the labelled images kept for validation")
-        folds_row = QHBoxLayout()
-        folds_row.addWidget(self.folds_spin)
-        self.val_fraction_label = QLabel("validation fraction")
-        folds_row.addWidget(self.val_fraction_label)
-        folds_row.addWidget(self.val_fraction_spin)
-        folds_row.addStretch(1)
-        form.addRow("Folds", folds_row)
-
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 1000)
-        self.epochs_spin.setValue(30)
-        form.addRow("Epochs", self.epochs_spin)
-
-        self.input_size_combo = QComboBox()
-        self.input_size_combo.setEditable(True)
-        self.input_size_combo.addItems(INPUT_SIZE_PRESETS)
-        self.input_size_combo.setToolTip("Network input WIDTHxHEIGHT (multiples of 16); images are resized to it")
-        self.input_size_combo.currentTextChanged.connect(self._on_input_size_changed)
-        self.input_size_error = QLabel("")
-        self.input_size_error.setStyleSheet("color: #c0392b;")
-        self.input_size_error.setVisible(False)
-        form.addRow("Input size", self.input_size_combo)
-        form.addRow("", self.input_size_error)
-
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 256)
-        self.batch_spin.setValue(5)
-        form.addRow("Batch size", self.batch_spin)
-
-        self.device_combo = QComboBox()
-        self.device_combo.addItem("Automatic (best available)", "auto")
-        self.device_combo.setToolTip("Detecting devices…")
-        form.addRow("Device", self.device_combo)
-
-        self.pretrained_combo = QComboBox()
-        self.pretrained_combo.addItem("ImageNet (if found)", "auto")
-        self.pretrained_combo.addItem("None (random init)", "none")
-        self.pretrained_combo.currentIndexChanged.connect(self._update_weights_status)
-        self.choose_weights_button = QPushButton("Choose file…")
-        self.choose_weights_button.clicked.connect(self._on_choose_weights_clicked)
-        weights_row = QHBoxLayout()
-        weights_row.addWidget(self.pretrained_combo, 1)
-        weights_row.addWidget(self.choose_weights_button)
-        form.addRow("Weights", weights_row)
-        self.weights_status = QLabel("")
-        self.weights_status.setWordWrap(True)
-        self.weights_status.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.weights_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        form.addRow("", self.weights_status)
-
-        self.run_name_edit = QLineEdit(default_run_name(DEFAULT_VARIANT))
-        self.run_name_edit.textEdited.connect(self._on_run_name_edited)
-        form.addRow("Run name", self.run_name_edit)
-
-        # Advanced settings, collapsed by default.
-        self.advanced_button = QToolButton()
-        self.advanced_button.setText("Advanced")
-        self.advanced_button.setCheckable(True)
-        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
-        self.advanced_button.setAutoRaise(True)
-        self.advanced_button.toggled.connect(self._on_advanced_button_toggled)
-        self.advanced_box = QWidget()
-        adv = QFormLayout(self.advanced_box)
-        adv.setContentsMargins(12, 0, 0, 0)
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(7)
-        self.lr_spin.setRange(1e-7, 1.0)
-        self.lr_spin.setSingleStep(1e-5)
-        self.lr_spin.setValue(5e-5)
-        adv.addRow("Learning rate", self.lr_spin)
-        self.dice_spin = QDoubleSpinBox()
-        self.dice_spin.setRange(0.0, 100.0)
-        self.dice_spin.setSingleStep(0.1)
-        self.dice_spin.setValue(1.0)
-        self.dice_spin.setToolTip("λ: weight of the RoI dice loss (eq. 8); ignored by variants without an RoI branch")
-        adv.addRow("Dice weight λ", self.dice_spin)
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
-        self.seed_spin.setValue(0)
-        adv.addRow("Seed", self.seed_spin)
-        self.advanced_box.setVisible(False)
-        form.addRow(self.advanced_button)
-        form.addRow(self.advanced_box)
+        form_box = self._build_form()
+        self._build_progress()
 
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
@@ -262,15 +133,6 @@ class TrainingPanel(QWidget):
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.resume_button)
 
-        self.status_label = QLabel("Ready")
-        self.status_label.setWordWrap(True)
-        self.epoch_bar = QProgressBar()
-        self.epoch_bar.setFormat("epoch: %v / %m batches")
-        self.epoch_bar.setValue(0)
-        self.overall_bar = QProgressBar()
-        self.overall_bar.setFormat("overall: %p%")
-        self.overall_bar.setValue(0)
-        self.eta_label = QLabel("")
 
         settings_group = QGroupBox("Settings")
         sg = QVBoxLayout(settings_group)
@@ -289,13 +151,6 @@ class TrainingPanel(QWidget):
         pl.addWidget(self.epoch_bar)
         pl.addWidget(self.overall_bar)
         pl.addWidget(self.eta_label)
-
-        self.curves = TrainingCurvesWidget()
-        self.curves.setMinimumHeight(160)
-        self.log_view = QPlainTextEdit()
-        self.log_view.setReadOnly(True)
-        self.log_view.setMaximumBlockCount(5000)
-        self.log_view.setPlaceholderText("Training messages and epoch summaries appear here.")
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         top = QWidget()
@@ -323,49 +178,6 @@ class TrainingPanel(QWidget):
             raise RuntimeError("cannot change the project while training runs")
         self.project = project
         self._update_buttons()
-
-    def set_input_size(self, width: int, height: int) -> None:
-        self.input_size_combo.setCurrentText(f"{int(width)}x{int(height)}")
-
-    def set_variant(self, variant: str) -> None:
-        self.variant_combo.setCurrentIndex(VARIANT_NAMES.index(variant))
-
-    def set_pretrained(self, value: str) -> None:
-        """``"auto"``, ``"none"`` or a weights file path."""
-        if value in ("auto", "none"):
-            self.pretrained_combo.setCurrentIndex(self.pretrained_combo.findData(value))
-        else:
-            self._set_pretrained_file(value)
-
-    def apply_preset(self, values: dict) -> None:
-        """Set folds, epochs, input size, batch size and learning rate from a preset."""
-        self.folds_spin.setValue(int(values["folds"]))
-        self.epochs_spin.setValue(int(values["epochs"]))
-        self.input_size_combo.setCurrentText(str(values["input_size"]))
-        self.batch_spin.setValue(int(values["batch_size"]))
-        self.lr_spin.setValue(float(values["lr"]))
-
-    def config_kwargs(self) -> dict:
-        """The settings as :class:`gusa_core.training.TrainConfig` keyword arguments.
-
-        Raises
-        ------
-        ValueError
-            A setting is invalid (the message says which).
-        """
-        return {
-            "variant": self.variant_combo.currentData(),
-            "folds": self.folds_spin.value(),
-            "val_fraction": round(self.val_fraction_spin.value(), 4),
-            "epochs": self.epochs_spin.value(),
-            "batch_size": self.batch_spin.value(),
-            "lr": self.lr_spin.value(),
-            "dice_weight": self.dice_spin.value(),
-            "input_size": parse_input_size(self.input_size_combo.currentText()),
-            "device": self.device_combo.currentData() or "auto",
-            "pretrained": self.pretrained_combo.currentData() or "auto",
-            "seed": self.seed_spin.value(),
-        }
 
     def run_dir(self) -> Path | None:
         """The folder of the run named in the panel."""
@@ -496,146 +308,6 @@ class TrainingPanel(QWidget):
             return max(1, round(n / folds))
         return max(1, round(n * float(config.get("val_fraction", 0.25))))
 
-    # --------------------------------------------------- trainer → GUI
-    def _reset_progress_state(self) -> None:
-        self._t_last = None           # time of the last trainer event
-        self._last_kind = None
-        self._folds = 1
-        self._fold = 0
-        self._epoch_key = None        # (fold, epoch) of the batches being counted
-        self._batch_in_epoch = 0
-        self._epochs_done = 0         # epochs completed in this session (for the overall bar)
-        self._batches_done = 0
-        self._vals_done = 0
-        self._batches = 0
-        self._epochs = 1
-        self._last_epoch_rec: dict | None = None
-        self.batch_count = 0          # batch records received in this session (tests read it)
-        self.summary: dict | None = None
-
-    def _on_trainer_event(self, event) -> None:
-        kind, payload, t = event
-        handler = getattr(self, f"_on_trainer_{kind}", None)
-        if handler is not None:
-            handler(payload, t)
-        self._t_last = t
-        self._last_kind = kind
-
-    def _on_trainer_run_start(self, info: dict, t: float) -> None:
-        self._folds = int(info.get("folds") or self._config.get("folds") or 1)
-        if self._estimator is not None:
-            self._estimator.folds = self._folds
-            n_val = info.get("n_val")
-            if isinstance(n_val, (list, tuple)) and n_val:
-                n_val = sum(n_val) / len(n_val)
-            if isinstance(n_val, (int, float)) and n_val > 0:
-                self._estimator.val_images = int(round(n_val))
-        device = info.get("device")
-        if "n_labelled" in info:
-            self._log(f"training {info.get('variant', '')} on {device}: {info['n_labelled']} labelled images "
-                      f"({info.get('n_masked', '?')} with RoI masks), {self._folds} fold(s), "
-                      f"{info.get('epochs', '?')} epochs")
-        if device:
-            self._set_status(f"Training on {device}…")
-
-    def _on_trainer_fold_start(self, payload, t: float) -> None:
-        fold, folds = payload
-        self._fold, self._folds = fold, folds
-        if self._estimator is not None:
-            self._estimator.folds = folds
-        self._log(f"fold {fold + 1} of {folds}")
-
-    def _position(self, rec: dict) -> tuple[int, int]:
-        """(epochs completed in the run before this record's epoch, epochs per fold).
-
-        Records count folds from 0 and epochs from 1 (as ``gusa train`` prints them).
-        """
-        fold = int(rec.get("fold", self._fold))
-        epochs = int(rec.get("epochs", self._epochs) or 1)
-        epoch_index = max(0, int(rec.get("epoch", 1)) - 1)
-        return fold * epochs + epoch_index, epochs
-
-    def _on_trainer_batch_end(self, rec: dict, t: float) -> None:
-        self.batch_count += 1
-        key = (rec.get("fold"), rec.get("epoch"))
-        if key != self._epoch_key:
-            self._epoch_key = key
-            self._batch_in_epoch = 0
-        self._batch_in_epoch += 1
-        batches = int(rec.get("batches") or max(1, self._batch_in_epoch))
-        self._batches = batches
-        self._epochs = int(rec.get("epochs") or self._config.get("epochs", 1))
-        epochs_before, epochs = self._position(rec)
-        done = epochs_before * batches + self._batch_in_epoch
-        # A batch's own time is measurable unless the fold (or the run) just began.
-        seconds = None
-        if self._t_last is not None and self._last_kind in ("batch_end", "epoch_end"):
-            seconds = t - self._t_last
-        est = self._estimator
-        if est is not None:
-            est.epochs = epochs
-            est.add_batch(done, seconds, batches=batches)
-            est.add_validation(epochs_before, None)  # a resumed run starts with validations done
-        self.epoch_bar.setRange(0, batches)
-        self.epoch_bar.setValue(min(self._batch_in_epoch, batches))
-        self.epoch_bar.setFormat(f"fold {int(rec.get('fold', 0)) + 1}/{self._folds}, "
-                                 f"epoch {epochs_before % epochs + 1}/{epochs}: %v / %m batches")
-        total = max(1, self._folds * epochs * batches)
-        self.overall_bar.setRange(0, total)
-        self.overall_bar.setValue(min(done, total))
-        self._update_eta()
-        loss = rec.get("loss")
-        if loss is not None:
-            self._set_status(f"Training: batch {self._batch_in_epoch}/{batches}, loss {float(loss):.4f}")
-        self.batch_finished.emit(rec)
-        if self._batch_in_epoch >= batches:
-            self.epoch_bar.setFormat("validating…")
-
-    def _on_trainer_epoch_end(self, rec: dict, t: float) -> None:
-        self._last_epoch_rec = rec
-        seconds = None
-        if self._t_last is not None and self._last_kind == "batch_end":
-            seconds = t - self._t_last
-        epochs_before, epochs = self._position(rec)
-        if self._estimator is not None:
-            self._estimator.add_validation(epochs_before + 1, seconds)
-        self.curves.add_epoch(rec)
-        self._log(self._epoch_summary(rec, epochs_before % epochs + 1, epochs))
-        self._update_eta()
-        self.epoch_finished.emit(rec)
-
-    def _epoch_summary(self, rec: dict, epoch: int, epochs: int) -> str:
-        def fmt(key, spec=".3f"):
-            v = rec.get(key)
-            return "–" if v is None else format(float(v), spec)
-
-        text = (f"fold {int(rec.get('fold', 0)) + 1} epoch {epoch}/{epochs}: "
-                f"train loss {fmt('train_loss')} acc {fmt('train_acc')} | "
-                f"val loss {fmt('val_loss')} acc {fmt('val_acc')} AUC {fmt('val_auc')} RoI IoU {fmt('val_miou')}")
-        if rec.get("seconds") is not None:
-            text += f" | {format_duration(float(rec['seconds']))}"
-        if rec.get("best"):
-            text += " ★ best, saved"
-        return text
-
-    def _on_trainer_fold_end(self, payload, t: float) -> None:
-        fold, metrics = payload
-        acc = metrics.get("val_acc") if isinstance(metrics, dict) else None
-        best = metrics.get("best") if isinstance(metrics, dict) else None
-        if acc is None and isinstance(best, dict):
-            acc = best.get("val_acc")
-        self._log(f"fold {fold + 1} finished" + (f": best val acc {float(acc):.3f}" if acc is not None else ""))
-
-    def _on_trainer_log(self, message: str, t: float) -> None:
-        self._log(message)
-
-    def _on_trainer_run_end(self, summary: dict, t: float) -> None:
-        pass  # reported when the worker returns (after every other event)
-
-    def _update_eta(self) -> None:
-        if self._estimator is not None:
-            self.eta_label.setText(self._estimator.text())
-
     # ----------------------------------------------------- worker results
     def _on_worker_returned(self, summary) -> None:
         summary = dict(summary or {})
@@ -680,12 +352,6 @@ class TrainingPanel(QWidget):
             show_error(self, "Training failed", pending[1], pending[2])
 
     # ------------------------------------------------------------- helpers
-    def _set_status(self, text: str) -> None:
-        self.status_label.setText(text)
-
-    def _log(self, text: str) -> None:
-        self.log_view.appendPlainText(f"{datetime.now():%H:%M:%S}  {text}")
-
     def _update_buttons(self) -> None:
         running = self.is_running
         has_project = self.project is not None
@@ -702,87 +368,10 @@ class TrainingPanel(QWidget):
                   self.choose_weights_button, self.run_name_edit, self.advanced_box):
             w.setEnabled(not running)
 
-    def _update_weights_status(self, *_args) -> None:
-        choice = self.pretrained_combo.currentData()
-        if choice == "none":
-            self.weights_status.setText("Random initialisation (no pretrained weights).")
-        elif choice == "auto":
-            path = imagenet_weights_path()
-            if path.is_file():
-                self.weights_status.setText(f"ImageNet weights found at {path}")
-            else:
-                self.weights_status.setText(f"ImageNet weights not found (looked for {path}) → random initialisation. "
-                                            "Choose a file, or put densenet169 weights there.")
-        else:
-            exists = Path(choice).is_file()
-            self.weights_status.setText(f"Weights file {choice}" + ("" if exists else " (missing!)"))
-
-    def _set_pretrained_file(self, path: str) -> None:
-        index = self.pretrained_combo.findData(path)
-        if index < 0:
-            self.pretrained_combo.addItem(f"File: {Path(path).name}", path)
-            index = self.pretrained_combo.count() - 1
-            self.pretrained_combo.setItemData(index, path, Qt.ItemDataRole.ToolTipRole)
-        self.pretrained_combo.setCurrentIndex(index)
-        self._update_weights_status()
-
     # ----------------------------------------------------------------- slots
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
         self.detect_devices()
-
-    def detect_devices(self) -> None:
-        """List the real devices (in a worker: it imports torch); once."""
-        if self._devices_requested:
-            return
-        self._devices_requested = True
-        run_in_thread(_detect_devices, on_result=self._on_devices_detected,
-                      on_error=lambda message, details: self.device_combo.setToolTip(f"Device detection failed: {message}"))
-
-    def _on_devices_detected(self, devices) -> None:
-        current = self.device_combo.currentData()
-        self.device_combo.clear()
-        self.device_combo.addItem("Automatic (best available)", "auto")
-        for ident, label in devices:
-            self.device_combo.addItem(f"{label} [{ident}]", ident)
-        index = self.device_combo.findData(current)
-        self.device_combo.setCurrentIndex(max(0, index))
-        self.device_combo.setToolTip("Devices found: " + ", ".join(label for _i, label in devices))
-
-    def _on_variant_combo_changed(self, _index: int) -> None:
-        variant = self.variant_combo.currentData()
-        self.variant_label.setText(DESCRIPTIONS.get(variant, ""))
-        if not self._run_name_edited:
-            self.run_name_edit.setText(default_run_name(variant))
-            self._update_buttons()
-
-    def _on_folds_spin_changed(self, value: int) -> None:
-        single = value == 1
-        self.val_fraction_spin.setVisible(single)
-        self.val_fraction_label.setVisible(single)
-
-    def _on_input_size_changed(self, text: str) -> None:
-        try:
-            parse_input_size(text)
-        except ValueError as exc:
-            self.input_size_error.setText(str(exc))
-            self.input_size_error.setVisible(True)
-        else:
-            self.input_size_error.setVisible(False)
-
-    def _on_run_name_edited(self, _text: str) -> None:
-        self._run_name_edited = True
-        self._update_buttons()
-
-    def _on_advanced_button_toggled(self, checked: bool) -> None:
-        self.advanced_box.setVisible(checked)
-        self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if checked else Qt.ArrowType.RightArrow)
-
-    def _on_choose_weights_clicked(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose DenseNet-169 weights", "",
-                                              "Weights (*.safetensors *.pth *.pt);;All files (*)")
-        if path:
-            self._set_pretrained_file(path)
 
     def _on_start_button_clicked(self) -> None:
         self.start()
@@ -815,39 +404,35 @@ class _StopOnClose(QObject):
         return False
 
 
-def _project_of(window):
-    return getattr(window, "project", None)
-
-
-def install(window) -> None:
-    """Add the training dock and the Model ▸ Train… action to the main window.
-
-    The panel is kept as ``window.training_panel``.
-    """
-    panel = TrainingPanel(_project_of(window))
-    window.training_panel = panel
-    dock = window.add_dock(panel, "Training", Qt.DockWidgetArea.RightDockWidgetArea)
-    if isinstance(dock, QDockWidget):
-        dock.setObjectName("training_dock")
-        dock.hide()
-    action = QAction("Train…", window)
+def install(host: Host) -> TrainingPanel:
+    """Add the training dock and the Model ▸ Train… action; announce the run being trained to ``host.runs``."""
+    panel = TrainingPanel(host.project, dialogs=host.dialogs)
+    dock = host.add_dock(panel, "Training", Qt.DockWidgetArea.RightDockWidgetArea)
+    dock.setObjectName("training_dock")
+    dock.hide()
+    action = QAction("Train…", host)
     action.setObjectName("action_train")
     action.setShortcut("Ctrl+T")
 
     def show():
-        if panel.project is not _project_of(window) and not panel.is_running:
-            panel.set_project(_project_of(window))
-        if isinstance(dock, QDockWidget):
-            dock.show()
-            dock.raise_()
+        if panel.project is not host.project and not panel.is_running:
+            panel.set_project(host.project)
+        host.show_dock("Training")
         panel.show()
 
+    def resume(run_dir: str) -> None:
+        host.show_dock("Training")
+        panel.resume(run_dir)
+
     action.triggered.connect(show)
-    window.model_menu.addAction(action)
-    window.train_action = action
+    host.model_menu.addAction(action)
+    runs = host.runs
+    panel.training_started.connect(lambda: runs.set_training_run(panel._run_dir))
+    panel.training_finished.connect(lambda *_: runs.set_training_run(None))
+    panel.training_failed.connect(lambda *_: runs.set_training_run(None))
+    runs.resume_requested.connect(resume)
     # Closing the window stops the run (within one batch) so no thread outlives the app.
-    panel._close_guard = _StopOnClose(panel, window)
-    window.installEventFilter(panel._close_guard)
-    changed = getattr(window, "project_opened", None)
-    if changed is not None:
-        changed.connect(lambda *_: (not panel.is_running) and panel.set_project(_project_of(window)))
+    panel._close_guard = _StopOnClose(panel, host)
+    host.installEventFilter(panel._close_guard)
+    host.project_opened.connect(lambda *_: (not panel.is_running) and panel.set_project(host.project))
+    return panel

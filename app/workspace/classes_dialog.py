@@ -10,22 +10,25 @@ trained with (stored in their model.json).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QColorDialog,
     QDialog,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QPushButton,
     QVBoxLayout,
 )
 
+from app.base.dialogs import Dialogs
 from app.base.errors import show_warning
+
+if TYPE_CHECKING:
+    from app.shell.host import Host
 
 __all__ = ["ClassesDialog", "install"]
 
@@ -39,10 +42,11 @@ def _swatch(rgb) -> QIcon:
 class ClassesDialog(QDialog):
     """Edit the classes of ``project``; each change is saved at once."""
 
-    def __init__(self, project, parent=None):
+    def __init__(self, project, parent=None, *, dialogs: Dialogs | None = None):
         super().__init__(parent)
         self.setWindowTitle("Classes")
         self.project = project
+        self.dialogs = dialogs or Dialogs()
         self.list = QListWidget()
         self.list.itemDoubleClicked.connect(lambda _item: self.rename_selected())
         self.add_button = QPushButton("Add…")
@@ -102,8 +106,8 @@ class ClassesDialog(QDialog):
 
     def add_class(self, name: str | None = None) -> bool:
         if name is None:
-            name, ok = QInputDialog.getText(self, "Add a class", "Name of the new class:")
-            if not ok or not name.strip():
+            name = self.dialogs.text(self, "Add a class", "Name of the new class:")
+            if not name or not name.strip():
                 return False
         return self._apply(lambda: self.project.add_class(name.strip()))
 
@@ -112,8 +116,8 @@ class ClassesDialog(QDialog):
         if old is None:
             return False
         if new is None:
-            new, ok = QInputDialog.getText(self, "Rename class", f"New name for {old}:", text=old)
-            if not ok or not new.strip() or new.strip() == old:
+            new = self.dialogs.text(self, "Rename class", f"New name for {old}:", old)
+            if not new or not new.strip() or new.strip() == old:
                 return False
         return self._apply(lambda: self.project.rename_class(old, new.strip()))
 
@@ -122,10 +126,9 @@ class ClassesDialog(QDialog):
         if name is None:
             return False
         if rgb is None:
-            color = QColorDialog.getColor(QColor(*self.project.class_colors.get(name, (128, 128, 128))), self, f"Colour of {name}")
-            if not color.isValid():
+            rgb = self.dialogs.color(self, f"Colour of {name}", self.project.class_colors.get(name, (128, 128, 128)))
+            if rgb is None:
                 return False
-            rgb = (color.red(), color.green(), color.blue())
         return self._apply(lambda: self.project.set_class_color(name, rgb))
 
     def remove_selected(self, *, confirm: bool = True) -> bool:
@@ -134,23 +137,22 @@ class ClassesDialog(QDialog):
             return False
         n = sum(1 for r in self.project.images if r.label == name)
         if confirm:
-            answer = QMessageBox.question(
+            if not self.dialogs.question(
                 self, "Remove class",
                 f"Remove the class {name}? {n} image(s) labelled {name} become unlabelled; their RoI masks stay.",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
+            ):
                 return False
         return self._apply(lambda: self.project.remove_class(name))
 
 
-def install(window) -> None:
-    """Add Image → Classes… to the main window."""
+def install(host: Host) -> None:
+    """Add Image → Classes… to the host's window."""
 
     def _open():
-        if window.project is None:
+        if host.project is None:
             return
-        ClassesDialog(window.project, window).exec()
+        ClassesDialog(host.project, host, dialogs=host.dialogs).exec()
 
-    action = window.image_menu.addAction("&Classes…")
+    action = host.image_menu.addAction("&Classes…")
+    action.setObjectName("action_classes")
     action.triggered.connect(_open)
-    window.classes_action = action

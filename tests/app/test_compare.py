@@ -171,13 +171,12 @@ def test_export_png_has_the_documented_size(qtbot, project, tmp_path):
 
 
 def test_install_adds_the_compare_action(qtbot, project):
-    from PySide6.QtWidgets import QMainWindow
+    from PySide6.QtGui import QAction
 
     from app.review import compare_view
+    from app.shell.main_window import MainWindow
 
-    window = QMainWindow()
+    window = MainWindow(project, features=False)
     qtbot.addWidget(window)
-    window.project = project
-    window.model_menu = window.menuBar().addMenu("Model")
     compare_view.install(window)
-    assert window.compare_action.text() == "Compare models…"
+    assert window.findChild(QAction, "action_compare_models").text() == "Compare models…"

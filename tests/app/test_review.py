@@ -339,37 +339,65 @@ def test_unreadable_image_reports_the_file(qtbot, project, tmp_path):
 
 def test_install_adds_the_dock_and_follows_the_current_image(qtbot, project):
     from PySide6.QtCore import Signal
+    from PySide6.QtGui import QAction
     from PySide6.QtWidgets import QDockWidget, QMainWindow
 
+    from app.base.dialogs import Dialogs
+    from app.base.runs_model import RunsModel
     from app.review import review_panel
+    from app.shell.host import Host
 
     class Window(QMainWindow):
+        """A minimal host: recording canvas and image list, no workspace."""
+
         current_image_changed = Signal(str)
+        project_opened = Signal(object)
 
         def __init__(self):
             super().__init__()
             self.project = project
             self.canvas = RecordingCanvas()
             self.image_list = RecordingList()
-            self.model_menu = self.menuBar().addMenu("Model")
+            self.file_menu, self.model_menu, self.image_menu, self.view_menu = (
+                self.menuBar().addMenu(t) for t in ("File", "Model", "Image", "View"))
+            self.dialogs = Dialogs()
+            self.runs = RunsModel(project, self)
+            self.docks = {}
+
+        def current_image_id(self):
+            return None
+
+        def current_image(self):
+            return None
+
+        def select_image(self, image_id):
+            self.current_image_changed.emit(image_id)
 
         def add_dock(self, widget, title, area):
             dock = QDockWidget(title, self)
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
+            self.docks[title] = dock
             return dock
+
+        def show_dock(self, title):
+            self.docks[title].show()
+            return True
+
+        def show_status(self, text, msecs=3000):
+            pass
 
     window = Window()
     qtbot.addWidget(window)
-    review_panel.install(window)
-    panel = window.review_panel
+    assert isinstance(window, Host)
+    panel = review_panel.install(window)
     panel.cache, panel.predictors, panel.device = PredictionCache(), PredictorCache(), "cpu"
     assert "Review" in [a.text() for a in window.model_menu.actions()]
     window.show()
     window.current_image_changed.emit(project.images[2].id)
     assert not panel.isVisible() and not panel.busy  # the dock starts hidden: nothing is predicted
     with qtbot.waitSignal(panel.prediction_ready, timeout=TIMEOUT) as blocker:
-        window.review_action.trigger()
+        window.findChild(QAction, "action_review").trigger()
     assert blocker.args[0] == project.images[2].id
     assert window.canvas.overlays["attention"].shape == (72, 96, 4)
     panel.parentWidget().hide()  # closing the dock removes the overlay from the canvas

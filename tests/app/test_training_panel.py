@@ -133,7 +133,7 @@ class _P:
         self.folder = Path(folder)
 
 
-def test_runs_panel_lists_runs_and_remembers_the_active_one(qtbot, tmp_path, monkeypatch):
+def test_runs_panel_lists_runs_and_remembers_the_active_one(qtbot, tmp_path):
     from app.training.runs_panel import RunsPanel
 
     a = _fake_run(tmp_path, "a", variant="baseline", folds=2, status="finished", created="2025-01-01T10:00:00",
@@ -150,7 +150,7 @@ def test_runs_panel_lists_runs_and_remembers_the_active_one(qtbot, tmp_path, mon
     assert cells[0][1:7] == ["fa-gusa", "1", "stopped", "0.500", "0.600", "0.400"]
     # with nothing chosen, the newest finished run is active
     assert panel.active_run_dir == str(a)
-    with qtbot.waitSignal(panel.active_run_changed, timeout=1000) as sig:
+    with qtbot.waitSignal(panel.model.active_run_changed, timeout=1000) as sig:
         panel.select_run("b")
         panel.use_button.click()
     assert sig.args == [str(b)]
@@ -159,10 +159,10 @@ def test_runs_panel_lists_runs_and_remembers_the_active_one(qtbot, tmp_path, mon
     qtbot.addWidget(again)
     assert again.active_run_dir == str(b)
     # delete asks, then removes the folder and clears the active run
-    monkeypatch.setattr("app.training.runs_panel.QMessageBox.question", lambda *a, **k: __import__("PySide6.QtWidgets").QtWidgets.QMessageBox.StandardButton.No)
+    again.dialogs.question = lambda *a, **k: False
     assert not again.delete_run(b)
     assert b.exists()
-    with qtbot.waitSignal(again.active_run_changed, timeout=1000):
+    with qtbot.waitSignal(again.model.active_run_changed, timeout=1000):
         assert again.delete_run(b, confirm=False)
     assert not b.exists() and [r.name for r in again.runs] == ["a"]
     assert not any(p.name.startswith(".deleting") for p in (tmp_path / "runs").iterdir())
@@ -313,6 +313,7 @@ def test_start_refuses_an_existing_run_name(qtbot, tiny_project, shown_errors):
 
 def test_canvas_accepts_a_stroke_while_training_runs(qtbot, tiny_project, shown_errors):
     from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QAction
 
     import app.training.runs_panel
     import app.training.training_panel
@@ -320,15 +321,14 @@ def test_canvas_accepts_a_stroke_while_training_runs(qtbot, tiny_project, shown_
 
     window = MainWindow(tiny_project)
     qtbot.addWidget(window)
-    window._confirm = lambda *a, **k: True
-    app.training.training_panel.install(window)
-    app.training.runs_panel.install(window)
+    window.dialogs.confirm = lambda *a, **k: True
+    panel = app.training.training_panel.install(window)
+    runs_panel = app.training.runs_panel.install(window)
     assert {a.text() for a in window.model_menu.actions()} >= {"Train…", "Runs"}
     window.resize(1100, 750)
     window.show()
     qtbot.waitExposed(window)
-    window.train_action.trigger()
-    panel = window.training_panel
+    window.findChild(QAction, "action_train").trigger()
     assert panel.isVisible() and panel.project is tiny_project
     unmasked = next(r.id for r in tiny_project.images if not tiny_project.has_mask(r.id))
     window.show_image(unmasked)
@@ -354,13 +354,14 @@ def test_canvas_accepts_a_stroke_while_training_runs(qtbot, tiny_project, shown_
         pass
     assert sig.args[0]["status"] == "finished"
     assert int((editor.mask > 0).sum()) == painted
-    assert [r.name for r in window.runs_panel.runs] == ["live"]
+    assert [r.name for r in runs_panel.runs] == ["live"] == [r.name for r in window.runs.runs]
 
 
 def test_quick_preset_fills_the_settings(qtbot, tmp_path):
     from gusa_core.demo import write_demo_project
 
-    from app.training.training_panel import TRAINING_PRESETS, TrainingPanel
+    from app.training.training_job import TRAINING_PRESETS
+    from app.training.training_panel import TrainingPanel
 
     panel = TrainingPanel(write_demo_project(tmp_path / "demo", per_class=1, unlabelled=0, size=(64, 48)))
     qtbot.addWidget(panel)

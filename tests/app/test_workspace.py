@@ -167,10 +167,10 @@ def test_lasso_polygon_and_fill_holes(qtbot, window, demo_project):
     win.fill_holes()
     assert canvas.editor().mask[image_pixel(canvas, (cx, cy))] == 255
     # clear asks first
-    win._confirm = lambda title, text: False
+    win.dialogs.confirm = lambda parent, title, text: False
     win.clear_mask()
     assert canvas.editor().mask.any()
-    win._confirm = lambda title, text: True
+    win.dialogs.confirm = lambda parent, title, text: True
     win.clear_mask()
     assert not canvas.editor().mask.any()
     _wait_saved(qtbot, win)
@@ -212,13 +212,13 @@ def test_geojson_export_import_via_menu(qtbot, window, demo_project, tmp_path):
     before = win.canvas.editor().mask.copy()
     assert before.any()
     out = tmp_path / "roi.geojson"
-    win._ask_save_path = lambda title, default, filters: str(out)
+    win.dialogs.save_path = lambda parent, title, default, filters: str(out)
     win.export_geojson_action.trigger()
     assert out.is_file() and '"FeatureCollection"' in out.read_text()
     # import into an image with no RoI: same region comes back
     target = next(r.id for r in demo_project.images if r.mask is None)
     win.show_image(target)
-    win._ask_open_path = lambda title, filters: str(out)
+    win.dialogs.open_path = lambda parent, title, filters, start="": str(out)
     win.import_geojson_action.trigger()
     got = win.canvas.editor().mask
     inter = np.logical_and(got > 0, before > 0).sum()
@@ -226,7 +226,7 @@ def test_geojson_export_import_via_menu(qtbot, window, demo_project, tmp_path):
     assert inter / union > 0.95
     # mask PNG round trip
     png = tmp_path / "roi.png"
-    win._ask_save_path = lambda title, default, filters: str(png)
+    win.dialogs.save_path = lambda parent, title, default, filters: str(png)
     win.export_mask_action.trigger()
     assert (read_mask(png) == got).all()
     _wait_saved(qtbot, win)
@@ -349,7 +349,7 @@ def test_context_menu_remove_and_drop_images(qtbot, window, demo_project, tmp_pa
     win.set_image_label(other, "Invasive")
     assert win.project.image(other).label == "Invasive"
     n = len(win.project.images)
-    win._confirm = lambda title, text: True
+    win.dialogs.confirm = lambda parent, title, text: True
     assert win.remove_image(current)
     assert current not in win.project and len(win.image_list.visible_ids()) == n - 1
     assert win.current_image_id() is not None and win.current_image_id() != current
