@@ -272,7 +272,11 @@ class SlideView(QWidget):
             # keep at least a quarter of the view (or the whole slide if smaller) on the slide
             sw, sh = self._slide.dimensions[0] * zoom, self._slide.dimensions[1] * zoom
             kx, ky = min(sw, self.width() / 4), min(sh, self.height() / 4)
-            offset = QPointF(min(max(offset.x(), kx - sw), self.width() - kx), min(max(offset.y(), ky - sh), self.height() - ky))
+            x = min(max(offset.x(), kx - sw), self.width() - kx)
+            y = min(max(offset.y(), ky - sh), self.height() - ky)
+            if zoom >= 1.0:  # whole screen pixels: level-0 pixels land on screen pixels, crisp at 1:1
+                x, y = round(x), round(y)
+            offset = QPointF(x, y)
         changed = not math.isclose(zoom, self._zoom)
         self._zoom, self._offset = zoom, offset
         if changed:
@@ -306,9 +310,13 @@ class SlideView(QWidget):
             return
         level = self.current_level()
         view = self.viewport()
-        wanted = viewport_tiles(self._vdims, self._vds, level, view, tile_size=TILE_SIZE, margin=1)
+        wanted = viewport_tiles(self._vdims, self._vds, level, view, tile_size=TILE_SIZE)
+        extra = viewport_tiles(self._vdims, self._vds, level, view, tile_size=TILE_SIZE, margin=1)
         if level + 1 < len(self._vds):  # the next coarser level: instant fallback when zooming out
-            wanted += viewport_tiles(self._vdims, self._vds, level + 1, view, tile_size=TILE_SIZE)
+            extra += viewport_tiles(self._vdims, self._vds, level + 1, view, tile_size=TILE_SIZE)
+        # prefetch only while the visible tiles keep at least half the cache: they must never evict each other
+        if (len(wanted) + len(extra)) * TILE_SIZE * TILE_SIZE * 4 <= self.cache.max_bytes // 2:
+            wanted += extra
         jobs = [((self._gen, *t.key), self._tile_job(t.level, t.box)) for t in wanted if (self._gen, *t.key) not in self.cache]
         self._pool.request(jobs)
 
