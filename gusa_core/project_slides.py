@@ -33,6 +33,7 @@ __all__ = [
     "is_slide",
     "slide_ids",
     "add_slide",
+    "mark_slide",
     "add_paths",
     "slide_info",
     "load_regions",
@@ -84,6 +85,31 @@ def slide_ids(project) -> list[str]:
     return [r.id for r in project.images if is_slide(r)]
 
 
+def mark_slide(project, rec) -> bool:
+    """Make ``rec`` a slide record when its file is a whole-slide image; returns whether it is one.
+
+    Reads the slide's headers (size, pixel size, objective) into the record; no pixels are decoded.
+    Raises :class:`ImageReadError` naming the file when it has a slide's name but cannot be read.
+    """
+    if is_slide(rec):
+        return True
+    path = project.image_path(rec.id)
+    if not is_slide_path(path):
+        return False
+    with open_slide(path) as slide:
+        dims, mpp, power = tuple(slide.dimensions), slide.mpp, slide.objective_power
+    rec.extra[_KIND] = _SLIDE
+    rec.extra[_SLIDE] = {
+        "dimensions": [int(v) for v in dims],
+        "mpp": None if mpp is None else [float(v) for v in mpp],
+        "objective_power": power,
+        "downsample": working_downsample(dims, mpp),
+        "regions": None,
+    }
+    project._touch()  # noqa: SLF001 - the record changed after it was added
+    return True
+
+
 def add_slide(project, path: str | os.PathLike, *, copy: bool = False):
     """Add a whole-slide image as a record of kind ``"slide"`` (headers read, no pixels decoded).
 
@@ -91,19 +117,10 @@ def add_slide(project, path: str | os.PathLike, *, copy: bool = False):
     when it is not a readable slide.
     """
     path = Path(path)
-    with open_slide(path) as slide:
-        dims, mpp, power = tuple(slide.dimensions), slide.mpp, slide.objective_power
+    with open_slide(path):
+        pass  # unreadable: fail before the project changes
     rec = project.add_image(path, copy=copy)
-    if not is_slide(rec):
-        rec.extra[_KIND] = _SLIDE
-        rec.extra[_SLIDE] = {
-            "dimensions": [int(v) for v in dims],
-            "mpp": None if mpp is None else [float(v) for v in mpp],
-            "objective_power": power,
-            "downsample": working_downsample(dims, mpp),
-            "regions": None,
-        }
-        project._touch()  # noqa: SLF001 - the record changed after add_image
+    mark_slide(project, rec)
     return rec
 
 

@@ -40,13 +40,14 @@ from app.workspace.side_panel import SidePanel
 from app.base.runs_model import RunsModel
 from app.shell.window_actions import WindowActionsMixin
 from app.shell.window_images import WindowImagesMixin
+from app.shell.window_slides import WindowSlidesMixin
 
 __all__ = ["MainWindow", "APP_NAME"]
 
 APP_NAME = "GuSA Studio"
 
 
-class MainWindow(WindowActionsMixin, WindowImagesMixin, QMainWindow):
+class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowSlidesMixin, QMainWindow):
     """The annotation workspace; implements :class:`app.shell.host.Host` for the features."""
 
     current_image_changed = Signal(str)
@@ -78,7 +79,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, QMainWindow):
         self.autosave.failed.connect(self._on_autosave_failed)
 
         self.canvas = AnnotationView()
-        self.setCentralWidget(self.canvas)
+        self.setCentralWidget(self._build_slide_workspace())  # the canvas, or a slide in the slide workspace
         self.image_list = ImageListPanel()
         self.side_panel = SidePanel()
         self.image_list_dock = self._make_dock(self.image_list, "Images", Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -359,6 +360,9 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, QMainWindow):
         self._bridge.image_added.connect(self._on_project_image_added)
         self._bridge.image_removed.connect(self._on_project_image_removed)
         self._bridge.classes_changed.connect(self._on_project_classes_changed)
+        self._show_canvas_page()
+        self._slide_editors.clear()
+        self.slide_workspace.set_classes(project.classes, project.class_colors)
         self.image_list.set_project(project)
         self.runs.set_project(project)
         self.side_panel.set_classes(project.classes, project.class_colors)
@@ -464,6 +468,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, QMainWindow):
             event.ignore()
             return
         self._save_settings()
+        self.slide_workspace.shutdown()
         if self._prefetcher is not None:
             self._prefetcher.shutdown(wait=True, cancel_futures=True)
         self.image_list.model._pool.clear()

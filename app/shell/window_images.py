@@ -45,6 +45,10 @@ class WindowImagesMixin:
 
         if self.project is None or image_id == self._current_id:
             return
+        if self._is_slide_record(image_id):
+            self.show_slide(image_id)
+            return
+        self._show_canvas_page()
         self._commit_notes()
         self._current_id = image_id
         self.image_list.select_image(image_id)

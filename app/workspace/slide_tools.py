@@ -30,6 +30,17 @@ MAGNIFICATION_KEYS = {Qt.Key.Key_1: 1, Qt.Key.Key_2: 5, Qt.Key.Key_3: 10, Qt.Key
 TOOLS = ("brush", "eraser", "lasso", "pan")
 _TOOL_KEYS = {Qt.Key.Key_B: "brush", Qt.Key.Key_E: "eraser", Qt.Key.Key_L: "lasso", Qt.Key.Key_H: "pan"}
 _PAN_STEP = 0.25  # share of the view per arrow key
+_PLAIN_KEYS = {Qt.Key.Key_F, Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight, Qt.Key.Key_Space, Qt.Key.Key_Escape,
+               Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down, *MAGNIFICATION_KEYS, *_TOOL_KEYS}
+
+
+def _own_key(key, mods) -> bool:
+    """Keys the viewer handles itself, ahead of the window's shortcuts for the image canvas."""
+    mods = mods & ~Qt.KeyboardModifier.KeypadModifier
+    if mods == Qt.KeyboardModifier.NoModifier:
+        return key in _PLAIN_KEYS
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    return (mods in (ctrl, ctrl | Qt.KeyboardModifier.ShiftModifier) and key == Qt.Key.Key_Z) or (mods == ctrl and key == Qt.Key.Key_0)
 
 
 class SlideAnnotationView(SlideView):
@@ -252,9 +263,7 @@ class SlideAnnotationView(SlideView):
     # ------------------------------------------------------------------- keys
     def event(self, event) -> bool:
         # take the viewer's keys before window shortcuts (the image list's 1-9 label keys) see them
-        if event.type() == QEvent.Type.ShortcutOverride and event.modifiers() in (
-            Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier
-        ) and (event.key() in MAGNIFICATION_KEYS or event.key() in _TOOL_KEYS):
+        if event.type() == QEvent.Type.ShortcutOverride and _own_key(event.key(), event.modifiers()):
             event.accept()
             return True
         return super().event(event)
