@@ -42,7 +42,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from gusa_core.export import OnnxModel, export_model_onnx
+    from gusa_core.inference.export import OnnxModel, export_model_onnx
     from gusa_core.losses import gusa_loss
     from gusa_core.models import build_model
 

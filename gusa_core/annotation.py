@@ -170,11 +170,6 @@ class MaskEditor:
         return len(self._undo)
 
     @property
-    def redo_steps(self) -> int:
-        """Number of steps in the redo history."""
-        return len(self._redo)
-
-    @property
     def history_bytes(self) -> int:
         """Bytes of pixels held by the undo and redo histories."""
         return self._bytes
@@ -432,11 +427,3 @@ class MaskEditor:
         self.mask[r0:r1, c0:c1] = pixels
         self.events.changed.emit(rect)
         return rect
-
-    def clear_history(self) -> None:
-        """Forget every undo and redo step."""
-        if self._stroke_value is not None:
-            self.end_stroke()
-        self._undo.clear()
-        self._redo.clear()
-        self._bytes = 0

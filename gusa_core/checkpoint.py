@@ -7,11 +7,10 @@ variant, classes, input size, colour normalisation, training settings and
 history). Both are written atomically. Loading checks everything before a
 single weight is copied and never unpickles anything.
 
-A training run is a folder ``runs/<name>/`` with ``run.json`` and one
-``fold-k/`` folder per fold (see ``docs/ARCHITECTURE.md``). The resume state
-of an unfinished fold (optimizer, scheduler, random generators, epoch,
-history) lives in ``fold-k/last.pt-state/`` as ``state.safetensors`` (tensors)
-plus ``state.json`` (structure), again with no pickle.
+A resume state (optimizer, scheduler, random generators, epoch, history of
+an unfinished fold) is a folder holding ``state.safetensors`` (tensors) plus
+``state.json`` (structure), again with no pickle. Where these folders lie in
+a run is decided by :mod:`gusa_core.runs`.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .atomic import atomic_write, atomic_write_json
 from .errors import CheckpointError
+from .models_registry import VARIANT_NAMES
 
 if TYPE_CHECKING:  # torch is imported where weights are touched: listing runs stays light
     import torch
@@ -35,13 +35,14 @@ __all__ = [
     "FORMAT_VERSION",
     "MODEL_FILE",
     "META_FILE",
-    "RUN_FILE",
-    "STATE_DIR",
     "save_model",
     "load_model",
     "read_model_meta",
-    "Run",
-    "list_runs",
+    "is_model_folder",
+    "has_state",
+    "onnx_cache_path",
+    "weights_path",
+    "read_json",
     "save_state",
     "load_state",
     "now_iso",
@@ -52,9 +53,10 @@ FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MODEL_FILE = "model.safetensors"
 META_FILE = "model.json"
-RUN_FILE = "run.json"
-STATE_DIR = "last.pt-state"
+ONNX_FILE = "model.onnx"
 _META_KEY = "gusa_meta"
+_STATE_JSON = "state.json"
+_STATE_TENSORS = "state.safetensors"
 _MAX_LISTED = 5
 
 
@@ -131,7 +133,14 @@ def _model_paths(folder_or_file: str | os.PathLike) -> tuple[Path, Path]:
     raise CheckpointError(p, f"not a model folder, {MODEL_FILE} or {META_FILE}")
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``.
+
+    Raises
+    ------
+    CheckpointError
+        Missing file, invalid JSON, or not an object.
+    """
     if not path.is_file():
         raise CheckpointError(path, "file does not exist")
     try:
@@ -151,10 +160,8 @@ def read_model_meta(folder_or_file: str | os.PathLike) -> dict:
     CheckpointError
         Missing or invalid JSON, wrong format or version, unknown variant, bad class list.
     """
-    from .models_registry import VARIANT_NAMES
-
     _, json_path = _model_paths(folder_or_file)
-    meta = _read_json(json_path)
+    meta = read_json(json_path)
     if meta.get("format") != FORMAT:
         raise CheckpointError(json_path, f"not a GuSA model description (format is {meta.get('format')!r}, expected {FORMAT!r})")
     if meta.get("format_version") not in SUPPORTED_VERSIONS:
@@ -217,6 +224,7 @@ def load_model(folder_or_file: str | os.PathLike, *, device: str | torch.device 
     """
     from safetensors.torch import load_file
 
+    # torch comes with these: imported here so that reading model descriptions stays torch-free
     from .device import resolve_device
     from .models import build_model
 
@@ -254,97 +262,34 @@ def load_model(folder_or_file: str | os.PathLike, *, device: str | torch.device 
     return model, meta
 
 
-# ------------------------------------------------------------------ runs
-class Run:
-    """A training run folder: ``run.json`` and ``fold-k/`` model folders.
-
-    Parameters
-    ----------
-    folder : path-like
-
-    Raises
-    ------
-    CheckpointError
-        ``run.json`` is missing or invalid.
-    """
-
-    def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
-        self.meta = _read_json(self.folder / RUN_FILE)
-        if self.meta.get("format") not in (None, "gusa-run"):
-            raise CheckpointError(self.folder / RUN_FILE, f"not a GuSA run (format {self.meta.get('format')!r})")
-
-    @property
-    def name(self) -> str:
-        return self.folder.name
-
-    @property
-    def variant(self) -> str:
-        return self.meta.get("variant", "")
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.meta.get("class_names", []))
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        w, h = self.meta.get("input_size", (0, 0))
-        return int(w), int(h)
-
-    @property
-    def status(self) -> str:
-        return self.meta.get("status", "unknown")
-
-    @property
-    def folds(self) -> int:
-        return int(self.meta.get("folds", 0))
-
-    @property
-    def fold_dirs(self) -> list[Path]:
-        """Fold folders that hold a saved model, in fold order."""
-        out = []
-        for d in sorted(self.folder.glob("fold-*"), key=lambda p: _fold_index(p.name)):
-            if d.is_dir() and (d / MODEL_FILE).is_file() and (d / META_FILE).is_file():
-                out.append(d)
-        return out
-
-    def load_models(self, *, device: str | torch.device = "cpu") -> list[tuple[nn.Module, dict]]:
-        """Load every fold's (best) model: a list of ``(model, meta)``.
-
-        Raises
-        ------
-        CheckpointError
-            No fold has a model, or one of them is invalid.
-        """
-        dirs = self.fold_dirs
-        if not dirs:
-            raise CheckpointError(self.folder, "the run has no trained fold model yet")
-        return [load_model(d, device=device) for d in dirs]
-
-    def __repr__(self) -> str:
-        return f"Run({str(self.folder)!r}, variant={self.variant!r}, status={self.status!r})"
+def is_model_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a saved model (both of its files)."""
+    folder = Path(folder)
+    return (folder / MODEL_FILE).is_file() and (folder / META_FILE).is_file()
 
 
-def _fold_index(name: str) -> int:
-    try:
-        return int(name.split("-", 1)[1])
-    except (IndexError, ValueError):
-        return 1 << 30
+def onnx_cache_path(folder: str | os.PathLike) -> Path:
+    """Where a model folder caches its ONNX export (see :mod:`gusa_core.inference.export`)."""
+    return Path(folder) / ONNX_FILE
 
 
-def list_runs(project_folder: str | os.PathLike) -> list[Run]:
-    """The runs in ``project_folder/runs/``, newest first; unreadable ones, and hidden folders
-    (a run being deleted is renamed to ``.name`` first), are skipped."""
-    runs = []
-    for p in Path(project_folder, "runs").glob(f"*/{RUN_FILE}"):
-        if p.parent.name.startswith("."):
-            continue
-        try:
-            runs.append(Run(p.parent))
-        except CheckpointError:
-            continue
-    runs.sort(key=lambda r: (r.meta.get("created", ""), r.name), reverse=True)
-    return runs
+def weights_path(folder: str | os.PathLike) -> Path:
+    """The weights file of a model folder."""
+    return Path(folder) / MODEL_FILE
+
+
+def has_state(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a complete-looking resume state (see :func:`save_state`)."""
+    return (Path(folder) / _STATE_JSON).is_file()
+
+
+def __getattr__(name: str):
+    # compat shim for app/, removed once app moves: app imports Run, list_runs and RUN_FILE from here.
+    if name in ("Run", "list_runs", "RUN_FILE"):
+        from . import runs
+
+        return getattr(runs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ------------------------------------------------------------- resume state
@@ -409,8 +354,8 @@ def save_state(folder: str | os.PathLike, state: dict) -> Path:
     tensors: dict = {}
     structure = _flatten(state, "s", tensors)
     token = f"{now_iso()}-{os.getpid()}-{id(state)}-{len(tensors)}"
-    _save_safetensors(folder / "state.safetensors", tensors, {"token": token})
-    atomic_write_json(folder / "state.json", {"format": "gusa-train-state", "token": token, "state": structure}, indent=None)
+    _save_safetensors(folder / _STATE_TENSORS, tensors, {"token": token})
+    atomic_write_json(folder / _STATE_JSON, {"format": "gusa-train-state", "token": token, "state": structure}, indent=None)
     return folder
 
 
@@ -425,8 +370,8 @@ def load_state(folder: str | os.PathLike) -> dict:
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    doc = _read_json(folder / "state.json")
-    st = folder / "state.safetensors"
+    doc = read_json(folder / _STATE_JSON)
+    st = folder / _STATE_TENSORS
     header, _ = _open_safetensors(st)
     if header.get("token") != doc.get("token"):
         raise CheckpointError(st, "resume state is inconsistent (tensors and structure come from different saves)")

@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 
 from . import DEFAULT_CLASSES
+from .atomic import atomic_write_bytes
+from .project import Project
 
 __all__ = ["generate_tissue", "write_demo_project", "DEMO_CLASSES"]
 
@@ -471,8 +473,6 @@ def write_demo_project(
     project : gusa_core.project.Project
         Saved, with images under ``<folder>/images/``.
     """
-    from .project import Project
-
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     project = Project.create(folder, classes=DEMO_CLASSES)
@@ -492,8 +492,6 @@ def write_demo_project(
         picks = rng.permutation(per_class)[:n_masked]
         masked.update(f"{label.lower()}_{p + 1:03d}" for p in picks)
     hidden_labels = rng.choice(len(DEMO_CLASSES), size=unlabelled) if unlabelled else []
-
-    from .atomic import atomic_write_bytes
 
     for j, (name, label) in enumerate(jobs):
         draw_label = label if label is not None else DEMO_CLASSES[int(hidden_labels[j - len(jobs) + unlabelled])]

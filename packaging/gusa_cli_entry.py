@@ -5,6 +5,6 @@ import sys
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()
-    from gusa_core.cli import main
+    from gusa_core.cli.main import main
 
     sys.exit(main())

@@ -11,7 +11,25 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Keep torch and BLAS to the machine's two cores and never let a test download.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """The real H&E sample data: ``$GUSA_SHARED_DATA``, default ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("GUSA_SHARED_DATA") or ROOT.parent / "shared" / "data")
+
+
+def require_shared_data() -> bool:
+    """Whether a missing sample file fails the test (``GUSA_REQUIRE_SHARED_DATA=1``, set by ``.ci/run``)."""
+    return os.environ.get("GUSA_REQUIRE_SHARED_DATA", "") == "1"
+
+
+def missing_shared_data(what: str) -> None:
+    """Skip the test for lack of real tissue, or fail it where the data is required."""
+    message = f"{what} (the real H&E samples; set GUSA_SHARED_DATA to their folder)"
+    if require_shared_data():
+        pytest.fail(message + " but GUSA_REQUIRE_SHARED_DATA=1", pytrace=False)
+    pytest.skip(message)
 
 
 def pytest_addoption(parser):
@@ -35,10 +53,11 @@ def _isolated_torch_home(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real H&E images of ../shared/data; skips where the folder is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real H&E sample data not found at {SHARED_DATA} (only on the developers' machines)")
-    return SHARED_DATA
+    """The folder of real H&E images (see :func:`shared_data_dir`); skips, or fails, where it is absent."""
+    folder = shared_data_dir()
+    if not folder.is_dir():
+        missing_shared_data(f"{folder} not found")
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +65,7 @@ def he_tif(shared_data) -> Path:
     """A 2048x1536 plain RGB TIFF of real H&E tissue (BACH's size and encoding)."""
     path = shared_data / "he_bach_size.tif"
     if not path.is_file():
-        pytest.skip(f"{path} not found")
+        missing_shared_data(f"{path} not found")
     return path
 
 
@@ -55,7 +74,7 @@ def he_svs(shared_data) -> Path:
     """An Aperio SVS (tiled, JPEG-compressed TIFF) of real H&E tissue."""
     path = shared_data / "cmu_small_region.svs"
     if not path.is_file():
-        pytest.skip(f"{path} not found")
+        missing_shared_data(f"{path} not found")
     return path
 
 

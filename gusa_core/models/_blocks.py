@@ -144,7 +144,7 @@ class GuSABase(nn.Module):
 
         Where the head after ``cam_layer`` is linear (GAP + linear layer), Grad-CAM
         equals the class activation map made with these weights (see
-        :func:`gusa_core.gradcam.cam_from_features`).
+        :func:`gusa_core.inference.gradcam.cam_from_features`).
         """
         return None
 

@@ -112,12 +112,6 @@ class AttentionGateNet(GuSABase):
     def linear_cam_weight(self) -> Tensor:
         return self.classifier[len(self._GATED) - 1].weight / len(self.classifier)
 
-    def attention_maps(self, x: Tensor) -> list[Tensor]:
-        """The gates' coefficients α for ``x``, one (B, 1, h, w) map per gated block."""
-        features, tapped = self.backbone(x, self._GATED)
-        g = self.relu(features)
-        return [gate.coefficients(t, g) for gate, t in zip(self.gates, tapped)]
-
 
 def baseline(*, num_classes: int = 4) -> DenseNetBaseline:
     """Baseline (B): the DenseNet-169 classifier."""

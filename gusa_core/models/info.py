@@ -9,6 +9,7 @@ is not a statistic and not counted) and *without BN* (BatchNorm excluded).
 from __future__ import annotations
 
 from ..models_registry import DESCRIPTIONS, ROI_VARIANTS, VARIANT_NAMES
+from .factory import build_model
 
 __all__ = ["TABLE_I", "parameter_counts", "table_i_residual", "count_gflops", "info_dict"]
 
@@ -96,8 +97,6 @@ def info_dict(variant: str, *, input_size=(512, 384)) -> dict:
         ``attention_kind`` (``"roi"`` or ``"gradcam"``), ``input_size``.
     """
     import torch
-
-    from . import build_model
 
     if variant not in VARIANT_NAMES:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANT_NAMES)}")

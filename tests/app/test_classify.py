@@ -56,7 +56,7 @@ def test_errors_are_listed_and_the_rest_classified(qtbot, tiny_run, folder, erro
 
 
 def test_csv_equals_gusa_predict(qtbot, tiny_run, folder, tmp_path):
-    from gusa_core.cli import main
+    from gusa_core.cli.main import main
 
     _, run_dir = tiny_run
     dlg = _dialog(qtbot, tiny_run)

@@ -1,4 +1,4 @@
-"""Model files: safetensors + JSON round trip, refusal of corrupt files, run folders, resume state."""
+"""Model files: safetensors + JSON round trip, refusal of corrupt files, resume state."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import torch
 from gusa_core.checkpoint import (
     META_FILE,
     MODEL_FILE,
-    Run,
-    list_runs,
     load_model,
     load_state,
     read_model_meta,
@@ -159,26 +157,6 @@ def test_no_pickle_anywhere_in_the_loader():
 
     src = inspect.getsource(ck)
     assert "torch.load" not in src and "pickle" not in src.replace("no pickle", "").replace("unpickle", "")
-
-
-def test_run_folder_and_list_runs(saved, tmp_path):
-    project = tmp_path / "proj"
-    run_dir = project / "runs" / "r1"
-    _copy(saved[1], run_dir / "fold-0")
-    (run_dir / "fold-1").mkdir()  # an unfinished fold: no model yet
-    meta = {"format": "gusa-run", "variant": "gusa", "class_names": CLASSES, "input_size": [64, 48], "status": "stopped", "folds": 2, "created": "2026-01-01T00:00:00+00:00"}
-    (run_dir / "run.json").write_text(json.dumps(meta))
-    (project / "runs" / "broken").mkdir()
-    (project / "runs" / "broken" / "run.json").write_text("[")
-    run = Run(run_dir)
-    assert run.variant == "gusa" and run.class_names == CLASSES and run.input_size == (64, 48)
-    assert run.status == "stopped" and run.folds == 2
-    assert run.fold_dirs == [run_dir / "fold-0"]
-    models = run.load_models()
-    assert len(models) == 1 and models[0][1]["variant"] == "gusa"
-    assert [r.folder for r in list_runs(project)] == [run_dir]
-    with pytest.raises(CheckpointError):
-        Run(tmp_path / "none")
 
 
 def test_resume_state_round_trip(tmp_path):

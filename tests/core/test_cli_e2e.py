@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gusa_core.cli import main  # noqa: E402
+from gusa_core.cli.main import main  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -97,7 +97,8 @@ def test_folder_with_corrupt_and_non_image_files(trained, capsys):
 
 
 def test_cli_csv_equals_library_csv_and_backends_agree(trained):
-    from gusa_core.inference import Predictor, classify_paths, collect_images, write_predictions_csv
+    from gusa_core.inference import Predictor, classify_paths, collect_images
+    from gusa_core.inference.outputs import write_predictions_csv
 
     root, project, run = trained
     images = collect_images([project / "images"])[:6]

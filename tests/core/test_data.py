@@ -18,7 +18,7 @@ from gusa_core.data import (
     to_tensor,
 )
 from gusa_core.errors import GusaError
-from gusa_core.folds import make_folds
+from gusa_core.training.splits import make_folds
 
 SIZE = (64, 48)
 

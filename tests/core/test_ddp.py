@@ -49,7 +49,8 @@ def _checksum(path) -> str:
 def test_two_process_gloo_training(tmp_path):
     import torch.distributed as dist
 
-    from gusa_core.checkpoint import Run, load_model
+    from gusa_core.checkpoint import load_model
+    from gusa_core.runs import Run
     from gusa_core.demo import write_demo_project
 
     if not dist.is_available() or not dist.is_gloo_available():
@@ -75,7 +76,7 @@ def test_two_process_gloo_training(tmp_path):
     assert int(results[0]["batches"]) > 0 and int(results[1]["batches"]) == 0  # only rank 0 reports progress
     run = Run(out)
     assert run.status == "finished" and run.meta["world_size"] == 2
-    assert [d.name for d in run.fold_dirs] == ["fold-0"]
+    assert [d.name for d in run.fold_dirs()] == ["fold-0"]
     assert _checksum(out / "fold-0" / "last" / "model.safetensors") == results[0]["sha"]
     _, meta = load_model(out / "fold-0")
     assert meta["world_size"] == 2 and len(meta["history"]) == 1

@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score  # noqa: E402
 
 from gusa_core.evaluation import evaluate_run, format_result  # noqa: E402
 from gusa_core.inference import Predictor  # noqa: E402
-from gusa_core.report import format_number, write_html_report  # noqa: E402
+from gusa_core.evaluation.report import format_number, write_html_report  # noqa: E402
 
 torch.set_num_threads(2)
 SIZE = (64, 48)
@@ -32,24 +32,12 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(demo, tmp_path_factory):
     """A two-fold fa-gusa run with random weights; fold k validates every other labelled image."""
-    from gusa_core.checkpoint import save_model
-    from gusa_core.models import build_model
+    from gusa_core.runs import write_untrained_run
 
     folder = tmp_path_factory.mktemp("runs") / "run"
     ids = [r.id for r in demo.labelled()]
-    classes = list(demo.classes)
-    for k in range(2):
-        torch.manual_seed(k)
-        model = build_model("fa-gusa", num_classes=len(classes))
-        with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_mean.uniform_(-0.1, 0.1)
-                    m.running_var.uniform_(0.5, 1.5)
-        meta = {"variant": "fa-gusa", "class_names": classes, "input_size": list(SIZE), "reinhard": None,
-                "fold": k, "folds": 2, "validation_ids": ids[k::2]}
-        save_model(folder / f"fold-{k}", model, meta)
-    (folder / "run.json").write_text(json.dumps({"variant": "fa-gusa", "class_names": classes, "input_size": list(SIZE), "folds": 2}))
+    write_untrained_run(folder, variant="fa-gusa", class_names=list(demo.classes), input_size=SIZE, folds=2,
+                        validation_ids=[ids[0::2], ids[1::2]])
     return folder
 
 

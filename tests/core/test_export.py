@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from gusa_core.errors import CheckpointError
-from gusa_core.export import OnnxModel, export_model_onnx
-from gusa_core.gradcam import grad_cam
+from gusa_core.inference.export import OnnxModel, export_model_onnx
+from gusa_core.inference.gradcam import grad_cam
 from gusa_core.models import build_model
 
 H, W = 48, 64
@@ -65,7 +65,7 @@ def test_onnx_model_rejects_a_bad_file(tmp_path):
 
 def test_export_onnx_from_a_run_folder(tmp_path):
     from gusa_core.checkpoint import save_model
-    from gusa_core.export import export_onnx
+    from gusa_core.inference.export import export_onnx
 
     torch.manual_seed(0)
     model = _randomise_bn(build_model("fa"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from gusa_core.gradcam import cam_from_features, grad_cam, normalize_cam
+from gusa_core.inference.gradcam import cam_from_features, grad_cam, normalize_cam
 from gusa_core.models import build_model
 
 H, W = 64, 96

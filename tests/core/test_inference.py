@@ -13,14 +13,9 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 from gusa_core.errors import GusaError  # noqa: E402
-from gusa_core.inference import (  # noqa: E402
-    Predictor,
-    classify_paths,
-    collect_images,
-    overlay_attention,
-    predictions_csv_text,
-    write_predictions_csv,
-)
+from gusa_core.inference import Predictor, classify_paths, collect_images  # noqa: E402
+from gusa_core.inference.outputs import overlay_attention, predictions_csv_text, write_predictions_csv  # noqa: E402
+from gusa_core.runs import write_untrained_run  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -29,36 +24,7 @@ CLASSES = ["Normal", "Benign", "InSitu", "Invasive"]
 
 
 def _save_run(folder, variant, *, folds=2, reinhard=None):
-    import json
-
-    from gusa_core.checkpoint import save_model
-    from gusa_core.models import build_model
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for k in range(folds):
-        torch.manual_seed(100 + k)
-        model = build_model(variant, num_classes=len(CLASSES), pretrained="none")
-        with torch.no_grad():  # random BN statistics so that eval-mode outputs are not degenerate
-            for m in model.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_mean.uniform_(-0.1, 0.1)
-                    m.running_var.uniform_(0.5, 1.5)
-                    m.weight.uniform_(0.5, 1.5)
-        meta = {
-            "variant": variant,
-            "class_names": CLASSES,
-            "input_size": list(SIZE),
-            "reinhard": reinhard,
-            "mean": [0.485, 0.456, 0.406],
-            "std": [0.229, 0.224, 0.225],
-            "fold": k,
-            "folds": folds,
-            "validation_ids": [],
-        }
-        save_model(folder / f"fold-{k}", model, meta)
-    (folder / "run.json").write_text(
-        json.dumps({"format": "gusa-run", "variant": variant, "class_names": CLASSES, "input_size": list(SIZE), "folds": folds, "status": "finished"})
-    )
+    write_untrained_run(folder, variant=variant, class_names=CLASSES, input_size=SIZE, folds=folds, seed=100, reinhard=reinhard)
     return folder
 
 
@@ -170,7 +136,7 @@ def test_onnx_backend_agrees_with_torch(roi_run, roi_predictor):
 def test_gradcam_attention_for_models_without_roi(cam_run):
     from gusa_core.checkpoint import load_model
     from gusa_core.data import preprocess
-    from gusa_core.gradcam import grad_cam
+    from gusa_core.inference.gradcam import grad_cam
 
     images = _images(2)
     pred = Predictor.from_run(cam_run, fold=0, backend="torch")

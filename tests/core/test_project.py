@@ -12,7 +12,7 @@ import pytest
 
 import gusa_core.atomic as atomic
 from gusa_core import DEFAULT_CLASSES
-from gusa_core.cli import main as cli_main
+from gusa_core.cli.main import main as cli_main
 from gusa_core.errors import ImageReadError, MaskError, ProjectError
 from gusa_core.imageio import read_mask, write_mask
 from gusa_core.project import BACKUP_NAME, MANIFEST_NAME, ImageRecord, Project
@@ -40,9 +40,24 @@ def _small_png(path: Path, h: int = 24, w: int = 32, seed: int = 0) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def bach_tif(tmp_path_factory) -> Path:
+    """A TIFF as BACH ships them: 2048x1536 RGB, uncompressed, written here (no sample data needed)."""
+    import tifffile
+
+    rows = np.linspace(0, 255, HE_H, dtype=np.float32)[:, None]
+    cols = np.linspace(0, 255, HE_W, dtype=np.float32)[None, :]
+    image = np.stack([np.broadcast_to(rows, (HE_H, HE_W)), np.broadcast_to(cols, (HE_H, HE_W)),
+                      np.full((HE_H, HE_W), 180, np.float32)], axis=-1).astype(np.uint8)
+    path = tmp_path_factory.mktemp("bach") / "bach_size.tif"
+    tifffile.imwrite(path, image, photometric="rgb")
+    return path
+
+
 @pytest.fixture
-def bach(tmp_path, he_tif) -> Path:
-    """BACH's layout built from the real 2048x1536 H&E TIFF: Photos/<Class>/<name>.tif + CSV."""
+def bach(tmp_path, bach_tif) -> Path:
+    """BACH's layout: Photos/<Class>/<name>.tif + its header-less ground-truth CSV."""
+    he_tif = bach_tif
     photos = tmp_path / "ICIAR2018" / "Photos"
     _link(he_tif, photos / "Normal" / "n001.tif")
     _link(he_tif, photos / "Normal" / "n002.tif")
@@ -203,7 +218,7 @@ def test_save_keeps_backup_and_interrupted_save_leaves_manifest(small, monkeypat
     def bad_dumps(*args, **kwargs):
         raise RuntimeError("crash while serialising")
 
-    monkeypatch.setattr("gusa_core.project.json.dumps", bad_dumps)
+    monkeypatch.setattr("gusa_core.project.project.json.dumps", bad_dumps)
     with pytest.raises(RuntimeError):
         small.save()
     monkeypatch.undo()
@@ -376,7 +391,7 @@ def test_wrong_size_masks_raise_mask_error_naming_the_file(small):
     assert str(bad) in str(info.value) and "30x30" in str(info.value)
 
 
-def test_he_mask_on_real_image(bach, tmp_path):
+def test_mask_on_a_bach_size_image(bach, tmp_path):
     project = Project.from_folder(tmp_path / "proj", bach)
     roi = np.zeros((HE_H, HE_W), np.uint8)
     roi[700:900, 1000:1500] = 255

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gusa_core.checkpoint import Run, load_model
+from gusa_core.checkpoint import load_model
+from gusa_core.runs import Run
 from gusa_core.errors import GusaError
 from gusa_core.training import TrainCallbacks, TrainConfig, Trainer
 
@@ -111,9 +112,9 @@ def test_end_to_end_two_folds_with_callbacks(project):
 
     run = Run(out)
     assert run.status == "finished" and run.variant == "fa-gusa" and run.input_size == SIZE
-    assert [d.name for d in run.fold_dirs] == ["fold-0", "fold-1"]
+    assert [d.name for d in run.fold_dirs()] == ["fold-0", "fold-1"]
     val_ids = []
-    for d in run.fold_dirs:
+    for d in run.fold_dirs():
         model, meta = load_model(d)
         assert meta["fold"] in (0, 1) and meta["folds"] == 2 and len(meta["history"]) == 1
         assert meta["reinhard"]["method"] == "reinhard" and meta["mean"] == [0.485, 0.456, 0.406]
@@ -172,7 +173,7 @@ def test_stop_mid_epoch_then_resume_equals_uninterrupted(project, uninterrupted)
 
 
 def test_cli_run_is_repeatable(project, uninterrupted, monkeypatch, capsys):
-    from gusa_core.cli import main
+    from gusa_core.cli.main import main
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = project.runs_dir / "cli"

@@ -1,4 +1,4 @@
-"""Scoring a trained run on a labelled project: ``gusa evaluate``.
+"""Scoring a trained run on a labelled project (what ``gusa evaluate`` prints).
 
 Two protocols:
 
@@ -15,30 +15,28 @@ full-size map is kept).
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from .errors import GusaError
+from ..checkpoint import read_model_meta
+from ..errors import GusaError
+from ..inference import Predictor, classify_paths
+from ..metrics import evaluate, iou
+from ..project import Project
+from ..runs import model_folders
 
-__all__ = ["evaluate_run", "evaluate_from_cli", "format_result"]
+__all__ = ["evaluate_run", "format_result"]
 
 
 def _open_project(project):
-    from .project import Project
-
     return project if hasattr(project, "images") and hasattr(project, "labelled") else Project.open(project)
 
 
 def _score(predictor, project, records, out: list, errors: list, notes: list, progress, done_total) -> None:
     """Classify ``records`` (ImageRecords) with ``predictor``, appending one row per image to ``out``."""
-    from .inference import classify_paths
-    from .metrics import iou
-
     names = predictor.class_names
     paths = [project.image_path(r.id) for r in records]
     for rec in classify_paths(predictor, paths, batch_size=4):
@@ -111,9 +109,6 @@ def evaluate_run(
         No labelled image to score, or the run's classes do not cover the
         project's labels.
     """
-    from .inference import Predictor, run_fold_dirs
-    from .metrics import evaluate
-
     project = _open_project(project)
     labelled = list(project.labelled())
     notes: list[str] = []
@@ -122,9 +117,9 @@ def evaluate_run(
 
     if validation:
         plan = []
-        for folder in run_fold_dirs(run_dir, fold=fold):
+        for folder in model_folders(run_dir, fold=fold):
             predictor = Predictor.from_run(folder, device=device, backend=backend)
-            meta = json.loads((Path(folder) / "model.json").read_text(encoding="utf-8"))
+            meta = read_model_meta(folder)
             wanted = set(meta.get("validation_ids") or [])
             if not wanted:
                 notes.append(f"{Path(folder).name}: no validation images recorded; fold skipped")
@@ -198,44 +193,3 @@ def format_result(result: dict) -> str:
     for note in result.get("notes") or []:
         lines.append(f"note: {note}")
     return "\n".join(lines)
-
-
-def evaluate_from_cli(args) -> int:
-    """``gusa evaluate``: print the metrics, optionally write ``--json`` and ``--html``."""
-    from tqdm import tqdm
-
-    from .atomic import atomic_write_json
-    from .report import write_html_report
-
-    bar = tqdm(unit="img", file=sys.stderr, disable=None, leave=False)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        result = evaluate_run(
-            args.run, args.project, fold=args.fold, validation=bool(args.validation), device=args.device,
-            backend=getattr(args, "backend", "auto"), progress=progress,
-        )
-    finally:
-        bar.close()
-    print(format_result(result))
-    for err in result["errors"]:
-        print(f"  error: {err['path']}: {err['error']}", file=sys.stderr)
-    if getattr(args, "json", None):
-        atomic_write_json(args.json, result)
-        print(f"metrics written to {args.json}", file=sys.stderr)
-    if getattr(args, "html", None):
-        info = {
-            "run": str(Path(args.run).resolve()),
-            "project": str(Path(args.project).resolve()),
-            "variant": result.get("variant"),
-            "protocol": result.get("protocol"),
-            "models": result.get("n_models"),
-            "attention": result.get("attention_kind"),
-        }
-        write_html_report(args.html, result, title=f"GuSA evaluation: {Path(args.run).name}", run_info=info)
-        print(f"report written to {args.html}", file=sys.stderr)
-    return 0

@@ -1,115 +1,44 @@
-"""The folds of a run: splitting labelled images, and training one fold.
+"""Training one fold: epochs, validation, the saved models, and the resume state.
 
-The paper's protocol is 4-fold cross-validation, stratified so that each fold
-holds a quarter of every class (``GUSA.md``). ``folds=1`` is a single
-stratified split that keeps ``val_fraction`` of each class for validation.
-Small projects rarely satisfy stratification exactly; the fallbacks are
-explained in the messages returned beside the splits.
+Fold k writes into ``runs.fold_dir(run, k)``: the best epoch's model (chosen by
+:data:`BEST_BY`), the final epoch's model in ``runs.last_model_dir`` and,
+while the fold is unfinished, its resume state in ``runs.state_dir``, saved
+after every epoch. This module imports torch; :class:`~.trainer.Trainer`
+imports it only when a run starts.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 import warnings
-from collections import Counter
-from collections.abc import Sequence
 
-import numpy as np
+import torch
+import torch.distributed as tdist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
-from .checkpoint import save_model
-from .errors import GusaError
-from .training import BEST_BY
+from ..augment import Augmenter
+from ..checkpoint import has_state, load_state, save_model, save_state
+from ..data import IMAGENET_MEAN, IMAGENET_STD, ProjectDataset, SeededSampler
+from ..losses import gusa_loss
+from ..metrics import mean_iou, roc_auc
+from ..models import ModelOutput, build_model
+from ..models_registry import ROI_VARIANTS
+from ..runs import fold_dir, last_model_dir, state_dir
+from .seeding import rng_state, set_rng_state
 
-__all__ = ["make_folds", "FoldTrainer"]
+#: How the saved ("best") model of a fold is chosen.
+BEST_BY = "val_acc, ties broken by the lower val_loss"
 
-
-def make_folds(
-    labels: Sequence[int], *, folds: int, val_fraction: float = 0.25, seed: int = 0
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
-    """Split sample indices into ``(train, validation)`` index arrays.
-
-    Parameters
-    ----------
-    labels : sequence of int
-        Class index of each labelled sample.
-    folds : int
-        ``>= 2``: stratified k-fold (scikit-learn ``StratifiedKFold``,
-        shuffled with ``seed``); ``1``: one stratified split.
-    val_fraction : float
-        Validation share when ``folds == 1``.
-    seed : int
-
-    Returns
-    -------
-    splits : list of (ndarray, ndarray)
-        Sorted training and validation indices of each fold.
-    messages : list of str
-        Explanations of any fallback taken (empty when none was needed).
-
-    Raises
-    ------
-    GusaError
-        Too few labelled images for the requested split.
-    """
-    from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
-
-    y = np.asarray(labels, dtype=np.int64)
-    n = int(y.size)
-    folds = int(folds)
-    messages: list[str] = []
-    if folds < 1:
-        raise GusaError(f"folds must be 1 or more, got {folds}")
-    if n < 2:
-        raise GusaError(f"training needs at least 2 labelled images (one to train, one to validate); the project has {n}")
-    counts = Counter(y.tolist())
-    smallest = min(counts.values())
-    X = np.zeros((n, 1))
-    if folds >= 2:
-        if n < folds:
-            raise GusaError(f"{folds} folds need at least {folds} labelled images; the project has {n}: use fewer folds")
-        if max(counts.values()) < folds:
-            messages.append(
-                f"every class has fewer than {folds} images: folds are not stratified (plain shuffled k-fold)"
-            )
-            splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
-        else:
-            if smallest < folds:
-                thin = ", ".join(f"class {c}: {k}" for c, k in sorted(counts.items()) if k < folds)
-                messages.append(
-                    f"some classes have fewer images than folds ({thin}): "
-                    f"they are missing from the validation set of some folds"
-                )
-            splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # the thin-class warning is in ``messages``
-            splits = [(np.sort(tr), np.sort(va)) for tr, va in splitter.split(X, y)]
-        return splits, messages
-    if not 0.0 < val_fraction < 1.0:
-        raise GusaError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
-    n_val = max(1, int(round(n * val_fraction)))
-    n_val = min(n_val, n - 1)
-    if n_val < len(counts) <= n - len(counts) and smallest >= 2:
-        messages.append(f"validation split enlarged from {n_val} to {len(counts)} images: one per class")
-        n_val = len(counts)
-    if smallest >= 2 and len(counts) <= n_val <= n - len(counts):
-        splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
-        tr, va = next(splitter.split(X, y))
-    else:
-        messages.append(
-            f"cannot stratify a {n_val}-image validation split of {n} images over {len(counts)} classes "
-            f"(smallest class: {smallest} images): random split instead"
-        )
-        tr, va = next(ShuffleSplit(n_splits=1, test_size=n_val, random_state=seed).split(X))
-    return [(np.sort(tr), np.sort(va))], messages
+__all__ = ["FoldTrainer", "BEST_BY"]
 
 
 # ---------------------------------------------------------------- one fold
 class FoldTrainer:
     """Trains one fold: epochs, validation, checkpoints and resume state.
 
-    Created by :class:`gusa_core.training.Trainer`; not meant to be used alone.
+    Created by :class:`gusa_core.training.trainer.Trainer`; not meant to be used alone.
     """
 
     def __init__(self, trainer, prep, dist, callbacks, fold: int, train_ids: list[str], val_ids: list[str]):
@@ -122,14 +51,10 @@ class FoldTrainer:
         self.val_ids = list(val_ids)
         self.config = prep.config
         self.device = prep.device
-        self.folder = prep.run_dir / f"fold-{fold}"
+        self.folder = fold_dir(prep.run_dir, fold)
 
     # ----------------------------------------------------------- building
     def _build(self):
-        import torch
-
-        from .models import build_model
-
         cfg = self.config
         torch.manual_seed(cfg.seed + 7919 * self.fold)
         # The weights look-up warns when ImageNet weights are missing: say it once per run, through on_log.
@@ -153,12 +78,8 @@ class FoldTrainer:
         return model, optimizer, scheduler, scaler
 
     def _wrap(self, model):
-        import torch
-
         if not self.dist.enabled:
             return model
-        from .models_registry import ROI_VARIANTS
-
         if self.device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         # GuRoI-like variants do not use ỹ for the class: with no mask in a batch the RoI conv gets no gradient.
@@ -167,12 +88,6 @@ class FoldTrainer:
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused)
 
     def _loaders(self):
-        import torch
-        from torch.utils.data import DataLoader
-
-        from .augment import Augmenter
-        from .data import ProjectDataset, SeededSampler
-
         cfg, prep = self.config, self.prep
         kw = dict(input_size=cfg.input_size, normalizer=prep.normalizer, cache=prep.cache)
         train_ds = ProjectDataset(prep.project, self.train_ids, augmenter=Augmenter() if cfg.augment else None, **kw)
@@ -187,31 +102,27 @@ class FoldTrainer:
         gen = torch.Generator().manual_seed(cfg.seed)
         train = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=self.sampler, generator=gen, **common)
         val = DataLoader(val_ds, batch_size=cfg.batch_size, shuffle=False, **common)
-        return train, val, val_ds
+        return train, val
 
     # ------------------------------------------------------------ running
     def run(self) -> dict:
-        from .checkpoint import STATE_DIR, load_state
-
         cfg = self.config
         model, optimizer, scheduler, scaler = self._build()
         start_epoch, history, best = 0, [], None
-        state_dir = self.folder / STATE_DIR
-        if self.trainer.resume and (state_dir / "state.json").is_file():
-            st = load_state(state_dir)
+        resume_dir = state_dir(self.folder)
+        if self.trainer.resume and has_state(resume_dir):
+            st = load_state(resume_dir)
             model.load_state_dict(st["model"])
             optimizer.load_state_dict(st["optimizer"])
             _match_layout(optimizer)
             scheduler.load_state_dict(st["scheduler"])
             if st.get("scaler"):
                 scaler.load_state_dict(st["scaler"])
-            from .training import _set_rng_state
-
-            _set_rng_state(st["rng"])
+            set_rng_state(st["rng"])
             start_epoch, history, best = int(st["epoch"]) + 1, list(st["history"]), st.get("best")
             self.cb.on_log(f"fold {self.fold}: resuming after epoch {start_epoch} of {cfg.epochs}")
         net = self._wrap(model)
-        train_loader, val_loader, val_ds = self._loaders()
+        train_loader, val_loader = self._loaders()
         self._sync_model(model)
         status = "finished"
         for epoch in range(start_epoch, cfg.epochs):
@@ -223,7 +134,7 @@ class FoldTrainer:
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             self._sync_model(model)
-            val_rec = self._validate(model, val_loader, val_ds)
+            val_rec = self._validate(model, val_loader)
             if val_rec is None:
                 status = "stopped"
                 break
@@ -237,18 +148,15 @@ class FoldTrainer:
             if self.dist.is_main:
                 if improved:
                     save_model(self.folder, model, self._meta(history, best, rec, kind="best"))
-                from .checkpoint import save_state
-                from .training import _rng_state
-
                 save_state(
-                    state_dir,
+                    resume_dir,
                     {
                         "epoch": epoch,
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "scaler": scaler.state_dict() if self.prep.amp else {},
-                        "rng": _rng_state(),
+                        "rng": rng_state(),
                         "history": history,
                         "best": best,
                     },
@@ -260,10 +168,8 @@ class FoldTrainer:
                 break
         if status == "finished" and self.dist.is_main:
             last = history[-1] if history else None
-            save_model(self.folder / "last", model, self._meta(history, best, last, kind="last"))
-            import shutil
-
-            shutil.rmtree(state_dir, ignore_errors=True)
+            save_model(last_model_dir(self.folder), model, self._meta(history, best, last, kind="last"))
+            shutil.rmtree(resume_dir, ignore_errors=True)
         self.dist.barrier()
         self.trainer.last_model = model
         return self._result(status, history, best)
@@ -271,8 +177,6 @@ class FoldTrainer:
     def _sync_model(self, model) -> None:
         """Make BatchNorm running statistics equal on every rank (rank 0's)."""
         if self.dist.enabled:
-            import torch.distributed as tdist
-
             for b in model.buffers():
                 tdist.broadcast(b, 0)
 
@@ -280,10 +184,6 @@ class FoldTrainer:
         return self.dist.any_flag(self.trainer.stop_requested)
 
     def _train_epoch(self, net, model, optimizer, scaler, loader, epoch: int) -> dict | None:
-        import torch
-
-        from .losses import gusa_loss
-
         cfg, prep = self.config, self.prep
         self.sampler.set_epoch(epoch)
         net.train()
@@ -333,13 +233,7 @@ class FoldTrainer:
             "images_per_s": n * world / max(time.perf_counter() - t0, 1e-9),
         }
 
-    def _validate(self, model, loader, dataset) -> dict | None:
-        import torch
-        import torch.nn.functional as F
-
-        from .losses import gusa_loss
-        from .metrics import mean_iou, roc_auc
-
+    def _validate(self, model, loader) -> dict | None:
         cfg, prep = self.config, self.prep
         model.eval()
         probs, labels, rois, masks = [], [], [], []
@@ -379,8 +273,6 @@ class FoldTrainer:
     # ------------------------------------------------------------ records
     def _meta(self, history, best, rec, *, kind: str) -> dict:
         prep = self.prep
-        from .data import IMAGENET_MEAN, IMAGENET_STD
-
         return {
             "variant": self.config.variant,
             "class_names": list(prep.classes),
@@ -417,8 +309,6 @@ def _match_layout(optimizer) -> None:
     Saved tensors come back contiguous; the fused Adam kernel then sums in a
     different order and a resumed run would drift from an uninterrupted one.
     """
-    import torch
-
     for group in optimizer.param_groups:
         for p in group["params"]:
             st = optimizer.state.get(p, {})
@@ -431,16 +321,12 @@ def _worker_init(worker_id: int) -> None:
     """Loader workers leave Ctrl+C to the main process, which stops training cleanly."""
     import signal
 
-    import torch
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 
 def _adam(params, **kw):
     """Adam with L2 weight decay; the fused kernel where torch has one (2x faster on the CPU)."""
-    import torch
-
     try:
         return torch.optim.Adam(params, fused=True, **kw)
     except (RuntimeError, TypeError, ValueError):  # pragma: no cover - old torch or unsupported device
@@ -449,8 +335,6 @@ def _adam(params, **kw):
 
 def _float_output(out):
     """The model's output with fp16 (autocast) tensors cast to fp32 for the loss."""
-    from .models import ModelOutput
-
     logits, roi = out
     return ModelOutput(logits.float(), None if roi is None else roi.float())
 

@@ -1,4 +1,4 @@
-"""Classifying images with a trained run: probabilities and attention maps.
+"""A trained run's models as one classifier: probabilities and attention maps.
 
 A :class:`Predictor` holds the model of one fold or the ensemble of all folds
 of a run (eq. 10: the mean of the folds' softmax outputs). Each model brings
@@ -14,51 +14,28 @@ fp16 on CUDA) and ``"onnx"`` (onnxruntime; each fold is exported once to
 ``<fold>/model.onnx`` and re-exported when its weights are newer).
 ``"auto"`` picks onnxruntime on the CPU, where it is the fastest path with no
 compile wait (``PERF.md``), whenever the ONNX graph yields every output
-needed, and torch otherwise.
-
-:func:`classify_paths` classifies a list of files as a generator of records,
-one per image in order, decoding ahead in a background thread so that
-reading and resizing overlap the network.
+needed, and torch otherwise. torch and onnxruntime are imported when a
+backend is set up, not with this module (the app imports it on its GUI thread).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError, GusaError
-from .predict_io import (  # noqa: F401 - re-exported: part of this module's documented API
-    PROB_FORMAT,
-    format_prob,
-    overlay_attention,
-    predict_from_cli,
-    predictions_csv_text,
-    upsample_map as _upsample,
-    write_attention_png,
-    write_predictions_csv,
-)
+from ..checkpoint import load_model, onnx_cache_path, weights_path
+from ..errors import GusaError
+from ..models_registry import ROI_VARIANTS
+from ..runs import model_folders
+from ..stain import ReinhardNormalizer
+from .outputs import upsample_map as _upsample
 
-__all__ = [
-    "PROB_FORMAT",
-    "Prediction",
-    "Predictor",
-    "collect_images",
-    "classify_paths",
-    "write_predictions_csv",
-    "predictions_csv_text",
-    "overlay_attention",
-    "write_attention_png",
-    "format_prob",
-    "predict_from_cli",
-]
+__all__ = ["Prediction", "Predictor"]
 
 # ----------------------------------------------------------------- results
 @dataclass(eq=False)
@@ -167,7 +144,7 @@ class Predictor:
     """
 
     def __init__(self, models, *, device="auto", backend: str = "auto", folders=None):
-        from .device import resolve_device
+        from ..device import resolve_device
 
         if not models:
             raise GusaError("no model to predict with")
@@ -184,7 +161,7 @@ class Predictor:
         folders = list(folders) if folders is not None else [None] * len(models)
         self._members = [_Member(Path(f) if f else None, meta, model) for (model, meta), f in zip(models, folders)]
         first = models[0][0]
-        self.has_roi = bool(getattr(first, "has_roi", metas[0].get("variant") in _roi_variants()))
+        self.has_roi = bool(getattr(first, "has_roi", metas[0].get("variant") in ROI_VARIANTS))
         self.attention_kind = "roi" if self.has_roi else "gradcam"
         self._preps = self._make_preps()
         self.backend = self._choose_backend(backend)
@@ -211,15 +188,12 @@ class Predictor:
         CheckpointError
             When the folder holds no finished model, or not the fold asked for.
         """
-        from .checkpoint import load_model
-
-        folders = run_fold_dirs(run_dir, fold=fold)
+        folders = model_folders(run_dir, fold=fold)
         models = [load_model(f, device="cpu") for f in folders]
         return cls(models, device=device, backend=backend, folders=folders)
 
     def _make_preps(self) -> list[_Prep]:
-        from .data import IMAGENET_MEAN, IMAGENET_STD
-        from .stain import ReinhardNormalizer
+        from ..data import IMAGENET_MEAN, IMAGENET_STD
 
         preps: dict = {}
         out: list[_Prep] = []
@@ -274,8 +248,8 @@ class Predictor:
         for m in self._members:
             if m.folder is None:
                 raise GusaError("the ONNX backend needs the model's folder to cache its export")
-            onnx_path = m.folder / "model.onnx"
-            weights = m.folder / "model.safetensors"
+            onnx_path = onnx_cache_path(m.folder)
+            weights = weights_path(m.folder)
             stale = not onnx_path.is_file() or (
                 weights.is_file() and onnx_path.stat().st_mtime_ns < weights.stat().st_mtime_ns
             )
@@ -318,7 +292,7 @@ class Predictor:
             ``((H, W), [tensor (3, h, w) per setting])``; pass a list of these
             to :meth:`predict_prepared`.
         """
-        from .data import preprocess
+        from ..data import preprocess
 
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -327,7 +301,7 @@ class Predictor:
         for prep in self._preps:
             x = preprocess(image, prep.input_size, prep.normalizer)
             if prep.mean is not None:
-                from .data import IMAGENET_MEAN, IMAGENET_STD
+                from ..data import IMAGENET_MEAN, IMAGENET_STD
 
                 im_mean = np.asarray(IMAGENET_MEAN, np.float32)[:, None, None]
                 im_std = np.asarray(IMAGENET_STD, np.float32)[:, None, None]
@@ -468,175 +442,6 @@ def _autocast(device):
     return contextlib.nullcontext()
 
 
-def _roi_variants():
-    from .models_registry import ROI_VARIANTS
-
-    return ROI_VARIANTS
-
-
 def _cam_is_exact(model) -> bool:
     """Whether Grad-CAM equals the class activation map for this model (a linear head after ``cam_layer``)."""
     return getattr(model, "linear_cam_weight", lambda: None)() is not None
-
-
-def run_fold_dirs(run_dir, *, fold: int | None = None) -> list[Path]:
-    """The fold folders of a run (or the one fold folder given).
-
-    Parameters
-    ----------
-    run_dir : path-like
-        A run folder or a fold folder.
-    fold : int, optional
-        Only this fold.
-
-    Raises
-    ------
-    CheckpointError
-        When there is no finished model.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise CheckpointError(run_dir, "no such run folder")
-    if (run_dir / "model.json").is_file() or run_dir.is_file():
-        folder = run_dir.parent if run_dir.is_file() else run_dir
-        return [folder]
-    from .checkpoint import Run
-
-    folders = list(Run(run_dir).fold_dirs)
-    if not folders:
-        raise CheckpointError(run_dir, "the run holds no finished fold model (train it first)")
-    if fold is None:
-        return folders
-    for f in folders:
-        try:
-            meta = json.loads((f / "model.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            meta = {}
-        if meta.get("fold") == fold or f.name == f"fold-{fold}":
-            return [f]
-    raise CheckpointError(run_dir, f"fold {fold} has no finished model (folds: {', '.join(f.name for f in folders)})")
-
-
-# ------------------------------------------------------------ many files
-def collect_images(inputs: Iterable, *, recursive: bool = False) -> list[Path]:
-    """Expand files and folders into the list of images to classify.
-
-    Parameters
-    ----------
-    inputs : iterable of path-like
-        Image files (kept whatever their suffix: an unreadable one becomes an
-        error record later) and folders (their images, sorted).
-    recursive : bool
-        Descend into sub-folders.
-
-    Raises
-    ------
-    GusaError
-        Naming the first input that does not exist.
-    """
-    from .imageio import list_images
-
-    out: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            out.extend(list_images(path, recursive=recursive))
-        elif path.exists():
-            out.append(path)
-        else:
-            raise GusaError(f"no such file or folder: {path}")
-    return out
-
-
-def _load(predictor: Predictor, path: Path, keep_image: bool):
-    from .imageio import read_image
-
-    try:
-        image = read_image(path)
-        prepared = predictor.prepare(image)
-        return (image if keep_image else None), prepared, None
-    except Exception as exc:  # every failure becomes that file's error record
-        return None, None, exc
-
-
-def classify_paths(
-    predictor: Predictor,
-    paths: Sequence,
-    *,
-    batch_size: int = 4,
-    stop: threading.Event | None = None,
-    keep_images: bool = False,
-    prefetch: int | None = None,
-) -> Iterator[dict]:
-    """Classify files one batch at a time, as a generator of records.
-
-    Decoding and resizing run ahead in a background thread (a bounded queue
-    of ``prefetch`` images) so they overlap the network; each file is decoded
-    once. A file that cannot be read yields a record with ``error`` set and
-    the run goes on.
-
-    Parameters
-    ----------
-    predictor : Predictor
-    paths : sequence of path-like
-    batch_size : int
-        Images per forward pass. ``stop`` is checked between batches, so the
-        latency of a stop request is at most one batch: keep it small (1-4)
-        where that matters (an interactive application).
-    stop : threading.Event, optional
-        When set, no further batch starts and the generator returns.
-    keep_images : bool
-        Add the decoded image (``"image"``) to each record, e.g. to draw an
-        overlay without decoding twice.
-    prefetch : int, optional
-        Images decoded ahead; default ``2 * batch_size``.
-
-    Yields
-    ------
-    dict
-        ``index``, ``total``, ``path`` (str), ``predicted`` (class name or
-        None), ``probs`` ({class: p} or None), ``roi_fraction`` (or None),
-        ``error`` (str or None), ``prediction`` (:class:`Prediction` or
-        None), ``images_per_s`` (running: images done / seconds since the
-        start) and ``image`` when ``keep_images``.
-    """
-    paths = [Path(p) for p in paths]
-    total = len(paths)
-    batch_size = max(1, int(batch_size))
-    ahead = max(batch_size, int(prefetch) if prefetch else 2 * batch_size)
-    start = time.perf_counter()
-    done = 0
-    pending: deque = deque()
-    next_i = 0
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gusa-decode")
-    try:
-        while next_i < total or pending:
-            while next_i < total and len(pending) < ahead:
-                pending.append((next_i, pool.submit(_load, predictor, paths[next_i], keep_images)))
-                next_i += 1
-            if stop is not None and stop.is_set():
-                return
-            batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
-            loaded = [(i, *fut.result()) for i, fut in batch]
-            good = [item for item in loaded if item[3] is None]
-            preds = predictor.predict_prepared([item[2] for item in good], paths=[str(paths[item[0]]) for item in good])
-            by_index = {item[0]: p for item, p in zip(good, preds)}
-            for i, image, _prep, exc in loaded:
-                done += 1
-                pred = by_index.get(i)
-                rec = {
-                    "index": i,
-                    "total": total,
-                    "path": str(paths[i]),
-                    "predicted": pred.label if pred else None,
-                    "probs": pred.probs_dict() if pred else None,
-                    "roi_fraction": pred.roi_fraction if pred else None,
-                    "error": None if exc is None else str(exc),
-                    "prediction": pred,
-                    "images_per_s": done / max(time.perf_counter() - start, 1e-9),
-                }
-                if keep_images:
-                    rec["image"] = image
-                yield rec
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)

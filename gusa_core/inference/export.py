@@ -23,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from ..atomic import atomic_write
+from ..checkpoint import load_model
+from ..errors import CheckpointError
+from ..runs import fold_dir
 
 __all__ = ["ONNX_OPSET", "export_model_onnx", "OnnxModel", "export_onnx"]
 
@@ -122,8 +125,6 @@ class OnnxModel:
     def __init__(self, path: str | os.PathLike, *, threads: int | None = None):
         import onnxruntime as ort
 
-        from .errors import CheckpointError
-
         self.path = Path(path)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -162,10 +163,8 @@ def export_onnx(run_dir: str | os.PathLike, path: str | os.PathLike, *, fold: in
     Path
         ``path``.
     """
-    from .checkpoint import load_model
-
     run_dir = Path(run_dir)
-    source = run_dir / f"fold-{fold}" if (run_dir / f"fold-{fold}").is_dir() else run_dir
+    source = fold_dir(run_dir, fold) if fold_dir(run_dir, fold).is_dir() else run_dir
     model, meta = load_model(source, device="cpu")
     input_size = tuple(meta.get("input_size") or (512, 384))
     return export_model_onnx(model.eval(), path, input_size=input_size)

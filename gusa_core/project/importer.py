@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import GusaError, ProjectError
-from .imageio import IMAGE_SUFFIXES, image_size, list_images
+from ..errors import GusaError, ProjectError
+from ..imageio import IMAGE_SUFFIXES, image_size, list_images
 
 __all__ = ["GROUND_TRUTH_CSV", "class_key", "scan_folder", "read_ground_truth"]
 

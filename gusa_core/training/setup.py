@@ -1,25 +1,26 @@
 """Setting up a training run: settings checks, splits, colour reference and ``run.json``.
 
-Used by :class:`gusa_core.training.Trainer`; the folds themselves are trained
-by :class:`gusa_core.folds.FoldTrainer`.
+Used by :class:`~.trainer.Trainer`; the folds themselves are trained
+by :class:`~.fold_trainer.FoldTrainer`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from . import __version__
-from .atomic import atomic_write_json
-from .checkpoint import RUN_FILE, now_iso
-from .errors import CheckpointError, GusaError
-from .folds import make_folds
-from .training import BEST_BY
+from ..errors import CheckpointError, GusaError
+from ..imageio import DownsampleCache, read_image
+from ..models_registry import VARIANT_NAMES
+from ..runs import Run, RunState, new_run_meta, run_json_path
+from ..stain import ReinhardNormalizer
+from .fold_trainer import BEST_BY
+from .splits import make_folds
 
-__all__ = ["RunState", "prepare", "CPU_CHANNELS_LAST", "CPU_MEMORY_EFFICIENT"]
+__all__ = ["prepare", "CPU_CHANNELS_LAST", "CPU_MEMORY_EFFICIENT"]
 
 #: CPU defaults chosen with benchmarks/bench_train.py (see its output in the report).
 #: Gradient checkpointing of the dense layers: peak RSS at batch 5, 512x384 falls
@@ -31,72 +32,12 @@ CPU_MEMORY_EFFICIENT = True
 CPU_CHANNELS_LAST = True
 
 
-class RunState:
-    """``run.json`` of a run folder, kept up to date (only the main rank writes)."""
-
-    def __init__(self, run_dir: Path, meta: dict, *, write: bool):
-        self.run_dir = run_dir
-        self.meta = meta
-        self.write_enabled = write
-
-    def save(self) -> None:
-        self.meta["updated"] = now_iso()
-        if self.write_enabled:
-            atomic_write_json(self.run_dir / RUN_FILE, self.meta)
-
-    def fold_list(self, n: int) -> list[dict]:
-        results = self.meta.setdefault("fold_results", [])
-        while len(results) < n:
-            results.append({"fold": len(results), "status": "pending"})
-        return results
-
-    def fold_finished(self, k: int) -> bool:
-        results = self.meta.get("fold_results", [])
-        done = k < len(results) and results[k].get("status") == "finished"
-        folder = self.run_dir / f"fold-{k}"
-        return done and (folder / "model.safetensors").is_file() and (folder / "model.json").is_file()
-
-    def set_fold(self, k: int, result: dict) -> None:
-        self.fold_list(k + 1)[k] = dict(result)
-        self.save()
-
-    def finish(self, status: str, *, error: str | None = None) -> None:
-        self.meta["status"] = status
-        if error is not None:
-            self.meta["error"] = error
-        else:
-            self.meta.pop("error", None)
-        self.save()
-
-    def summary(self, n: int) -> dict:
-        folds = self.fold_list(n)
-        done = [f for f in folds if f.get("status") == "finished"]
-
-        def mean(key):
-            vals = [f[key] for f in done if f.get(key) is not None]
-            return float(np.mean(vals)) if vals else None
-
-        return {
-            "status": self.meta.get("status"),
-            "run_dir": str(self.run_dir),
-            "variant": self.meta.get("variant"),
-            "folds": folds,
-            "mean_val_acc": mean("val_acc"),
-            "mean_val_auc": mean("val_auc"),
-            "mean_val_miou": mean("val_miou"),
-            "messages": list(self.meta.get("messages", [])),
-            "selection": BEST_BY,
-        }
-
-
 class _Prepared:
     """Everything the folds share: project, device, splits, normaliser, cache."""
 
 
 def _normalizer(project, config, stored: dict | None, cb):
     """The Reinhard normaliser of the run (the stored one when resuming), or None."""
-    from .stain import ReinhardNormalizer
-
     if not config.color_normalize:
         return None
     if stored:
@@ -108,12 +49,8 @@ def _normalizer(project, config, stored: dict | None, cb):
                 return ReinhardNormalizer.from_dict(ref)
             path = Path(project.folder) / ref
             if path.suffix.lower() == ".json" and path.is_file():
-                import json
-
                 return ReinhardNormalizer.from_dict(json.loads(path.read_text(encoding="utf-8")))
             ids = {r.id for r in project.images}
-            from .imageio import read_image
-
             image = read_image(project.image_path(ref) if ref in ids else path)
             norm = ReinhardNormalizer().fit(image)
             norm.source = str(ref)
@@ -125,9 +62,6 @@ def _normalizer(project, config, stored: dict | None, cb):
 
 def prepare(trainer, dist, cb) -> _Prepared:
     """Check the settings, split the labelled images, open or create ``run.json``."""
-    from .imageio import DownsampleCache
-    from .models_registry import VARIANT_NAMES
-
     cfg = trainer.config
     if cfg.variant not in VARIANT_NAMES:
         raise GusaError(f"unknown variant {cfg.variant!r} (known: {', '.join(VARIANT_NAMES)})")
@@ -153,13 +87,11 @@ def prepare(trainer, dist, cb) -> _Prepared:
         prep.workers = 0 if cpu else min(4, max(0, (os.cpu_count() or 1) - 1))
     prep.classes = list(project.classes)
 
-    run_file = prep.run_dir / RUN_FILE
+    run_file = run_json_path(prep.run_dir)
     stored = None
     if run_file.is_file():
         if not trainer.resume:
             raise GusaError(f"run folder {prep.run_dir} already holds a run: choose another --out or pass --resume")
-        from .checkpoint import Run
-
         stored = Run(prep.run_dir).meta
         for key, now in (("variant", cfg.variant), ("class_names", prep.classes), ("input_size", [w, h])):
             if stored.get(key) != now:
@@ -191,15 +123,7 @@ def prepare(trainer, dist, cb) -> _Prepared:
     prep.normalizer_dict = prep.normalizer.to_dict() if prep.normalizer is not None else None
     prep.cache = DownsampleCache(project.cache_dir)
 
-    meta = stored or {
-        "format": "gusa-run",
-        "variant": cfg.variant,
-        "class_names": prep.classes,
-        "input_size": [w, h],
-        "created": now_iso(),
-        "project": str(Path(project.folder).resolve()),
-        "gusa_version": __version__,
-    }
+    meta = stored or new_run_meta(variant=cfg.variant, class_names=prep.classes, input_size=(w, h), project=project.folder)
     meta.update(
         config=cfg.to_dict(), folds=len(splits), status="running", reinhard=prep.normalizer_dict, messages=messages,
         splits=[{"train": tr, "val": va} for tr, va in splits], selection=BEST_BY,

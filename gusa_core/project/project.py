@@ -20,123 +20,39 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from psygnal import Signal, SignalGroup
 
-from . import DEFAULT_CLASS_COLORS, DEFAULT_CLASSES
-from .atomic import atomic_write, atomic_write_bytes, atomic_write_text
-from .errors import ImageReadError, MaskError, ProjectError
-from .imageio import image_size, read_mask, write_mask
-from .project_import import GROUND_TRUTH_CSV, scan_folder
-from .project_import import class_key as _class_key
+from .. import DEFAULT_CLASSES
+from ..atomic import atomic_write
+from ..errors import ImageReadError, ProjectError
+from ..imageio import read_mask, write_mask
+from ..runs import runs_dir
+from .classes import ClassesMixin, parse_color
+from .importer import scan_folder
+from .manifest import (
+    BACKUP_NAME,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST_KEYS,
+    MANIFEST_NAME,
+    ImageRecord,
+    manifest_ok,
+    now,
+    read_manifest,
+    safe_id,
+    write_manifest,
+)
+from .masks import MASK_DIR, MasksMixin
 
-__all__ = [
-    "Project",
-    "ImageRecord",
-    "ProjectEvents",
-    "MANIFEST_NAME",
-    "BACKUP_NAME",
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "GROUND_TRUTH_CSV",
-]
+__all__ = ["Project", "ProjectEvents"]
 
-MANIFEST_NAME = "gusa-project.json"
-BACKUP_NAME = MANIFEST_NAME + ".bak"
-FORMAT_NAME = "gusa-project"
-#: Manifest version this code writes; it reads this and older ones.
-FORMAT_VERSION = 1
-#: BACH's label file: rows ``filename,class`` without a header.
-
-_MASK_DIR = "masks"
 _IMAGE_DIR = "images"
-_PALETTE = [
-    (156, 39, 176), (0, 150, 136), (121, 85, 72), (96, 125, 139), (255, 235, 59),
-    (63, 81, 181), (205, 220, 57), (233, 30, 99), (0, 188, 212), (255, 87, 34),
-]  # fmt: skip
-_RECORD_KEYS = ("id", "path", "label", "mask", "notes", "suggested")
-_MANIFEST_KEYS = ("format", "version", "classes", "class_colors", "reinhard_reference", "images", "created", "modified")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _safe_id(stem: str) -> str:
-    text = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._ ")
-    return text or "image"
-
-
-@dataclass
-class ImageRecord:
-    """One image of a project.
-
-    Attributes
-    ----------
-    id : str
-        Stable, unique (case-insensitively) and filename-safe: the image's
-        stem, de-duplicated with a ``-2``, ``-3``... suffix.
-    path : str
-        POSIX path, relative to the project folder when the image is inside
-        it, absolute otherwise.
-    label : str or None
-        A class name, or None (unlabelled).
-    mask : str or None
-        ``"masks/<id>.png"`` (relative to the project folder), or None.
-    notes : str
-        Free text.
-    suggested : str or None
-        A predicted class offered as a suggestion.
-    extra : dict
-        Manifest keys this version does not know, kept as they were.
-    """
-
-    id: str
-    path: str
-    label: str | None = None
-    mask: str | None = None
-    notes: str = ""
-    suggested: str | None = None
-    extra: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def to_dict(self) -> dict:
-        """The record as stored in the manifest."""
-        d = {k: getattr(self, k) for k in _RECORD_KEYS}
-        d.update({k: v for k, v in self.extra.items() if k not in d})
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ImageRecord":
-        """Build a record from its manifest form (raises ValueError when malformed)."""
-        if not isinstance(d, dict):
-            raise ValueError(f"an image record must be an object, got {type(d).__name__}")
-        for key in ("id", "path"):
-            if not isinstance(d.get(key), str) or not d[key]:
-                raise ValueError(f"an image record has no valid {key!r}: {d!r}"[:300])
-        for key in ("label", "mask", "suggested"):
-            if d.get(key) is not None and not isinstance(d[key], str):
-                raise ValueError(f"image {d['id']!r}: {key!r} must be a string or null")
-        notes = d.get("notes") or ""
-        if not isinstance(notes, str):
-            raise ValueError(f"image {d['id']!r}: 'notes' must be a string")
-        return cls(
-            id=d["id"],
-            path=d["path"],
-            label=d.get("label"),
-            mask=d.get("mask"),
-            notes=notes,
-            suggested=d.get("suggested"),
-            extra={k: v for k, v in d.items() if k not in _RECORD_KEYS},
-        )
 
 
 class ProjectEvents(SignalGroup):
@@ -153,7 +69,7 @@ class ProjectEvents(SignalGroup):
     saved = Signal()
 
 
-class Project:
+class Project(ClassesMixin, MasksMixin):
     """A project folder: images with labels, notes and RoI masks.
 
     Use the class methods `create`, `open` or `from_folder`; the constructor
@@ -194,7 +110,7 @@ class Project:
         self.images: list[ImageRecord] = []
         self._by_id: dict[str, ImageRecord] = {}
         self._reinhard: str | None = None
-        self.created = _now()
+        self.created = now()
         self.modified: str | None = None
         self._extra: dict[str, Any] = {}
         self._changes = 1  # a project never saved is dirty
@@ -215,17 +131,12 @@ class Project:
     @property
     def runs_dir(self) -> Path:
         """``<folder>/runs``."""
-        return self.folder / "runs"
+        return runs_dir(self.folder)
 
     @property
     def cache_dir(self) -> Path:
         """``<folder>/cache`` (safe to delete)."""
         return self.folder / "cache"
-
-    @property
-    def masks_dir(self) -> Path:
-        """``<folder>/masks``."""
-        return self.folder / _MASK_DIR
 
     # ------------------------------------------------------------ creation
     @classmethod
@@ -292,9 +203,9 @@ class Project:
             hint = f"; a backup exists: Project.open({str(folder)!r}, use_backup=True)" if project.backup_path.is_file() else ""
             raise ProjectError(path, f"not a GuSA project (no {MANIFEST_NAME}){hint}")
         try:
-            data = _read_manifest(path)
+            data = read_manifest(path)
         except ProjectError as exc:
-            if not use_backup and _manifest_ok(project.backup_path):
+            if not use_backup and manifest_ok(project.backup_path):
                 raise ProjectError(
                     path,
                     f"{exc.reason}. The previous manifest {project.backup_path} is valid: "
@@ -366,7 +277,7 @@ class Project:
                 target = project.masks_dir / f"{rec.id}.png"
                 write_mask(target, read_mask(mpath))
                 written.append(target)
-                rec.mask = f"{_MASK_DIR}/{rec.id}.png"
+                rec.mask = f"{MASK_DIR}/{rec.id}.png"
             project.save()
         except BaseException:
             for p in written:
@@ -409,7 +320,7 @@ class Project:
             self.class_colors[name] = self._default_color(name, colors)
         for name, value in colors.items():
             if name not in self.class_colors:
-                self.class_colors[name] = _color(value)
+                self.class_colors[name] = parse_color(value)
         ref = data.get("reinhard_reference")
         if ref is not None and not isinstance(ref, str):
             raise ValueError("'reinhard_reference' must be a string or null")
@@ -428,7 +339,7 @@ class Project:
             self._by_id[rec.id] = rec
         self.created = data.get("created") or self.created
         self.modified = data.get("modified")
-        self._extra = {k: v for k, v in data.items() if k not in _MANIFEST_KEYS}
+        self._extra = {k: v for k, v in data.items() if k not in MANIFEST_KEYS}
 
     @property
     def dirty(self) -> bool:
@@ -460,10 +371,10 @@ class Project:
             with self._lock:
                 changes = self._changes
                 previous_modified = self.modified
-                self.modified = _now()
+                self.modified = now()
                 text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
             try:
-                self._write_manifest(text)
+                write_manifest(self.manifest_path, self.backup_path, text)
             except BaseException:
                 with self._lock:
                     if self._changes == changes:
@@ -473,116 +384,6 @@ class Project:
                 self._saved_changes = changes
         self.events.saved.emit()
         return self.manifest_path
-
-    def _write_manifest(self, text: str) -> None:
-        path = self.manifest_path
-        try:
-            old = path.read_bytes() if path.is_file() else None
-        except OSError as exc:
-            raise ProjectError(path, f"cannot read the current manifest: {exc}") from exc
-        if old is not None:
-            try:
-                old_data = json.loads(old.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                old_data = None  # damaged: replaced, but never copied over a good backup
-            if isinstance(old_data, dict):
-                version = old_data.get("version")
-                if isinstance(version, int) and version > FORMAT_VERSION:
-                    raise ProjectError(path, _newer_reason(version))
-                atomic_write_bytes(self.backup_path, old)
-        try:
-            atomic_write_text(path, text)
-        except OSError as exc:
-            raise ProjectError(path, f"cannot write the manifest: {exc}") from exc
-
-    # ------------------------------------------------------------ classes
-    def _check_new_class(self, name: str) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"a class name must be a non-empty string, got {name!r}")
-        if any(_class_key(c) == _class_key(name) for c in self.classes):
-            raise ValueError(f"class {name!r} already exists")
-
-    def _default_color(self, name: str, colors: dict | None) -> tuple[int, int, int]:
-        if colors and name in colors:
-            return _color(colors[name])
-        if name in DEFAULT_CLASS_COLORS:
-            return tuple(DEFAULT_CLASS_COLORS[name])  # type: ignore[return-value]
-        used = set(self.class_colors.values()) if hasattr(self, "class_colors") else set()
-        for c in _PALETTE:
-            if c not in used:
-                return c
-        return _PALETTE[len(used) % len(_PALETTE)]
-
-    def class_key(self, name: str) -> str | None:
-        """The project class matching ``name`` ignoring case, spaces and underscores, or None."""
-        key = _class_key(name)
-        return next((c for c in self.classes if _class_key(c) == key), None)
-
-    def add_class(self, name: str, color: tuple[int, int, int] | None = None) -> None:
-        """Add a class at the end of `classes`."""
-        with self._lock:
-            self._check_new_class(name)
-            self.class_colors[name] = _color(color) if color is not None else self._default_color(name, None)
-            self.classes.append(name)
-            self._touch()
-        self.events.classes_changed.emit()
-
-    def remove_class(self, name: str) -> None:
-        """Remove a class; images labelled with it become unlabelled."""
-        relabelled: list[str] = []
-        with self._lock:
-            if name not in self.classes:
-                raise KeyError(f"no class {name!r} in the project")
-            self.classes.remove(name)
-            self.class_colors.pop(name, None)
-            for rec in self.images:
-                if rec.label == name:
-                    rec.label = None
-                    relabelled.append(rec.id)
-                if rec.suggested == name:
-                    rec.suggested = None
-            self._touch()
-        self.events.classes_changed.emit()
-        for image_id in relabelled:
-            self.events.label_changed.emit(image_id, None)
-
-    def rename_class(self, old: str, new: str) -> None:
-        """Rename a class, keeping its place and colour; labels follow."""
-        if old == new:
-            return
-        relabelled: list[str] = []
-        with self._lock:
-            if old not in self.classes:
-                raise KeyError(f"no class {old!r} in the project")
-            others = [c for c in self.classes if c != old]
-            if not isinstance(new, str) or not new.strip():
-                raise ValueError(f"a class name must be a non-empty string, got {new!r}")
-            if any(_class_key(c) == _class_key(new) for c in others):
-                raise ValueError(f"class {new!r} already exists")
-            self.classes[self.classes.index(old)] = new
-            self.class_colors = {(new if k == old else k): v for k, v in self.class_colors.items()}
-            for rec in self.images:
-                if rec.label == old:
-                    rec.label = new
-                    relabelled.append(rec.id)
-                if rec.suggested == old:
-                    rec.suggested = new
-            self._touch()
-        self.events.classes_changed.emit()
-        for image_id in relabelled:
-            self.events.label_changed.emit(image_id, new)
-
-    def set_class_color(self, name: str, color: tuple[int, int, int]) -> None:
-        """Change a class's display colour."""
-        with self._lock:
-            if name not in self.classes:
-                raise KeyError(f"no class {name!r} in the project")
-            color = _color(color)
-            if self.class_colors.get(name) == color:
-                return
-            self.class_colors[name] = color
-            self._touch()
-        self.events.classes_changed.emit()
 
     @property
     def reinhard_reference(self) -> str | None:
@@ -639,7 +440,7 @@ class Project:
         return path.as_posix()
 
     def _unique_id(self, stem: str, extra_taken: Iterable[str] = ()) -> str:
-        base = _safe_id(stem)
+        base = safe_id(stem)
         taken = {k.casefold() for k in self._by_id} | {t.casefold() for t in extra_taken}
         candidate, n = base, 1
         while candidate.casefold() in taken:
@@ -751,163 +552,3 @@ class Project:
             self._touch()
         self.events.notes_changed.emit(image_id)
 
-    # ------------------------------------------------------------ masks
-    def mask_path(self, image_id: str) -> Path:
-        """Where the image's mask is (or would be saved): ``masks/<id>.png``."""
-        rec = self.image(image_id)
-        return self._resolve(rec.mask) if rec.mask else self.masks_dir / f"{rec.id}.png"
-
-    def has_mask(self, image_id: str) -> bool:
-        """Whether the image has a mask file."""
-        rec = self.image(image_id)
-        return rec.mask is not None and self._resolve(rec.mask).is_file()
-
-    def image_shape(self, image_id: str) -> tuple[int, int]:
-        """``(H, W)`` of an image, read from its header (cached on path and mtime).
-
-        Raises
-        ------
-        ImageReadError
-            The image is missing or unreadable.
-        """
-        path = self.image_path(image_id)
-        try:
-            mtime = path.stat().st_mtime_ns
-        except OSError:
-            mtime = -1
-        key = (str(path), mtime)
-        cached = self._sizes.get(image_id)
-        if cached is not None and cached[:2] == key:
-            return cached[2]
-        w, h = image_size(path)
-        self._sizes[image_id] = (key[0], key[1], (h, w))
-        return h, w
-
-    def load_mask(self, image_id: str) -> np.ndarray | None:
-        """Read an image's RoI mask, checked against the image's size.
-
-        Returns
-        -------
-        ndarray of shape (H, W), uint8, or None
-            0 / 255; None when the image has no mask.
-
-        Raises
-        ------
-        MaskError
-            The mask file is missing, unreadable or of the wrong size (the
-            message names the mask file).
-        ImageReadError
-            The image itself cannot be found or read (its size is unknown).
-        """
-        rec = self.image(image_id)
-        if rec.mask is None:
-            return None
-        return read_mask(self._resolve(rec.mask), shape=self.image_shape(image_id))
-
-    def save_mask(self, image_id: str, mask: np.ndarray | None, *, save_manifest: bool = True) -> Path | None:
-        """Save an image's RoI mask as ``masks/<id>.png`` (atomic PNG).
-
-        Parameters
-        ----------
-        image_id : str
-        mask : ndarray of shape (H, W) or None
-            Non-zero is RoI. An all-zero mask (or None) deletes the mask file
-            and sets the record's ``mask`` to None.
-        save_manifest : bool
-            Save the manifest too when the record changed, so nothing is lost.
-
-        Returns
-        -------
-        Path or None
-            The mask file, or None when the mask was removed.
-
-        Raises
-        ------
-        MaskError
-            ``mask`` does not have the image's size.
-        """
-        rec = self.image(image_id)
-        target = self.masks_dir / f"{rec.id}.png"
-        if mask is not None:
-            mask = np.asarray(mask)
-            try:
-                shape = self.image_shape(image_id)
-            except ImageReadError:
-                shape = None  # the image went missing: keep the user's work anyway
-            if mask.ndim != 2 or (shape is not None and mask.shape != shape):
-                size = f"{mask.shape[1]}x{mask.shape[0]}" if mask.ndim == 2 else f"shape {mask.shape}"
-                want = f"{shape[1]}x{shape[0]}" if shape else "2-D"
-                raise MaskError(target, f"mask is {size} (width x height) but its image is {want}")
-        empty = mask is None or not mask.any()
-        if not empty:
-            write_mask(target, mask)  # outside the lock: encoding takes a while
-        with self._lock:
-            if empty and rec.mask is None and not target.exists():
-                return None  # nothing to remove: no change
-            if empty:
-                old = self._resolve(rec.mask) if rec.mask else target
-                old.unlink(missing_ok=True)
-                new_ref = None
-            else:
-                new_ref = f"{_MASK_DIR}/{rec.id}.png"
-            changed = rec.mask != new_ref
-            rec.mask = new_ref
-            if changed:
-                self._touch()
-        self.events.mask_changed.emit(image_id)
-        if save_manifest and self.dirty:
-            self.save()
-        return None if empty else target
-
-
-# ------------------------------------------------------------------ helpers
-def _suffixes() -> list[str]:
-    from .imageio import IMAGE_SUFFIXES
-
-    return list(IMAGE_SUFFIXES)
-
-
-def _color(value: Any) -> tuple[int, int, int]:
-    try:
-        r, g, b = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"a colour is three integers (R, G, B), got {value!r}") from None
-    if not all(0 <= v <= 255 for v in (r, g, b)):
-        raise ValueError(f"colour components must be 0..255, got {value!r}")
-    return r, g, b
-
-
-def _newer_reason(version: int) -> str:
-    return (
-        f"written by a newer GuSA Studio (manifest version {version}; this version reads up to "
-        f"version {FORMAT_VERSION}): update GuSA Studio to open it. The file was not changed."
-    )
-
-
-def _read_manifest(path: Path) -> dict:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ProjectError(path, f"cannot read the manifest: {exc}") from exc
-    if not raw.strip():
-        raise ProjectError(path, "the manifest is empty (0 bytes)")
-    try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProjectError(path, f"the manifest is not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-        raise ProjectError(path, f"not a GuSA project manifest (no \"format\": \"{FORMAT_NAME}\")")
-    version = data.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise ProjectError(path, f"the manifest has no valid version (got {version!r})")
-    if version > FORMAT_VERSION:
-        raise ProjectError(path, _newer_reason(version))
-    return data
-
-
-def _manifest_ok(path: Path) -> bool:
-    try:
-        _read_manifest(path)
-    except ProjectError:
-        return False
-    return path.is_file()

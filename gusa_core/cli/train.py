@@ -1,0 +1,180 @@
+"""``gusa train``: train a model on a project with a progress bar; Ctrl+C stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .. import DEFAULT_INPUT_SIZE
+from ..models_registry import DEFAULT_VARIANT, VARIANT_NAMES
+from ..runs import read_run_meta
+from ..training import TrainCallbacks, TrainConfig, Trainer
+from .options import parse_size
+
+
+def add_parser(sub) -> None:
+    s = sub.add_parser("train", help="train a model (k-fold by default) on a project")
+    s.add_argument("project", type=Path)
+    s.add_argument("--out", type=Path, required=True, help="run folder to write")
+    s.add_argument("--variant", choices=VARIANT_NAMES, default=DEFAULT_VARIANT)
+    s.add_argument("--folds", type=int, default=4, help="stratified folds (1 = fixed validation split)")
+    s.add_argument("--val-fraction", type=float, default=0.25, help="validation share when --folds 1")
+    s.add_argument("--epochs", type=int, default=30)
+    s.add_argument("--batch-size", type=int, default=5)
+    s.add_argument("--lr", type=float, default=5e-5)
+    s.add_argument("--weight-decay", type=float, default=1e-5)
+    s.add_argument("--dice-weight", type=float, default=1.0, help="lambda of eq. 8")
+    s.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE, metavar="WxH")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    s.add_argument("--pretrained", default="auto", help="auto (TORCH_HOME cache), none, or a weights FILE")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=None, help="data loader workers")
+    s.add_argument("--no-augment", action="store_true")
+    s.add_argument("--resume", action="store_true", help="continue a stopped or crashed run in --out")
+    s.set_defaults(func=run)
+
+
+class ProgressCallbacks(TrainCallbacks):
+    """Terminal progress for ``gusa train``: a tqdm bar per epoch and a line per epoch."""
+
+    def __init__(self, *, enabled: bool = True, stream=None):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.bar = None
+        self.folds = 1
+
+    def write(self, text: str) -> None:
+        if not self.enabled:
+            return
+        tqdm.write(text, file=self.stream)
+
+    def on_run_start(self, info: dict) -> None:
+        self.folds = info["folds"]
+        self.write(
+            f"training {info['variant']} on {info['device']}"
+            + (f" x{info['world_size']} processes" if info["world_size"] > 1 else "")
+            + f": {info['n_labelled']} labelled images ({info['n_masked']} with RoI masks), "
+            f"{info['folds']} fold(s), {info['epochs']} epochs -> {info['run_dir']}"
+        )
+
+    def on_log(self, message: str) -> None:
+        self.write(message)
+
+    def on_batch_end(self, rec: dict) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None or rec["batch"] == 1:
+            self.close()
+            self.bar = tqdm(
+                total=rec["batches"], file=self.stream, leave=False, unit="batch",
+                desc=f"fold {rec['fold'] + 1}/{self.folds} epoch {rec['epoch']}/{rec['epochs']}",
+            )
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{rec['loss']:.3f}", img_s=f"{rec['images_per_s']:.2f}", refresh=False)
+
+    def on_epoch_end(self, rec: dict) -> None:
+        self.close()
+        f = _fmt
+        self.write(
+            f"fold {rec['fold'] + 1}/{self.folds} epoch {rec['epoch']}/{rec['epochs']}: "
+            f"train loss {f(rec['train_loss'])} acc {f(rec['train_acc'])} | val loss {f(rec['val_loss'])} "
+            f"acc {f(rec['val_acc'])} AUC {f(rec['val_auc'])} mIoU {f(rec['val_miou'])} | "
+            f"{rec['images_per_s']:.2f} img/s, {rec['seconds']:.0f} s" + ("  * saved" if rec.get("best") else "")
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def print_summary(self, summary: dict) -> None:
+        print(f"run {summary['status']}: {summary['run_dir']}  (best epoch per fold by {summary['selection']})")
+        for fr in summary["folds"]:
+            print(
+                f"  fold {fr['fold']}: {fr.get('status')}, best epoch {fr.get('best_epoch')}, val acc {_fmt(fr.get('val_acc'))}, "
+                f"AUC {_fmt(fr.get('val_auc'))}, mIoU {_fmt(fr.get('val_miou'))}"
+            )
+        if summary.get("mean_val_acc") is not None:
+            print(
+                f"  mean: val acc {_fmt(summary['mean_val_acc'])}, AUC {_fmt(summary['mean_val_auc'])}, "
+                f"mIoU {_fmt(summary['mean_val_miou'])}"
+            )
+        if summary.get("resume_hint"):
+            print(f"stopped; continue with: {summary['resume_hint']}")
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def run(args) -> int:
+    """``gusa train``: train with a progress bar and print a summary.
+
+    Ctrl+C requests a stop: the current batch ends, the last completed epoch
+    stays saved, and the command to resume is printed.
+    """
+    config = TrainConfig(
+        variant=args.variant,
+        folds=args.folds,
+        val_fraction=args.val_fraction,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        dice_weight=args.dice_weight,
+        input_size=tuple(args.input_size),
+        device=args.device,
+        pretrained=args.pretrained,
+        seed=args.seed,
+        augment=not args.no_augment,
+        workers=args.workers,
+    )
+    # torch comes with the device helpers: imported when the verb runs, so ``gusa --help`` stays instant.
+    from ..device import configure_cpu_threads
+
+    stored_meta = read_run_meta(args.out) if args.resume else None
+    if stored_meta is not None:
+        # A resumed run keeps its own settings (the command line's defaults would not fit it).
+        stored = stored_meta.get("config", {})
+        known = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__}
+        known.update(device=args.device, workers=args.workers)
+        config = TrainConfig(**known)
+        config.input_size = tuple(config.input_size)
+    rank = int(os.environ.get("RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    if args.device in ("cpu", "auto"):
+        # One share of the CPUs per local process: oversubscribed threads slow training many times over.
+        configure_cpu_threads(max(1, _cpu_count() // local_world) if local_world > 1 else None)
+    callbacks = ProgressCallbacks(enabled=rank == 0)
+    trainer = Trainer(args.project, args.out, config, callbacks=callbacks, resume=args.resume)
+
+    def _on_sigint(signum, frame):
+        if trainer.stop_requested:  # a second Ctrl+C aborts at once
+            raise KeyboardInterrupt
+        callbacks.write("stopping after the current batch (Ctrl+C again to abort) ...")
+        trainer.request_stop()
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        summary = trainer.run()
+    finally:
+        callbacks.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if rank == 0:
+        callbacks.print_summary(summary)
+    return 0

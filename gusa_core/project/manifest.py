@@ -1,0 +1,186 @@
+"""The project manifest ``gusa-project.json``: its names, versions, image records, reading and writing.
+
+The manifest is versioned (:data:`FORMAT_VERSION`); one written by a newer
+version is never read nor overwritten. Writing keeps the previous manifest as
+``gusa-project.json.bak``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..atomic import atomic_write_bytes, atomic_write_text
+from ..errors import ProjectError
+
+__all__ = [
+    "MANIFEST_NAME",
+    "BACKUP_NAME",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MANIFEST_KEYS",
+    "ImageRecord",
+    "now",
+    "safe_id",
+    "read_manifest",
+    "manifest_ok",
+    "write_manifest",
+]
+
+MANIFEST_NAME = "gusa-project.json"
+BACKUP_NAME = MANIFEST_NAME + ".bak"
+FORMAT_NAME = "gusa-project"
+#: Manifest version this code writes; it reads this and older ones.
+FORMAT_VERSION = 1
+_RECORD_KEYS = ("id", "path", "label", "mask", "notes", "suggested")
+#: The keys this version understands; others are kept as they were.
+MANIFEST_KEYS = ("format", "version", "classes", "class_colors", "reinhard_reference", "images", "created", "modified")
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 (seconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def safe_id(stem: str) -> str:
+    """A filename-safe image id made from a file stem."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._ ")
+    return text or "image"
+
+
+@dataclass
+class ImageRecord:
+    """One image of a project.
+
+    Attributes
+    ----------
+    id : str
+        Stable, unique (case-insensitively) and filename-safe: the image's
+        stem, de-duplicated with a ``-2``, ``-3``... suffix.
+    path : str
+        POSIX path, relative to the project folder when the image is inside
+        it, absolute otherwise.
+    label : str or None
+        A class name, or None (unlabelled).
+    mask : str or None
+        ``"masks/<id>.png"`` (relative to the project folder), or None.
+    notes : str
+        Free text.
+    suggested : str or None
+        A predicted class offered as a suggestion.
+    extra : dict
+        Manifest keys this version does not know, kept as they were.
+    """
+
+    id: str
+    path: str
+    label: str | None = None
+    mask: str | None = None
+    notes: str = ""
+    suggested: str | None = None
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """The record as stored in the manifest."""
+        d = {k: getattr(self, k) for k in _RECORD_KEYS}
+        d.update({k: v for k, v in self.extra.items() if k not in d})
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImageRecord":
+        """Build a record from its manifest form (raises ValueError when malformed)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"an image record must be an object, got {type(d).__name__}")
+        for key in ("id", "path"):
+            if not isinstance(d.get(key), str) or not d[key]:
+                raise ValueError(f"an image record has no valid {key!r}: {d!r}"[:300])
+        for key in ("label", "mask", "suggested"):
+            if d.get(key) is not None and not isinstance(d[key], str):
+                raise ValueError(f"image {d['id']!r}: {key!r} must be a string or null")
+        notes = d.get("notes") or ""
+        if not isinstance(notes, str):
+            raise ValueError(f"image {d['id']!r}: 'notes' must be a string")
+        return cls(
+            id=d["id"],
+            path=d["path"],
+            label=d.get("label"),
+            mask=d.get("mask"),
+            notes=notes,
+            suggested=d.get("suggested"),
+            extra={k: v for k, v in d.items() if k not in _RECORD_KEYS},
+        )
+
+
+def _newer_reason(version: int) -> str:
+    return (
+        f"written by a newer GuSA Studio (manifest version {version}; this version reads up to "
+        f"version {FORMAT_VERSION}): update GuSA Studio to open it. The file was not changed."
+    )
+
+
+def read_manifest(path: Path) -> dict:
+    """Read and check a manifest (or its backup).
+
+    Raises
+    ------
+    ProjectError
+        Unreadable, empty, not JSON, not a GuSA manifest, no valid version, or a newer version.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProjectError(path, f"cannot read the manifest: {exc}") from exc
+    if not raw.strip():
+        raise ProjectError(path, "the manifest is empty (0 bytes)")
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProjectError(path, f"the manifest is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise ProjectError(path, f"not a GuSA project manifest (no \"format\": \"{FORMAT_NAME}\")")
+    version = data.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ProjectError(path, f"the manifest has no valid version (got {version!r})")
+    if version > FORMAT_VERSION:
+        raise ProjectError(path, _newer_reason(version))
+    return data
+
+
+def manifest_ok(path: Path) -> bool:
+    """Whether ``path`` holds a manifest this version can read."""
+    try:
+        read_manifest(path)
+    except ProjectError:
+        return False
+    return path.is_file()
+
+
+def write_manifest(path: Path, backup: Path, text: str) -> None:
+    """Write ``text`` as the manifest atomically, first copying a readable previous one to ``backup``.
+
+    Raises
+    ------
+    ProjectError
+        The manifest on disk was written by a newer version, or the folder cannot be written.
+    """
+    try:
+        old = path.read_bytes() if path.is_file() else None
+    except OSError as exc:
+        raise ProjectError(path, f"cannot read the current manifest: {exc}") from exc
+    if old is not None:
+        try:
+            old_data = json.loads(old.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            old_data = None  # damaged: replaced, but never copied over a good backup
+        if isinstance(old_data, dict):
+            version = old_data.get("version")
+            if isinstance(version, int) and version > FORMAT_VERSION:
+                raise ProjectError(path, _newer_reason(version))
+            atomic_write_bytes(backup, old)
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise ProjectError(path, f"cannot write the manifest: {exc}") from exc

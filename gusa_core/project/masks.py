@@ -1,0 +1,131 @@
+"""A project's RoI masks: ``masks/<id>.png`` at the image's resolution, 0 / 255."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageReadError, MaskError
+from ..imageio import image_size, read_mask, write_mask
+
+__all__ = ["MasksMixin", "MASK_DIR"]
+
+MASK_DIR = "masks"
+
+
+class MasksMixin:
+    """The mask methods of :class:`~gusa_core.project.Project` (which owns ``folder``,
+    ``image``, ``image_path``, ``_resolve``, ``_sizes``, ``_lock``, ``_touch``, ``events``, ``save``)."""
+
+    @property
+    def masks_dir(self) -> Path:
+        """``<folder>/masks``."""
+        return self.folder / MASK_DIR
+
+    def mask_path(self, image_id: str) -> Path:
+        """Where the image's mask is (or would be saved): ``masks/<id>.png``."""
+        rec = self.image(image_id)
+        return self._resolve(rec.mask) if rec.mask else self.masks_dir / f"{rec.id}.png"
+
+    def has_mask(self, image_id: str) -> bool:
+        """Whether the image has a mask file."""
+        rec = self.image(image_id)
+        return rec.mask is not None and self._resolve(rec.mask).is_file()
+
+    def image_shape(self, image_id: str) -> tuple[int, int]:
+        """``(H, W)`` of an image, read from its header (cached on path and mtime).
+
+        Raises
+        ------
+        ImageReadError
+            The image is missing or unreadable.
+        """
+        path = self.image_path(image_id)
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            mtime = -1
+        key = (str(path), mtime)
+        cached = self._sizes.get(image_id)
+        if cached is not None and cached[:2] == key:
+            return cached[2]
+        w, h = image_size(path)
+        self._sizes[image_id] = (key[0], key[1], (h, w))
+        return h, w
+
+    def load_mask(self, image_id: str) -> np.ndarray | None:
+        """Read an image's RoI mask, checked against the image's size.
+
+        Returns
+        -------
+        ndarray of shape (H, W), uint8, or None
+            0 / 255; None when the image has no mask.
+
+        Raises
+        ------
+        MaskError
+            The mask file is missing, unreadable or of the wrong size (the
+            message names the mask file).
+        ImageReadError
+            The image itself cannot be found or read (its size is unknown).
+        """
+        rec = self.image(image_id)
+        if rec.mask is None:
+            return None
+        return read_mask(self._resolve(rec.mask), shape=self.image_shape(image_id))
+
+    def save_mask(self, image_id: str, mask: np.ndarray | None, *, save_manifest: bool = True) -> Path | None:
+        """Save an image's RoI mask as ``masks/<id>.png`` (atomic PNG).
+
+        Parameters
+        ----------
+        image_id : str
+        mask : ndarray of shape (H, W) or None
+            Non-zero is RoI. An all-zero mask (or None) deletes the mask file
+            and sets the record's ``mask`` to None.
+        save_manifest : bool
+            Save the manifest too when the record changed, so nothing is lost.
+
+        Returns
+        -------
+        Path or None
+            The mask file, or None when the mask was removed.
+
+        Raises
+        ------
+        MaskError
+            ``mask`` does not have the image's size.
+        """
+        rec = self.image(image_id)
+        target = self.masks_dir / f"{rec.id}.png"
+        if mask is not None:
+            mask = np.asarray(mask)
+            try:
+                shape = self.image_shape(image_id)
+            except ImageReadError:
+                shape = None  # the image went missing: keep the user's work anyway
+            if mask.ndim != 2 or (shape is not None and mask.shape != shape):
+                size = f"{mask.shape[1]}x{mask.shape[0]}" if mask.ndim == 2 else f"shape {mask.shape}"
+                want = f"{shape[1]}x{shape[0]}" if shape else "2-D"
+                raise MaskError(target, f"mask is {size} (width x height) but its image is {want}")
+        empty = mask is None or not mask.any()
+        if not empty:
+            write_mask(target, mask)  # outside the lock: encoding takes a while
+        with self._lock:
+            if empty and rec.mask is None and not target.exists():
+                return None  # nothing to remove: no change
+            if empty:
+                old = self._resolve(rec.mask) if rec.mask else target
+                old.unlink(missing_ok=True)
+                new_ref = None
+            else:
+                new_ref = f"{MASK_DIR}/{rec.id}.png"
+            changed = rec.mask != new_ref
+            rec.mask = new_ref
+            if changed:
+                self._touch()
+        self.events.mask_changed.emit(image_id)
+        if save_manifest and self.dirty:
+            self.save()
+        return None if empty else target
