@@ -94,27 +94,18 @@ def _open_demo(window, *, background: bool = True) -> bool:
     if not background:
         return finish(_write_demo(folder))
 
-    import threading
+    from app.base.workers import run_in_thread
 
-    from PySide6.QtCore import QObject, Signal
-
-    class _Done(QObject):
-        finished = Signal(str)
-
-    done = _Done(window)
-    done.finished.connect(finish)
     window.canvas.set_placeholder(f"Preparing the demo project (first start only)…\n{folder}")
     window.show_status("Writing the demo project…")
-    window._demo_job = done  # keep the QObject alive until the thread reports
 
-    def work():
-        problem = _write_demo(folder)
+    def done(problem: str) -> None:
         try:
-            done.finished.emit(problem)
+            finish(problem)
         except RuntimeError:  # the window was closed meanwhile
             pass
 
-    threading.Thread(target=work, name="gusa-demo-writer", daemon=True).start()
+    run_in_thread(_write_demo, folder, on_result=done)
     return False
 
 

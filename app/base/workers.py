@@ -1,4 +1,9 @@
-"""Background work for the GUI: the one place where threads live.
+"""Background work for the GUI: the one place where threads are started.
+
+Every thread of the app starts here: one-shot and generator jobs as a
+:class:`Worker` (or :func:`run_in_thread`), the autosave loop with
+:func:`start_service_thread`, thumbnail jobs on a :func:`job_pool`, and the
+image prefetcher on an :func:`executor`.
 
 A :class:`Worker` runs a Python callable, or a generator function, in a
 ``QThread`` and reports back through Qt signals. The signal-carrying object
@@ -28,7 +33,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-__all__ = ["Worker", "GeneratorWorker", "TaskPool", "run_in_thread", "active_workers", "wait_all", "error_message"]
+__all__ = ["Worker", "GeneratorWorker", "TaskPool", "run_in_thread", "active_workers", "wait_all", "error_message",
+           "start_service_thread", "job_pool", "executor"]
 
 #: Workers that are running; keeps the Python objects alive until they finish.
 _ACTIVE: set["Worker"] = set()
@@ -367,3 +373,33 @@ class TaskPool(QObject):
             signal.emit(key, value)
         except RuntimeError:  # the pool's QObject was deleted while a job ran
             pass
+
+
+# ------------------------------------------------------------- other threads
+def start_service_thread(target: Callable[[], None], *, name: str) -> threading.Thread:
+    """Start a long-lived daemon thread running ``target`` (a service loop, e.g. autosave).
+
+    The loop owns its own stop condition; signals it emits reach GUI slots queued.
+    """
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def job_pool(parent: QObject, max_threads: int = 2):
+    """A ``QThreadPool`` owned by ``parent`` for many small ``QRunnable`` jobs (e.g. thumbnails).
+
+    Uses at most ``max_threads`` threads, and always leaves one core to the GUI.
+    """
+    from PySide6.QtCore import QThreadPool
+
+    pool = QThreadPool(parent)
+    pool.setMaxThreadCount(max(1, min(max_threads, QThreadPool.globalInstance().maxThreadCount() - 1)))
+    return pool
+
+
+def executor(name: str, max_workers: int = 1):
+    """A ``concurrent.futures.ThreadPoolExecutor`` whose threads are named ``name-k`` (e.g. prefetching)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)

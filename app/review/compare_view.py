@@ -7,12 +7,10 @@ others), each titled with the run, its variant, the predicted class and its
 probability. The images of the project are browsed from within the window,
 and "Export PNG…" writes the comparison as one figure.
 
-Exported figure layout (fixed, so figures of different images line up):
-every panel is the image scaled to :data:`PANEL_WIDTH` (512) pixels wide,
-height ``round(512 * H / W)``; panels sit in one row with :data:`MARGIN`
-pixels around and between them, under a title band of :data:`TITLE_HEIGHT`
-pixels; a colour bar band of :data:`COLORBAR_HEIGHT` pixels runs along the
-bottom. :func:`export_size` gives the size in pixels.
+The exported figure is drawn by :mod:`app.review.compare_figure` (fixed
+layout, so figures of different images line up), the synchronised panels
+live in :mod:`app.review.compare_panels`; this module is the window that
+predicts and fills them.
 """
 
 from __future__ import annotations
@@ -20,30 +18,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QFrame,
-    QGraphicsPixmapItem,
-    QGraphicsScene,
-    QGraphicsView,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSlider,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from app.review.colormaps import COLORMAPS, DEFAULT_COLORMAP, attention_rgba, colorbar_image, mask_outline_rgba
+from app.review.colormaps import COLORMAPS, DEFAULT_COLORMAP, attention_rgba, mask_outline_rgba
 from app.review.prediction_cache import (
     PredictionCache,
     PredictorCache,
@@ -54,6 +46,8 @@ from app.review.prediction_cache import (
     shared_prediction_cache,
     shared_predictor_cache,
 )
+from app.review.compare_figure import export_size, render_comparison, save_png
+from app.review.compare_panels import ComparePanel, ViewSynchronizer
 from app.review.review_panel import predict_one
 from app.base.dialogs import Dialogs
 from app.base.workers import run_in_thread
@@ -61,361 +55,15 @@ from app.base.workers import run_in_thread
 if TYPE_CHECKING:
     from app.shell.host import Host
 
-__all__ = [
-    "PANEL_WIDTH",
-    "MARGIN",
-    "TITLE_HEIGHT",
-    "COLORBAR_HEIGHT",
-    "PanelContent",
-    "export_size",
-    "render_comparison",
-    "save_png",
-    "SyncedGraphicsView",
-    "ViewSynchronizer",
-    "ComparePanel",
-    "CompareView",
-    "install",
-]
+__all__ = ["CompareView", "install"]
 
 log = logging.getLogger(__name__)
 
-#: Width of each panel of the exported figure, in pixels.
-PANEL_WIDTH = 512
-#: Space around and between panels in the exported figure.
-MARGIN = 12
-#: Height of the title band above the panels (two lines of text).
-TITLE_HEIGHT = 46
-#: Height of the colour-bar band below the panels.
-COLORBAR_HEIGHT = 40
 MAX_PANELS = 4
 MIN_PANELS = 2
 ROI_COLOR = (0, 230, 0)
 
 _KIND = {"roi": "ỹ (RoI branch)", "gradcam": "Grad-CAM"}
-
-
-@dataclass
-class PanelContent:
-    """What one panel shows: a title, a subtitle and an RGBA layer over the image."""
-
-    title: str
-    subtitle: str = ""
-    overlay: np.ndarray | None = None  # (H, W, 4) uint8 at image resolution
-
-
-# ------------------------------------------------------------------ export (pure rendering)
-def export_size(n_panels: int, image_size: tuple[int, int]) -> tuple[int, int]:
-    """Size ``(width, height)`` in pixels of the exported figure.
-
-    Parameters
-    ----------
-    n_panels : int
-        Number of panels (image + attention maps).
-    image_size : tuple of int
-        ``(width, height)`` of the image.
-    """
-    w, h = image_size
-    panel_h = max(1, round(PANEL_WIDTH * h / w))
-    width = n_panels * PANEL_WIDTH + (n_panels + 1) * MARGIN
-    height = MARGIN + TITLE_HEIGHT + panel_h + COLORBAR_HEIGHT + MARGIN
-    return width, height
-
-
-def _qimage_rgb(rgb: np.ndarray) -> QImage:
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w = rgb.shape[:2]
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-
-
-def _qimage_rgba(rgba: np.ndarray) -> QImage:
-    rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
-    h, w = rgba.shape[:2]
-    return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
-
-
-def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    w, h = size
-    if array.shape[1] == w and array.shape[0] == h:
-        return array
-    shrink = array.shape[1] > w
-    return cv2.resize(array, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def render_comparison(image: np.ndarray, panels: list[PanelContent], *, colormap: str = DEFAULT_COLORMAP,
-                      colorbar_label: str = "attention") -> QImage:
-    """Draw the comparison figure (see the module docstring for the layout).
-
-    Parameters
-    ----------
-    image : ndarray of shape (H, W, 3), uint8
-    panels : list of PanelContent
-        In order, left to right; overlays at the image's resolution.
-    colormap : str
-        The colour map of the attention overlays (for the colour bar).
-    colorbar_label : str
-        Text under the colour bar.
-
-    Returns
-    -------
-    QImage
-        ``export_size(len(panels), (W, H))`` pixels, RGB.
-    """
-    h, w = image.shape[:2]
-    width, height = export_size(len(panels), (w, h))
-    panel_h = height - MARGIN - TITLE_HEIGHT - COLORBAR_HEIGHT - MARGIN
-    small = _resize(np.ascontiguousarray(image[..., :3]), (PANEL_WIDTH, panel_h))
-    out = QImage(width, height, QImage.Format.Format_RGB32)
-    out.fill(QColor(255, 255, 255))
-    painter = QPainter(out)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-    base = _qimage_rgb(small)
-    title_font = QFont()
-    title_font.setPixelSize(17)
-    title_font.setBold(True)
-    sub_font = QFont()
-    sub_font.setPixelSize(14)
-    top = MARGIN + TITLE_HEIGHT
-    for i, panel in enumerate(panels):
-        left = MARGIN + i * (PANEL_WIDTH + MARGIN)
-        painter.setPen(QColor(20, 20, 20))
-        painter.setFont(title_font)
-        painter.drawText(QRectF(left, MARGIN, PANEL_WIDTH, TITLE_HEIGHT / 2), Qt.AlignmentFlag.AlignCenter, panel.title)
-        painter.setFont(sub_font)
-        painter.setPen(QColor(60, 60, 60))
-        painter.drawText(QRectF(left, MARGIN + TITLE_HEIGHT / 2, PANEL_WIDTH, TITLE_HEIGHT / 2),
-                         Qt.AlignmentFlag.AlignCenter, panel.subtitle)
-        target = QRectF(left, top, PANEL_WIDTH, panel_h)
-        painter.drawImage(target, base)
-        if panel.overlay is not None:
-            painter.drawImage(target, _qimage_rgba(_resize(panel.overlay, (PANEL_WIDTH, panel_h))))
-        painter.setPen(QColor(120, 120, 120))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRect(target.adjusted(-0.5, -0.5, 0.5, 0.5))
-    # Colour bar under the attention panels (all but the first).
-    n_att = max(1, len(panels) - 1)
-    bar_left = MARGIN + (PANEL_WIDTH + MARGIN) if len(panels) > 1 else MARGIN
-    bar_w = min(PANEL_WIDTH, n_att * PANEL_WIDTH)
-    bar_left += (n_att * (PANEL_WIDTH + MARGIN) - MARGIN - bar_w) / 2
-    bar_top = top + panel_h + 8
-    bar = _qimage_rgb(colorbar_image(colormap, width=int(bar_w), height=12))
-    painter.drawImage(QRectF(bar_left, bar_top, bar_w, 12), bar)
-    painter.setPen(QColor(60, 60, 60))
-    painter.drawRect(QRectF(bar_left, bar_top, bar_w, 12))
-    painter.setFont(sub_font)
-    text_top = bar_top + 13
-    painter.drawText(QRectF(bar_left - 30, text_top, 60, 18), Qt.AlignmentFlag.AlignCenter, "0")
-    painter.drawText(QRectF(bar_left + bar_w - 30, text_top, 60, 18), Qt.AlignmentFlag.AlignCenter, "1")
-    painter.drawText(QRectF(bar_left, text_top, bar_w, 18), Qt.AlignmentFlag.AlignCenter, colorbar_label)
-    painter.end()
-    return out
-
-
-def save_png(path: str | Path, qimage: QImage) -> Path:
-    """Write ``qimage`` to ``path`` as PNG, atomically."""
-    from gusa_core.atomic import atomic_write_bytes
-    from gusa_core.errors import GusaError
-
-    data = QByteArray()
-    buffer = QBuffer(data)
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    ok = qimage.save(buffer, "PNG")
-    buffer.close()
-    if not ok:
-        raise GusaError(f"cannot encode the comparison as PNG for {path}")
-    return atomic_write_bytes(path, bytes(data.data()))
-
-
-# ------------------------------------------------------------------ synchronised views
-class SyncedGraphicsView(QGraphicsView):
-    """A zoomable, pannable image view that reports every change of its view.
-
-    Signals
-    -------
-    view_changed()
-        The transform (zoom) or a scroll position changed.
-    """
-
-    view_changed = Signal()
-
-    ZOOM_STEP = 1.25
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setScene(QGraphicsScene(self))
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        self.setBackgroundBrush(QColor(40, 40, 40))
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self._image_item = QGraphicsPixmapItem()
-        self._overlay_item = QGraphicsPixmapItem()
-        self._image_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-        self._overlay_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-        self.scene().addItem(self._image_item)
-        self.scene().addItem(self._overlay_item)
-        self.horizontalScrollBar().valueChanged.connect(self._on_scrollbar_value_changed)
-        self.verticalScrollBar().valueChanged.connect(self._on_scrollbar_value_changed)
-
-    def set_image(self, rgb: np.ndarray | None) -> None:
-        """Show an ``(H, W, 3)`` image (``None``: nothing)."""
-        if rgb is None:
-            self._image_item.setPixmap(QPixmap())
-            return
-        self._image_item.setPixmap(QPixmap.fromImage(_qimage_rgb(rgb)))
-        self.scene().setSceneRect(QRectF(0, 0, rgb.shape[1], rgb.shape[0]))
-
-    def set_overlay(self, rgba: np.ndarray | None) -> None:
-        """Show an ``(H, W, 4)`` RGBA layer over the image (``None``: none)."""
-        self._overlay_item.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(_qimage_rgba(rgba)))
-
-    def has_overlay(self) -> bool:
-        """Whether an overlay is shown."""
-        return not self._overlay_item.pixmap().isNull()
-
-    def zoom_by(self, factor: float) -> None:
-        """Zoom by ``factor`` about the view's centre (or the mouse, for wheel events)."""
-        self.scale(factor, factor)
-        self.view_changed.emit()
-
-    def zoom(self) -> float:
-        """The current scale (screen pixels per image pixel)."""
-        return self.transform().m11()
-
-    def fit(self) -> None:
-        """Fit the whole image into the view."""
-        rect = self.scene().sceneRect()
-        if not rect.isEmpty():
-            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-        self.view_changed.emit()
-
-    def visible_centre(self):
-        """The scene point (image x, y) at the centre of the viewport."""
-        return self.mapToScene(self.viewport().rect().center())
-
-    def scroll_position(self) -> tuple[int, int]:
-        """``(horizontal, vertical)`` scroll bar values."""
-        return self.horizontalScrollBar().value(), self.verticalScrollBar().value()
-
-    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt API
-        steps = event.angleDelta().y() / 120.0
-        if steps:
-            self.zoom_by(self.ZOOM_STEP ** steps)
-        event.accept()
-
-    def _on_scrollbar_value_changed(self, _value: int) -> None:
-        self.view_changed.emit()
-
-
-class ViewSynchronizer:
-    """Keeps views showing the same region: a change of one is copied to the others.
-
-    Views of equal size with scenes of equal size then show exactly the same
-    part of their images.
-    """
-
-    def __init__(self, views=()):
-        self.views: list[SyncedGraphicsView] = []
-        self._syncing = False
-        for view in views:
-            self.add(view)
-
-    def add(self, view: SyncedGraphicsView) -> None:
-        """Synchronise ``view`` with the others (it takes their current view)."""
-        self.views.append(view)
-        view.view_changed.connect(lambda v=view: self.sync_from(v))
-        if len(self.views) > 1:
-            self.sync_from(self.views[0])
-
-    def remove(self, view: SyncedGraphicsView) -> None:
-        """Stop synchronising ``view``."""
-        if view in self.views:
-            self.views.remove(view)
-            try:
-                view.view_changed.disconnect()
-            except (RuntimeError, TypeError):
-                pass
-
-    def sync_from(self, source: SyncedGraphicsView) -> None:
-        """Copy ``source``'s transform and scroll positions to every other view."""
-        if self._syncing:
-            return
-        self._syncing = True
-        try:
-            transform = source.transform()
-            h, v = source.scroll_position()
-            for view in self.views:
-                if view is source:
-                    continue
-                if view.transform() != transform:
-                    view.setTransform(transform)
-                # Same top-left corner (panels may differ in width by a pixel of layout rounding).
-                view.horizontalScrollBar().setValue(h)
-                view.verticalScrollBar().setValue(v)
-        finally:
-            self._syncing = False
-
-
-# ------------------------------------------------------------------ panels and window
-class ComparePanel(QFrame):
-    """One panel: a title, an optional run chooser and a synchronised view."""
-
-    run_chosen = Signal(object)  # the run folder (str) or None
-
-    def __init__(self, *, with_run_combo: bool, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        self.run_combo: QComboBox | None = None
-        combo = QComboBox()
-        if with_run_combo:
-            self.run_combo = combo
-            self.run_combo.currentIndexChanged.connect(self._on_run_combo_changed)
-            layout.addWidget(self.run_combo)
-        else:  # same header height as the other panels, so that all views are the same size
-            header = QLabel("Ground truth")
-            header.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            header.setFixedHeight(combo.sizeHint().height())
-            layout.addWidget(header)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.title_label = QLabel("")
-        self.title_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.title_label.setTextFormat(Qt.TextFormat.RichText)
-        layout.addWidget(self.title_label)
-        self.view = SyncedGraphicsView()
-        layout.addWidget(self.view, 1)
-        self.content = PanelContent("")
-        self.prediction = None
-        self.attention: np.ndarray | None = None
-
-    def set_runs(self, runs: list[RunInfo], select: str | None) -> None:
-        """Fill the run chooser (no signal); ``select`` is a run folder."""
-        if self.run_combo is None:
-            return
-        self.run_combo.blockSignals(True)
-        self.run_combo.clear()
-        self.run_combo.addItem("(no run)", None)
-        for info in runs:
-            self.run_combo.addItem(f"{info.name} · {info.variant}", str(info.folder))
-        i = self.run_combo.findData(select) if select else 0
-        self.run_combo.setCurrentIndex(max(0, i))
-        self.run_combo.blockSignals(False)
-
-    @property
-    def run_dir(self) -> str | None:
-        """The chosen run folder."""
-        return None if self.run_combo is None else self.run_combo.currentData()
-
-    def set_title(self, title: str, subtitle: str = "") -> None:
-        """Set both title lines."""
-        self.content.title, self.content.subtitle = title, subtitle
-        self.title_label.setText(f"<b>{title}</b><br>{subtitle}" if subtitle else f"<b>{title}</b>")
-
-    def _on_run_combo_changed(self, _index: int) -> None:
-        self.run_chosen.emit(self.run_dir)
 
 
 class CompareView(QDialog):

@@ -103,8 +103,6 @@ class WindowImagesMixin:
             return
         if self._prefetch is not None and self._prefetch[0] == image_id:
             return
-        from concurrent.futures import ThreadPoolExecutor
-
         from gusa_core.imageio import read_image
 
         from app.workspace.canvas_view import rgb_to_bgra
@@ -114,7 +112,9 @@ class WindowImagesMixin:
             return image, rgb_to_bgra(image)
 
         if self._prefetcher is None:
-            self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gusa-prefetch")
+            from app.base.workers import executor
+
+            self._prefetcher = executor("gusa-prefetch")
         path = self.project.image_path(image_id)
         self._prefetch = (image_id, path, self._prefetcher.submit(decode, path))
 

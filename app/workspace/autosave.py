@@ -17,6 +17,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.base.errors import describe
+from app.base.workers import start_service_thread
 
 __all__ = ["AutosaveWorker"]
 
@@ -47,8 +48,7 @@ class AutosaveWorker(QObject):
         self._busy_key: str | None = None
         self._stop = False
         self.writes = 0  # how many saves really ran (coalescing makes it < scheduled)
-        self._thread = threading.Thread(target=self._run, name="gusa-autosave", daemon=True)
-        self._thread.start()
+        self._thread = start_service_thread(self._run, name="gusa-autosave")
 
     # ------------------------------------------------------------ scheduling
     def schedule(self, key: str, job: Callable[[], None]) -> None:

@@ -22,7 +22,7 @@ from PySide6.QtCore import QEasingCurve, QPointF, QRect, QRectF, QSize, Qt, QTim
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.base.coords import qrect_to_rect_rc, rc_to_xy, rect_rc_to_qrect
+from app.base.coords import rc_to_xy, rect_rc_to_qrect
 
 __all__ = ["CanvasView", "DEFAULT_MASK_COLOR", "MIN_ZOOM", "MAX_ZOOM", "numpy_to_qimage", "rgb_to_bgra", "qimage_view"]
 
@@ -142,9 +142,6 @@ class CanvasView(QWidget):
         """``(H, W)`` of the shown image, or ``None``."""
         return None if self._image is None else (self._image.height(), self._image.width())
 
-    def image_qimage(self) -> QImage | None:
-        return self._image
-
     def pixel_rgb(self, row: int, col: int) -> tuple[int, int, int] | None:
         """The RGB of image pixel ``(row, col)``, or ``None`` outside the image."""
         if self._image is None or not (0 <= row < self._image.height() and 0 <= col < self._image.width()):
@@ -226,18 +223,6 @@ class CanvasView(QWidget):
             self._edge = edge
             self.refresh_mask()
 
-    def outline_width(self) -> int:
-        """Width of the RoI outline in image pixels (follows the zoom)."""
-        return self._edge
-
-    def set_mask_color(self, rgb: tuple[int, int, int]) -> None:
-        """Colour of the RoI overlay."""
-        self._mask_rgb = tuple(int(v) for v in rgb)
-        self._fill_px = _premultiplied(self._mask_rgb, _FILL_ALPHA)
-        self._edge_px = _premultiplied(self._mask_rgb, 255)
-        self._lut = np.array([0, self._edge_px, self._fill_px], dtype=np.uint32)
-        self.refresh_mask()
-
     def mask_color(self) -> tuple[int, int, int]:
         return self._mask_rgb
 
@@ -300,10 +285,6 @@ class CanvasView(QWidget):
     def show_banner(self, text: str) -> None:
         """Show an inline message over the canvas (e.g. an image that cannot be read)."""
         self._banner = text
-        self.update()
-
-    def clear_banner(self) -> None:
-        self._banner = None
         self.update()
 
     def banner_text(self) -> str | None:
@@ -434,12 +415,6 @@ class CanvasView(QWidget):
         self._fit_mode = False
         self._set_view(self._zoom, QPointF(self._offset.x() + dx, self._offset.y() + dy))
 
-    def center_on(self, x: float, y: float) -> None:
-        """Put image point ``(x, y)`` at the centre of the view."""
-        self.stop_animation()
-        self._fit_mode = False
-        self._set_view(self._zoom, QPointF(self.width() / 2 - x * self._zoom, self.height() / 2 - y * self._zoom))
-
     def _centred_offset(self, zoom: float) -> QPointF:
         if self._image is None:
             return QPointF(0, 0)
@@ -545,9 +520,3 @@ class CanvasView(QWidget):
         painter.setPen(QColor(255, 255, 255))
         painter.drawText(box.adjusted(16, 10, -16, -10), Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignCenter, self._banner)
 
-    def visible_image_rect(self) -> tuple[int, int, int, int] | None:
-        """``(r0, c0, r1, c1)`` of the image area currently visible."""
-        if self._image is None:
-            return None
-        src = QRectF(self.widget_to_image(QPointF(0, 0)), self.widget_to_image(QPointF(self.width(), self.height())))
-        return qrect_to_rect_rc(src.toAlignedRect().intersected(self._image.rect()))

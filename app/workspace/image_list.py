@@ -20,7 +20,6 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
-    QThreadPool,
     Signal,
 )
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPixmap
@@ -35,6 +34,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.base.workers import job_pool
 
 __all__ = ["ImageListModel", "ImageFilterProxy", "ImageListPanel", "THUMB_SIZE", "ALL", "UNLABELLED", "DISAGREE"]
 
@@ -129,8 +130,7 @@ class ImageListModel(QAbstractTableModel):
         self._errors: dict[str, str] = {}
         self._predictions: dict[str, tuple[str, float]] = {}
         self._cache = None
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(max(1, min(2, QThreadPool.globalInstance().maxThreadCount() - 1)))
+        self._pool = job_pool(self, 2)
         self._signals = _ThumbSignals(self)
         self._signals.done.connect(self._on_thumb_done)
         self._signals.failed.connect(self._on_thumb_failed)
@@ -230,9 +230,6 @@ class ImageListModel(QAbstractTableModel):
             return
         self._requested.add(image_id)
         self._pool.start(_ThumbJob(self._signals, image_id, self._project.image_path(image_id), self._cache))
-
-    def wait_for_thumbnails(self, msecs: int = 10000) -> bool:
-        return self._pool.waitForDone(msecs)
 
     def _on_thumb_done(self, image_id: str, qimg: QImage) -> None:
         pm = QPixmap.fromImage(qimg).scaled(THUMB_SIZE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
@@ -504,10 +501,6 @@ class ImageListPanel(QWidget):
     def visible_ids(self) -> list[str]:
         """Image ids in the order shown (sorted and filtered)."""
         return [self.proxy.index(r, 0).data(ID_ROLE) for r in range(self.proxy.rowCount())]
-
-    def current_id(self) -> str | None:
-        idx = self.view.currentIndex()
-        return idx.data(ID_ROLE) if idx.isValid() else None
 
     def select_image(self, image_id: str | None) -> bool:
         """Make ``image_id`` the current row (without emitting ``image_selected``)."""

@@ -149,7 +149,7 @@ def test_navigation_changes_every_panel(qtbot, project):
 def test_export_png_has_the_documented_size(qtbot, project, tmp_path):
     from PIL import Image
 
-    from app.review.compare_view import COLORBAR_HEIGHT, MARGIN, PANEL_WIDTH, TITLE_HEIGHT, export_size
+    from app.review.compare_figure import COLORBAR_HEIGHT, MARGIN, PANEL_WIDTH, TITLE_HEIGHT, export_size
 
     view = _shown(qtbot, project, project.images[2].id)
     out = view.export_png(tmp_path / "fig6.png")

@@ -72,3 +72,11 @@ def test_the_window_is_a_host_and_features_install_in_any_order(qtbot, demo_proj
         window.show_image(demo_project.images[1].id)
         assert review.image_id == demo_project.images[1].id
     assert error_messages == []
+
+
+def test_threads_are_started_only_in_workers():
+    pattern = re.compile(r"threading\.Thread\(|QThreadPool\(|ThreadPoolExecutor\(|QThread\)|class \w+\(QThread\)")
+    workers = APP / "base" / "workers.py"
+    hits = [f"{p.relative_to(APP.parent)}:{n}" for p in APP.rglob("*.py") if p != workers
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert hits == []
