@@ -60,7 +60,7 @@ class WindowActionsMixin:
         from gusa_core.errors import GusaError
 
         try:
-            from gusa_core.project_slides import add_paths
+            from gusa_core.project.slides import add_paths
 
             add_paths(self.project, [Path(p) for p in paths])  # whole-slide images become slides
         except GusaError as exc:

@@ -44,7 +44,7 @@ class WindowSlidesMixin:
         return self.central_stack.currentWidget() is self.slide_workspace
 
     def _is_slide_record(self, image_id: str) -> bool:
-        from gusa_core.project_slides import is_slide
+        from gusa_core.project.slides import is_slide
 
         return self.project is not None and image_id in self.project and is_slide(self.project.image(image_id))
 
@@ -57,7 +57,7 @@ class WindowSlidesMixin:
         """Show slide ``image_id`` with its class regions (the file opens in the background)."""
         from gusa_core.annotation import MaskEditor
         from gusa_core.errors import GusaError
-        from gusa_core.project_slides import load_regions, slide_info
+        from gusa_core.project.slides import load_regions, slide_info
 
         self._commit_notes()
         self._current_id = image_id
@@ -96,7 +96,7 @@ class WindowSlidesMixin:
         return self.slide_workspace.view.editor() if self.showing_slide() else None
 
     def _save_slide_regions_later(self, image_id: str) -> None:
-        from gusa_core.project_slides import save_regions
+        from gusa_core.project.slides import save_regions
 
         editor = self._slide_editors.get(image_id)
         if editor is None or self.project is None:
@@ -115,7 +115,7 @@ class WindowSlidesMixin:
     def export_slide_geojson(self, path=None) -> bool:
         """Write the shown slide's regions as QuPath GeoJSON (level-0 coordinates)."""
         from gusa_core.errors import GusaError
-        from gusa_core.project_slides import export_regions_geojson
+        from gusa_core.project.slides import export_regions_geojson
 
         editor = self.current_slide_editor()
         image_id = self.slide_workspace.slide_id()
@@ -135,7 +135,7 @@ class WindowSlidesMixin:
     def import_slide_geojson(self, path=None) -> bool:
         """Replace the shown slide's regions by a QuPath GeoJSON file's (one undo step)."""
         from gusa_core.errors import GusaError
-        from gusa_core.project_slides import import_regions_geojson
+        from gusa_core.project.slides import import_regions_geojson
 
         editor = self.current_slide_editor()
         image_id = self.slide_workspace.slide_id()

@@ -11,7 +11,7 @@ from PySide6.QtCore import QPointF, Qt
 
 from app_helpers import drag
 from gusa_core.project import Project
-from gusa_core.project_slides import add_paths, load_regions, slide_info
+from gusa_core.project.slides import add_paths, load_regions, slide_info
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from gusa_core.errors import MaskError
 from gusa_core.project import Project
-from gusa_core.project_slides import (
+from gusa_core.project.slides import (
     add_paths,
     export_regions_geojson,
     import_regions_geojson,

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_text
-from .errors import MaskError
-from .slides import is_slide_path, open_slide
-from .slides.annotations import geojson_to_labels, label_shape, labels_to_geojson, read_labels, working_downsample, write_labels
-from .slides.fields import BACH_FIELD_MPP, BACH_FIELD_SIZE, Field, field_footprint, sample_fields
+from ..atomic import atomic_write_text
+from ..errors import MaskError
+from ..slides import is_slide_path, open_slide
+from ..slides.annotations import geojson_to_labels, label_shape, labels_to_geojson, read_labels, working_downsample, write_labels
+from ..slides.fields import BACH_FIELD_MPP, BACH_FIELD_SIZE, Field, field_footprint, sample_fields
 
 __all__ = [
     "SlideInfo",
