@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_text
-from ..errors import MaskError
+from ..errors import GusaError, MaskError
 from ..slides import is_slide_path, open_slide
 from ..slides.annotations import geojson_to_labels, label_shape, labels_to_geojson, read_labels, working_downsample, write_labels
-from ..slides.fields import BACH_FIELD_MPP, BACH_FIELD_SIZE, Field, field_footprint, sample_fields
+from ..slides.fields import BACH_FIELD_MPP, BACH_FIELD_SIZE, Field, FieldSample, field_footprint, parse_field_id, sample_fields
 
 __all__ = [
     "SlideInfo",
@@ -41,6 +41,7 @@ __all__ = [
     "export_regions_geojson",
     "import_regions_geojson",
     "project_fields",
+    "field_samples",
 ]
 
 _KIND = "kind"
@@ -234,3 +235,33 @@ def project_fields(
                                  stride=stride, min_cover=min_cover, max_per_class=max_per_class))
     return out
 
+
+
+def field_samples(project, ids: Iterable[str], fields: Iterable[Field]) -> dict[str, FieldSample]:
+    """What a dataset needs to read each field id among ``ids`` (plain image ids are left out).
+
+    Raises
+    ------
+    GusaError
+        A field id is not among ``fields`` (its slide's regions changed since the split was made).
+    """
+    by_id = {f.id: f for f in fields}
+    out: dict[str, FieldSample] = {}
+    for sample_id in ids:
+        parsed = parse_field_id(sample_id)
+        if parsed is None or sample_id in project:
+            continue
+        f = by_id.get(sample_id)
+        if f is None:
+            raise GusaError(f"field {sample_id} is no longer painted: the regions of slide {parsed[0]} changed "
+                            "since this run was split; start a new run")
+        info = slide_info(project, f.slide_id)
+        out[sample_id] = FieldSample(
+            slide_path=str(project.image_path(f.slide_id)),
+            regions_path=str(project.folder / info.regions),
+            label_shape=info.label_shape,
+            downsample=float(info.downsample),
+            box=f.box,
+            label=f.label,
+        )
+    return out

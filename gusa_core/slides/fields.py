@@ -16,7 +16,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["BACH_FIELD_SIZE", "BACH_FIELD_MPP", "Field", "field_footprint", "sample_fields", "field_roi", "parse_field_id"]
+__all__ = [
+    "BACH_FIELD_SIZE",
+    "BACH_FIELD_MPP",
+    "Field",
+    "FieldSample",
+    "field_footprint",
+    "sample_fields",
+    "field_roi",
+    "parse_field_id",
+]
 
 #: ``(width, height)`` of a BACH microscopy image, in its pixels.
 BACH_FIELD_SIZE = (2048, 1536)
@@ -52,6 +61,33 @@ class Field:
         """``"<slide_id>@<x>,<y>,<w>,<h>"``: a sample id that names its slide and its level-0 box."""
         x, y, w, h = self.box
         return f"{self.slide_id}{_SEP}{x:g},{y:g},{w:g},{h:g}"
+
+
+@dataclass(frozen=True)
+class FieldSample:
+    """Everything a dataset needs to read one field (plain values: it pickles into loader workers).
+
+    Attributes
+    ----------
+    slide_path : str
+    regions_path : str
+        The slide's label mask.
+    label_shape : (int, int)
+        ``(H, W)`` of the label mask.
+    downsample : float
+        Level-0 pixels per label pixel.
+    box : (float, float, float, float)
+        The field in level-0 pixels.
+    label : int
+        Class index (0-based).
+    """
+
+    slide_path: str
+    regions_path: str
+    label_shape: tuple[int, int]
+    downsample: float
+    box: tuple[float, float, float, float]
+    label: int
 
 
 def parse_field_id(sample_id: str) -> tuple[str, tuple[float, float, float, float]] | None:
