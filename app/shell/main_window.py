@@ -342,6 +342,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowSlidesMixin, QMain
         """Show ``project`` (a ``Project``); pending saves of the previous one are flushed first."""
         if self.project is not None:
             self._commit_notes()
+            self._show_canvas_page()
             self._save_settings()
             self.autosave.flush()
         if self._bridge is not None:
@@ -467,6 +468,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowSlidesMixin, QMain
             self._closing = False
             event.ignore()
             return
+        self._show_canvas_page()  # the docks as the user arranged them, not as a slide shows them
         self._save_settings()
         self.slide_workspace.shutdown()
         if self._prefetcher is not None:

@@ -38,7 +38,36 @@ class WindowSlidesMixin:
         sw.slide_failed.connect(self._on_slide_workspace_slide_failed)
         sw.export_requested.connect(self.export_slide_geojson)
         sw.import_requested.connect(self.import_slide_geojson)
+        sw.view.zoom_changed.connect(self._on_slide_view_zoom_changed)
+        sw.view.brush_changed.connect(self._on_slide_view_brush_changed)
+        self._side_panel_was_visible: bool | None = None
         return stack
+
+    def _on_slide_view_zoom_changed(self, _zoom: float) -> None:
+        view = self.slide_workspace.view
+        mag = view.magnification()
+        self._status_labels["zoom"].setText(f"{mag:.1f}x" if mag else f"{view.zoom() * 100:.1f} %")
+        self._on_slide_view_brush_changed(view.brush_size())
+
+    def _on_slide_view_brush_changed(self, px: int) -> None:
+        um = self.slide_workspace.view.brush_um()
+        self._status_labels["brush"].setText(f"brush {um:.0f} µm" if um else f"brush {px} px")
+
+    def _set_slide_page(self, slide: bool) -> None:
+        """Switch the central page; the image Annotate dock (labels, RoI tools) steps aside for a slide."""
+        if slide == self.showing_slide():
+            return
+        if slide:
+            self._side_panel_was_visible = self.side_panel_dock.isVisible()
+            self.side_panel_dock.hide()
+            self.central_stack.setCurrentWidget(self.slide_workspace)
+        else:
+            self.slide_workspace.close_slide()
+            self.central_stack.setCurrentWidget(self.canvas)
+            if self._side_panel_was_visible:
+                self.side_panel_dock.show()
+            self._on_canvas_zoom_changed(self.canvas.zoom())
+            self._on_canvas_brush_size_changed(self.canvas.brush_size())
 
     def showing_slide(self) -> bool:
         return self.central_stack.currentWidget() is self.slide_workspace
@@ -49,9 +78,7 @@ class WindowSlidesMixin:
         return self.project is not None and image_id in self.project and is_slide(self.project.image(image_id))
 
     def _show_canvas_page(self) -> None:
-        if self.showing_slide():
-            self.slide_workspace.close_slide()
-            self.central_stack.setCurrentWidget(self.canvas)
+        self._set_slide_page(False)
 
     def show_slide(self, image_id: str) -> None:
         """Show slide ``image_id`` with its class regions (the file opens in the background)."""
@@ -83,7 +110,7 @@ class WindowSlidesMixin:
         else:
             self._slide_editors.move_to_end(image_id)
         self.slide_workspace.set_classes(self.project.classes, self.project.class_colors)
-        self.central_stack.setCurrentWidget(self.slide_workspace)
+        self._set_slide_page(True)
         self.slide_workspace.show_slide(image_id, self.project.image_path(image_id), editor, info.downsample)
         w, h = info.dimensions
         self._status_labels["size"].setText(f"{w} × {h} px slide")
