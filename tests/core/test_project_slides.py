@@ -76,3 +76,29 @@ def test_project_fields_from_two_slides(tmp_path):
     fields = project_fields(project)
     assert {f.slide_id for f in fields} == {"a", "b"} and {f.label for f in fields} == {1, 2}
     assert all(f.box[2] == pytest.approx(2048 * 0.42 / 0.5) for f in fields)
+
+
+def test_gusa_init_and_info_slide(tmp_path, capsys):
+    from gusa_core.cli.main import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    write_pyramid_tiff(src / "wsi.tif", 3000, 2000, levels=[1, 4], mpp=0.5, objective_power=20)
+    import cv2
+
+    cv2.imwrite(str(src / "patch.png"), np.full((48, 64, 3), 180, np.uint8))
+    assert main(["init", str(tmp_path / "proj"), "--images", str(src)]) == 0
+    assert "1 whole-slide images" in capsys.readouterr().out
+    project = Project.open(tmp_path / "proj")
+    assert slide_ids(project) == ["wsi"] and not is_slide(project.image("patch"))
+    assert slide_info(project, "wsi").objective_power == 20.0
+    assert main(["info-slide", str(src / "wsi.tif")]) == 0
+    out = capsys.readouterr().out
+    assert "3000 x 2000 px (1.50 x 1.00 mm)" in out and "0.5000 x 0.5000 µm/px" in out and "20x" in out
+    assert "1: 750 x 500  downsample 4" in out
+    assert main(["info-slide", str(src / "wsi.tif"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["levels"][1] == {"level": 1, "width": 750, "height": 500, "downsample": 4.0}
+    assert info["regions_downsample"] == 8 and info["regions_size"] == [375, 250]
+    assert main(["info-slide", str(tmp_path / "missing.svs")]) == 2
+    assert "missing.svs" in capsys.readouterr().err
