@@ -30,7 +30,10 @@ class OverviewWidget(QWidget):
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setToolTip("Overview: click or drag to move the view")
         view.view_changed.connect(self._on_view_view_changed)
+        view.regions_changed.connect(self._on_view_regions_changed)
         self._drag = False
+        self._regions = None
+        self._regions_dirty = True
         self.sync()
 
     def sync(self) -> None:
@@ -45,6 +48,10 @@ class OverviewWidget(QWidget):
         self.update()
 
     def _on_view_view_changed(self) -> None:
+        self.update()
+
+    def _on_view_regions_changed(self) -> None:
+        self._regions_dirty = True  # rebuilt at the next paint: a stroke's many changes cost one preview
         self.update()
 
     def _image_rect(self) -> QRectF:
@@ -74,6 +81,11 @@ class OverviewWidget(QWidget):
                 return
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
             painter.drawImage(self._image_rect(), thumb, QRectF(thumb.rect()))
+            if self._regions_dirty:
+                self._regions = self._view.region_preview(2 * _MAX_SIDE)
+                self._regions_dirty = False
+            if self._regions is not None:
+                painter.drawImage(self._image_rect(), self._regions, QRectF(self._regions.rect()))
             pen = QPen(QColor(230, 30, 30), 2)
             painter.setPen(pen)
             painter.setBrush(Qt.BrushStyle.NoBrush)

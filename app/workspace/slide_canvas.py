@@ -58,6 +58,7 @@ class SlideView(QWidget):
     view_changed = Signal()
     zoom_changed = Signal(float)
     tile_loaded = Signal(object)
+    regions_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None, *, cache_bytes: int = DEFAULT_CACHE_BYTES, threads: int = 2):
         super().__init__(parent)
@@ -161,10 +162,12 @@ class SlideView(QWidget):
             lut[k] = (a << 24) | ((r * a // 255) << 16) | ((g * a // 255) << 8) | (b * a // 255)
         self._lut = lut
         self._overlay.clear()
+        self.regions_changed.emit()
         self.update()
 
     def set_regions_visible(self, visible: bool) -> None:
         self._regions_visible = bool(visible)
+        self.regions_changed.emit()
         self.update()
 
     def regions_visible(self) -> bool:
@@ -172,6 +175,7 @@ class SlideView(QWidget):
 
     def update_regions(self, rect: tuple[int, int, int, int] | None) -> None:
         """Rebuild the overlay inside label rectangle ``(r0, c0, r1, c1)`` (None: all) and repaint there."""
+        self.regions_changed.emit()
         if rect is None:
             self._overlay.clear()
             self.update()
@@ -184,6 +188,17 @@ class SlideView(QWidget):
                 self._overlay.discard(key)
         d = self._label_ds
         self.update(self.level0_rect_to_widget(QRectF(c0 * d, r0 * d, (c1 - c0) * d, (r1 - r0) * d)))
+
+    def region_preview(self, max_side: int) -> QImage | None:
+        """The painted regions over the whole slide, about ``max_side`` pixels long (for the overview)."""
+        if self._labels is None or not self._regions_visible:
+            return None
+        k = max(1, max(self._labels.shape) // max_side)
+        argb = np.ascontiguousarray(self._lut[self._labels[::k, ::k]])
+        h, w = argb.shape
+        img = QImage(argb.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied)
+        img._buffer = argb  # noqa: SLF001 - keeps the pixels alive
+        return img
 
     def _overlay_tile(self, k: int, col: int, row: int):
         key = (k, col, row)

@@ -162,6 +162,15 @@ class SlideWorkspaceWidget(QWidget):
         self._colors = [tuple(int(c) for c in colors.get(n, (200, 0, 0))) for n in classes]
         self.view.set_region_colors(self._colors)
 
+    def set_class_index(self, index: int | None) -> None:
+        """Paint class ``index`` (the window's class keys 1-4 land here for a slide); None picks the eraser."""
+        if index is None:
+            self.view.set_tool("eraser")
+        else:
+            self.class_combo.setCurrentIndex(index)
+            if self.view.tool() == "eraser":
+                self.view.set_tool("brush")
+
     def show_slide(self, slide_id: str, path, editor, downsample: float) -> None:
         """Open ``path`` in a worker and show it with ``editor`` (a MaskEditor over its label mask)."""
         self.close_slide()

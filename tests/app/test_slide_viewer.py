@@ -120,6 +120,10 @@ def test_pan_paint_undo_redo(qtbot, view):
     shot = _grab(view)
     mid = shot[300, 360].astype(int)
     assert mid[0] > mid[1] + 40  # reddish over the tissue
+    # the overview shows the painted region too
+    preview = view.region_preview(400)
+    arr = np.frombuffer(preview.constBits(), np.uint32, count=preview.width() * preview.height())
+    assert (arr != 0).sum() > 0
     qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert not editor.mask.any()
     qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
