@@ -12,7 +12,9 @@ dynamic batch), and these outputs:
                caller that wants another class than the prediction.
 
 The classic TorchScript exporter (``dynamo=False``) is used: it takes seconds
-and needs nothing beyond torch and onnx.
+and needs nothing beyond torch and onnx. torch (with :mod:`.gradcam`) and
+onnxruntime are imported inside the functions: the predictor imports this
+module on its CPU path, where loading only onnxruntime matters.
 """
 
 from __future__ import annotations
