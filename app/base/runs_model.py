@@ -56,7 +56,7 @@ class RunsModel(QObject):
     # ------------------------------------------------------------ project
     def set_project(self, project) -> None:
         """Follow ``project`` (or none): re-read its runs and restore its active run."""
-        from gusa_core.checkpoint import list_runs
+        from gusa_core.runs import list_runs
 
         self.project = project
         self._active = ""
@@ -70,7 +70,7 @@ class RunsModel(QObject):
 
     def refresh(self) -> None:
         """Re-read the runs from disk (after training, deleting, ...); emits :attr:`runs_changed`."""
-        from gusa_core.checkpoint import list_runs
+        from gusa_core.runs import list_runs
 
         self.runs = list_runs(self.project.folder) if self.project is not None else []
         folders = {str(r.folder) for r in self.runs}

@@ -347,7 +347,7 @@ class ClassifyFolderDialog(QDialog):
 
     def export_csv(self, path) -> Path:
         """Write the results as ``gusa predict --csv`` does (same columns, same digits)."""
-        from gusa_core.predict_io import write_predictions_csv
+        from gusa_core.inference.outputs import write_predictions_csv
 
         ordered = sorted(self.model.records, key=lambda r: r["index"])
         return write_predictions_csv(path, ordered, self.model.class_names)

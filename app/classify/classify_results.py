@@ -42,7 +42,7 @@ def classify_job(run_dir, fold, paths, *, attention_dir=None, colormap="jet", pr
     as ``gusa predict --attention-dir`` does.
     """
     from gusa_core.inference import Predictor, classify_paths
-    from gusa_core.predict_io import overlay_attention, unique_stem, write_attention_png
+    from gusa_core.inference.outputs import overlay_attention, unique_stem, write_attention_png
 
     factory = predictor_factory or Predictor.from_run
     predictor = factory(run_dir, fold=fold, device="auto")

@@ -4,7 +4,7 @@ Accuracy, macro and per-class ROC AUC, ROC curves per class, the
 row-normalised confusion matrix, RoI mean IoU at τ = 0.5 and the list of
 misclassified images (click one to review it). The numbers come from
 :func:`gusa_core.evaluation.evaluate_run` — the same as ``gusa evaluate`` —
-and the HTML export is :func:`gusa_core.report.write_html_report`.
+and the HTML export is :func:`gusa_core.evaluation.report.write_html_report`.
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ class ReportView(QDialog):
         return {k: r.get(k) for k in ("run", "variant", "protocol", "n_models", "attention_kind") if r.get(k) is not None}
 
     def export_html(self, path) -> Path:
-        from gusa_core.report import write_html_report
+        from gusa_core.evaluation.report import write_html_report
 
         return write_html_report(path, self.result, title=f"GuSA evaluation — {Path(str(self.result.get('run', ''))).name}",
                                  run_info=self._run_info())

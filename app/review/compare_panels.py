@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.review.compare_figure import PanelContent, _qimage_rgb, _qimage_rgba
-from app.review.prediction_cache import RunInfo
+from app.review.prediction_cache import TrainedRun
 
 __all__ = ["SyncedGraphicsView", "ViewSynchronizer", "ComparePanel"]
 
@@ -185,7 +185,7 @@ class ComparePanel(QFrame):
         self.prediction = None
         self.attention: np.ndarray | None = None
 
-    def set_runs(self, runs: list[RunInfo], select: str | None) -> None:
+    def set_runs(self, runs: list[TrainedRun], select: str | None) -> None:
         """Fill the run chooser (no signal); ``select`` is a run folder."""
         if self.run_combo is None:
             return

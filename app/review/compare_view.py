@@ -39,7 +39,7 @@ from app.review.colormaps import COLORMAPS, DEFAULT_COLORMAP, attention_rgba, ma
 from app.review.prediction_cache import (
     PredictionCache,
     PredictorCache,
-    RunInfo,
+    TrainedRun,
     default_fold,
     prediction_key,
     scan_runs,
@@ -259,7 +259,7 @@ class CompareView(QDialog):
             self.panels[0].view.fit()
 
     # -- panel contents --------------------------------------------------------
-    def _run_info(self, run_dir: str | None) -> RunInfo | None:
+    def _run_info(self, run_dir: str | None) -> TrainedRun | None:
         for info in self._runs:
             if str(info.folder) == run_dir:
                 return info

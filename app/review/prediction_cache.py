@@ -25,7 +25,8 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 __all__ = [
-    "RunInfo",
+    "TrainedRun",
+    "trained_run",
     "scan_runs",
     "PredictionKey",
     "prediction_key",
@@ -38,8 +39,11 @@ __all__ = [
 ]
 
 
-class RunInfo(NamedTuple):
-    """What the views show about a training run (read from ``run.json`` without torch)."""
+class TrainedRun(NamedTuple):
+    """The review room's record of a :class:`gusa_core.runs.Run` that has trained folds (no torch).
+
+    Made by :func:`trained_run`; immutable, so a view can compare two listings.
+    """
 
     folder: Path
     name: str
@@ -55,37 +59,40 @@ class RunInfo(NamedTuple):
         return f"{self.name} ({self.variant})" if self.variant else self.name
 
 
-def _fold_number(name: str) -> int | None:
+def trained_run(run) -> TrainedRun | None:
+    """The view record of a :class:`gusa_core.runs.Run` (or a run folder); ``None`` when it is not a run
+    or has no trained fold yet. Reads JSON and file times only (no torch)."""
+    from gusa_core.checkpoint import MODEL_FILE
+    from gusa_core.errors import CheckpointError
+    from gusa_core.runs import Run, fold_number
+
     try:
-        return int(name.split("-", 1)[1])
-    except (IndexError, ValueError):
+        run = run if isinstance(run, Run) else Run(run)
+    except CheckpointError:
         return None
-
-
-def scan_runs(project_folder: str | os.PathLike) -> list[RunInfo]:
-    """The runs of ``project_folder/runs/`` that have at least one trained fold, newest first.
-
-    Through :func:`gusa_core.checkpoint.list_runs`, which reads the JSON files
-    only (no torch in the GUI thread); unreadable runs are skipped.
-    """
-    from gusa_core.checkpoint import list_runs
-
-    infos = []
-    for run in list_runs(project_folder):
-        folds = {}
-        for d in run.fold_dirs:
-            k = _fold_number(d.name)
-            try:
-                if k is not None:
-                    folds[k] = (d / "model.safetensors").stat().st_mtime_ns
-            except OSError:
-                continue
-        if not folds:
+    folds = {}
+    for d in run.fold_dirs():
+        try:
+            folds[fold_number(d)] = (d / MODEL_FILE).stat().st_mtime_ns
+        except OSError:
             continue
-        order = tuple(sorted(folds))
-        infos.append(RunInfo(run.folder.resolve(), run.name, run.variant, order, run.status,
-                             str(run.meta.get("created", "")), tuple(folds[k] for k in order)))
-    return infos  # list_runs' order: newest first
+    if not folds:
+        return None
+    order = tuple(sorted(folds))
+    return TrainedRun(run.folder.resolve(), run.name, run.variant, order, run.status,
+                   str(run.meta.get("created", "")), tuple(folds[k] for k in order))
+
+
+def scan_runs(project_folder: str | os.PathLike) -> list[TrainedRun]:
+    """The runs of the project in ``project_folder`` that have at least one trained fold, newest first.
+
+    Through :func:`gusa_core.runs.list_runs`, which reads the JSON files only
+    (no torch in the GUI thread); unreadable runs are skipped.
+    """
+    from gusa_core.runs import list_runs
+
+    infos = [trained_run(run) for run in list_runs(project_folder)]
+    return [info for info in infos if info is not None]  # list_runs' order: newest first
 
 
 class PredictionKey(NamedTuple):
@@ -121,7 +128,7 @@ def fold_label(fold: int | None, n_folds: int | None = None) -> str:
     return f"fold {fold}"
 
 
-def default_fold(info: RunInfo) -> int | None:
+def default_fold(info: TrainedRun) -> int | None:
     """The fold a view uses unless told otherwise: the ensemble, or the only fold of a one-fold run."""
     return info.folds[0] if len(info.folds) == 1 else None
 

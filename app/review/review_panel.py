@@ -43,7 +43,7 @@ from app.review.colormaps import COLORMAPS, DEFAULT_COLORMAP
 from app.review.prediction_cache import (
     PredictionCache,
     PredictorCache,
-    RunInfo,
+    TrainedRun,
     fold_label,
     prediction_key,
     scan_runs,
@@ -88,7 +88,7 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
     Parameters
     ----------
     project : gusa_core.project.Project or None
-        The open project (runs are listed from ``project.folder / "runs"``).
+        The open project (its runs are listed by :mod:`gusa_core.runs`).
     canvas : object, optional
         The main canvas; needs ``set_overlay(name, rgba or None)``. Without
         one (tests, standalone use) the overlay is only kept in
@@ -141,7 +141,7 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
         self._queued = False
         self._all_worker: Worker | None = None
         self._all_results: dict[str, tuple[str, float]] = {}
-        self._runs: list[RunInfo] = []
+        self._runs: list[TrainedRun] = []
         self._signatures: dict[str, tuple[int, ...]] = {}
         #: When True (set by :func:`install`), predict only while the panel is visible.
         self.only_when_visible = False
@@ -314,7 +314,7 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
         self.fold_combo.blockSignals(False)
 
     @property
-    def run_info(self) -> RunInfo | None:
+    def run_info(self) -> TrainedRun | None:
         """The chosen run."""
         i = self.run_combo.currentIndex()
         return self._runs[i] if 0 <= i < len(self._runs) else None
@@ -514,7 +514,13 @@ def install(host: Host) -> ReviewPanel:
     dock.hide()
 
     host.current_image_changed.connect(panel.set_image)
-    host.project_opened.connect(panel.set_project)
+
+    def follow_project(project) -> None:
+        panel.set_project(project)
+        if host.runs.active_run:  # the host's runs already follow the new project
+            panel.set_run(host.runs.active_run)
+
+    host.project_opened.connect(follow_project)
     host.runs.active_run_changed.connect(panel._on_active_run_changed)
     host.runs.runs_changed.connect(lambda: panel.refresh_runs())
     if host.runs.active_run:

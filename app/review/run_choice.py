@@ -8,22 +8,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QWidget
 
 from app.base.dialogs import Dialogs
+from app.review.prediction_cache import fold_label, scan_runs, trained_run
 
-from app.review.prediction_cache import fold_label, scan_runs
-
-__all__ = ["RunChooser", "trained_folds"]
-
-
-def trained_folds(run_dir) -> tuple[int, ...]:
-    """The folds of ``run_dir`` that hold a finished model (read from the files, no torch); () if not a run."""
-    from gusa_core.checkpoint import Run
-    from gusa_core.errors import CheckpointError
-
-    try:
-        dirs = Run(run_dir).fold_dirs
-    except CheckpointError:
-        return ()
-    return tuple(int(d.name.split("-", 1)[1]) for d in dirs if d.name.split("-", 1)[1].isdigit())
+__all__ = ["RunChooser"]
 
 
 class RunChooser(QWidget):
@@ -83,7 +70,8 @@ class RunChooser(QWidget):
         folder = str(Path(run_dir).resolve())
         index = next((i for i in range(self.run_combo.count()) if self.run_combo.itemData(i)[0] == folder), -1)
         if index < 0:
-            self.run_combo.addItem(Path(folder).name, (folder, trained_folds(folder)))
+            info = trained_run(folder)
+            self.run_combo.addItem(Path(folder).name, (folder, info.folds if info is not None else ()))
             index = self.run_combo.count() - 1
         self.run_combo.setCurrentIndex(index)
         self._on_run_combo_changed()

@@ -214,36 +214,20 @@ def _run_steps(rep: _Reporter, tmp: Path, state: dict) -> None:
     rep.step("Help ▸ About lists the versions", about)
 
     def save_run():
-        from gusa_core import __version__
-        from gusa_core.atomic import atomic_write_json
-        from gusa_core.checkpoint import RUN_FILE, now_iso, save_model
-        from gusa_core.data import IMAGENET_MEAN, IMAGENET_STD
-        from gusa_core.demo import DEMO_CLASSES
-        from gusa_core.models import build_model
-        from gusa_core.stain import ReinhardNormalizer
-
         import torch
 
-        torch.manual_seed(0)
-        classes = list(DEMO_CLASSES)
-        model = build_model("fa-gusa", num_classes=len(classes), pretrained="none").eval()
-        run_dir = state["project_folder"] / "runs" / "self-test"
-        reinhard = ReinhardNormalizer.default().to_dict()
+        from gusa_core.demo import DEMO_CLASSES
+        from gusa_core.runs import runs_dir, write_untrained_run
+        from gusa_core.stain import ReinhardNormalizer
+
+        torch.set_num_threads(min(2, torch.get_num_threads()))
+        run = write_untrained_run(runs_dir(state["project_folder"]) / "self-test", variant="fa-gusa",
+                                  class_names=list(DEMO_CLASSES), input_size=SELF_TEST_INPUT_SIZE, folds=1, seed=0,
+                                  reinhard=ReinhardNormalizer.default().to_dict())
+        state["run_dir"] = run.folder
+        models = run.load_models(device="cpu")
+        n = sum(p.numel() for p in models[0][0].parameters())
         w, h = SELF_TEST_INPUT_SIZE
-        meta = {
-            "variant": "fa-gusa", "class_names": classes, "input_size": [w, h], "reinhard": reinhard,
-            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "training": {"note": "random weights (self-test)"},
-            "history": [], "fold": 0, "folds": 1, "validation_ids": [], "metrics": {}, "kind": "best",
-        }
-        save_model(run_dir / "fold-0", model, meta)
-        atomic_write_json(run_dir / RUN_FILE, {
-            "format": "gusa-run", "variant": "fa-gusa", "class_names": classes, "input_size": [w, h],
-            "created": now_iso(), "updated": now_iso(), "gusa_version": __version__, "folds": 1, "status": "finished",
-            "reinhard": reinhard, "project": str(state["project_folder"]),
-            "fold_results": [{"fold": 0, "status": "finished"}],
-        })
-        state["run_dir"] = run_dir
-        n = sum(p.numel() for p in model.parameters())
         return f"fa-gusa, {n / 1e6:.1f} M parameters, random weights, input {w}x{h}"
 
     rep.step("build a tiny model and save it as a run", save_run)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import math
 import os
 import shutil
 from datetime import datetime
@@ -35,98 +34,16 @@ from app.base.runs_model import RunsModel
 if TYPE_CHECKING:
     from app.shell.host import Host
 
-__all__ = ["RunInfo", "RunsPanel", "run_metrics", "install"]
+__all__ = ["RunsPanel", "install"]
 
-RUN_FILE = "run.json"
 COLUMNS = ("Name", "Variant", "Folds", "Status", "Val acc", "AUC", "mIoU", "Date")
-_METRIC_KEYS = {
-    "acc": ("val_acc", "accuracy", "acc"),
-    "auc": ("val_auc", "auc_macro", "auc"),
-    "miou": ("val_miou", "miou", "roi_iou"),
-}
 
 
-def _number(value) -> float | None:
+def _date_text(created: str) -> str:
     try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _pick(d: dict, keys) -> float | None:
-    for key in keys:
-        if key in d:
-            v = _number(d[key])
-            if v is not None:
-                return v
-    return None
-
-
-def run_metrics(meta: dict) -> dict[str, float | None]:
-    """Validation accuracy, AUC and RoI mIoU of a run from its ``run.json``.
-
-    Looks at ``metrics`` (run level) first, then averages the folds'
-    metrics (``folds`` as a list of fold summaries, each with ``metrics`` or
-    ``best``). Missing values are ``None``.
-    """
-    out: dict[str, float | None] = {}
-    top = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
-    fold_dicts = []
-    for key in ("fold_results", "folds_summary", "fold_summaries", "folds"):
-        value = meta.get(key)
-        if isinstance(value, list):
-            fold_dicts = [f for f in value if isinstance(f, dict)]
-            break
-        if isinstance(value, dict):
-            fold_dicts = [f for f in value.values() if isinstance(f, dict)]
-            break
-    for name, keys in _METRIC_KEYS.items():
-        v = _pick(top, keys)
-        if v is None and fold_dicts:
-            values = []
-            for f in fold_dicts:
-                for sub in (f.get("metrics"), f.get("best"), f):
-                    if isinstance(sub, dict):
-                        fv = _pick(sub, keys)
-                        if fv is not None:
-                            values.append(fv)
-                            break
-            v = sum(values) / len(values) if values else None
-        out[name] = v
-    return out
-
-
-class RunInfo:
-    """What the table shows about one run folder (read from ``run.json``)."""
-
-    def __init__(self, folder: Path, meta: dict):
-        self.folder = Path(folder)
-        self.meta = meta
-        self.name = self.folder.name
-        self.variant = str(meta.get("variant", ""))
-        folds = meta.get("folds", meta.get("n_folds"))
-        if isinstance(folds, (list, dict)):
-            folds = len(folds)
-        settings = meta.get("training") or meta.get("config") or {}
-        if folds is None and isinstance(settings, dict):
-            folds = settings.get("folds")
-        self.folds = int(folds) if isinstance(folds, (int, float)) else None
-        self.status = str(meta.get("status", "unknown"))
-        self.metrics = run_metrics(meta)
-        self.created = str(meta.get("created") or meta.get("started") or "")
-        if not self.created:
-            try:
-                self.created = datetime.fromtimestamp((self.folder / RUN_FILE).stat().st_mtime).isoformat(timespec="seconds")
-            except OSError:
-                self.created = ""
-
-    @property
-    def date_text(self) -> str:
-        try:
-            return datetime.fromisoformat(self.created.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
-        except ValueError:
-            return self.created[:16]
+        return datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return created[:16]
 
 
 class RunsPanel(QWidget):
@@ -147,7 +64,7 @@ class RunsPanel(QWidget):
         super().__init__(parent)
         self.model = model if model is not None else RunsModel(project, self)
         self.dialogs = dialogs or Dialogs()
-        self.runs: list[RunInfo] = []
+        self.runs: list = []  # the model's gusa_core.runs.Run list, as shown
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -210,7 +127,7 @@ class RunsPanel(QWidget):
         """Re-read the runs from disk."""
         self.model.refresh()
 
-    def selected_run(self) -> RunInfo | None:
+    def selected_run(self):
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
         if not rows:
             return None
@@ -253,7 +170,7 @@ class RunsPanel(QWidget):
 
     # ---------------------------------------------------------------- view
     def _on_model_runs_changed(self) -> None:
-        self.runs = [RunInfo(run.folder, run.meta) for run in self.model.runs]
+        self.runs = list(self.model.runs)
         self._fill_table()
 
     def _fill_table(self) -> None:
@@ -264,16 +181,16 @@ class RunsPanel(QWidget):
         bold.setBold(True)
         for row, run in enumerate(self.runs):
             active = str(run.folder) == self.model.active_run
-            m = run.metrics
+            s = run.summary()
             values = (
                 ("● " if active else "") + run.name,
                 run.variant,
-                "" if run.folds is None else str(run.folds),
+                str(run.folds) if run.folds else "",
                 run.status,
-                _fmt(m.get("acc")),
-                _fmt(m.get("auc")),
-                _fmt(m.get("miou")),
-                run.date_text,
+                _fmt(s["mean_val_acc"]),
+                _fmt(s["mean_val_auc"]),
+                _fmt(s["mean_val_miou"]),
+                _date_text(str(run.meta.get("created", ""))),
             )
             for col, text in enumerate(values):
                 item = QTableWidgetItem(text)

@@ -15,7 +15,6 @@ import dataclasses
 import re
 import time
 from datetime import datetime
-from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
@@ -30,7 +29,6 @@ __all__ = [
 ]
 
 INPUT_SIZE_PRESETS = ("512x384", "256x192", "128x96", "64x48")
-_RUN_FILE = "run.json"
 
 
 #: Settings a user can apply in one click: (label, tooltip, values).
@@ -72,17 +70,6 @@ def _detect_devices() -> list[tuple[str, str]]:
     from gusa_core.device import available_devices
 
     return available_devices()
-
-
-def _read_json(path: Path) -> dict | None:
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
 
 
 # --------------------------------------------------------------- the worker side

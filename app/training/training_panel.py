@@ -34,10 +34,8 @@ from app.base.dialogs import Dialogs
 from app.base.workers import Worker
 from app.training.training_form import TrainingFormMixin
 from app.training.training_job import (
-    _RUN_FILE,
     INPUT_SIZE_PRESETS,
     _Control,
-    _read_json,
     _train_job,
     _TrainingBridge,
     default_run_name,
@@ -46,6 +44,7 @@ from app.training.training_job import (
 )
 from app.training.training_plots import EtaEstimator
 from app.training.training_progress import TrainingProgressMixin
+from gusa_core.runs import read_run_meta, runs_dir
 
 if TYPE_CHECKING:
     from app.shell.host import Host
@@ -184,7 +183,7 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
         if self.project is None:
             return None
         name = self.run_name_edit.text().strip()
-        return Path(self.project.folder) / "runs" / name if name else None
+        return runs_dir(self.project.folder) / name if name else None
 
     @property
     def is_running(self) -> bool:
@@ -221,7 +220,7 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
         if self.project is None:
             return self._refuse("Open a project first.")
         run_dir = Path(run_dir) if run_dir is not None else self.run_dir()
-        meta = _read_json(run_dir / _RUN_FILE) if run_dir is not None else None
+        meta = read_run_meta(run_dir) if run_dir is not None else None
         if meta is None:
             return self._refuse(f"There is no run to resume at {run_dir}.")
         if meta.get("status") == "finished":
@@ -370,7 +369,7 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
         resumable = False
         if has_project and not running:
             run_dir = self.run_dir()
-            meta = _read_json(run_dir / _RUN_FILE) if run_dir is not None else None
+            meta = read_run_meta(run_dir) if run_dir is not None else None
             resumable = meta is not None and meta.get("status") != "finished"
         self.resume_button.setEnabled(resumable)
         for w in (self.preset_button, self.variant_combo, self.folds_spin, self.val_fraction_spin, self.epochs_spin,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.review.prediction_cache import PredictionCache, PredictorCache
+from gusa_core.runs import runs_dir
 
 SIZE = (64, 48)
 CLASSES = ["Normal", "Benign", "InSitu", "Invasive"]
@@ -18,22 +18,10 @@ TIMEOUT = 120_000
 def _save_random_run(folder: Path, variant: str, *, seed: int) -> Path:
     import torch
 
-    from gusa_core.checkpoint import save_model
-    from gusa_core.models import build_model
+    from gusa_core.runs import write_untrained_run
 
     torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    model = build_model(variant, num_classes=len(CLASSES), pretrained="none")
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-    save_model(folder / "fold-0", model, {"variant": variant, "class_names": CLASSES, "input_size": list(SIZE),
-                                          "reinhard": None, "fold": 0, "folds": 1})
-    (folder / "run.json").write_text(json.dumps({"format": "gusa-run", "variant": variant, "class_names": CLASSES,
-                                                 "input_size": list(SIZE), "folds": 1, "status": "finished"}))
-    return folder
+    return write_untrained_run(folder, variant=variant, class_names=CLASSES, input_size=SIZE, seed=seed).folder
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +44,8 @@ def project(tmp_path_factory):
         m[30:60, 40:90] = 255
         project.save_mask(record.id, m)
     project.save()
-    _save_random_run(folder / "runs" / "baseline-run", "baseline", seed=3)
-    _save_random_run(folder / "runs" / "fa-gusa-run", "fa-gusa", seed=4)
+    _save_random_run(runs_dir(folder) / "baseline-run", "baseline", seed=3)
+    _save_random_run(runs_dir(folder) / "fa-gusa-run", "fa-gusa", seed=4)
     return project
 
 
@@ -69,7 +57,7 @@ def _tmp_settings(tmp_path):
 
 
 def _runs(project):
-    return [project.folder / "runs" / "baseline-run", project.folder / "runs" / "fa-gusa-run"]
+    return [runs_dir(project.folder) / "baseline-run", runs_dir(project.folder) / "fa-gusa-run"]
 
 
 def _view(qtbot, project, image_id=None, runs=None, **kwargs):

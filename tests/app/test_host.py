@@ -6,7 +6,10 @@ import random
 import re
 from pathlib import Path
 
+import pytest
 from PySide6.QtGui import QAction
+
+from gusa_core.runs import runs_dir
 
 APP = Path(__file__).resolve().parents[2] / "app"
 
@@ -66,7 +69,7 @@ def test_the_window_is_a_host_and_features_install_in_any_order(qtbot, demo_proj
         # the shared runs service reaches every feature whatever the order
         assert runs_panel.model is window.runs
         with qtbot.waitSignal(window.runs.resume_requested, timeout=1000):
-            runs_panel.model.request_resume(Path(demo_project.folder) / "runs" / "nothing")
+            runs_panel.model.request_resume(runs_dir(demo_project.folder) / "nothing")
         assert "no run to resume" in training.status_label.text()
         assert "no run to resume" in error_messages.pop()[1]
         window.show_image(demo_project.images[1].id)
@@ -80,3 +83,48 @@ def test_threads_are_started_only_in_workers():
     hits = [f"{p.relative_to(APP.parent)}:{n}" for p in APP.rglob("*.py") if p != workers
             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert hits == []
+
+
+def test_app_knows_no_run_folder_layout():
+    """Only gusa_core.runs builds run-folder paths: no run.json, fold-k or runs/ spelled out in app/."""
+    pattern = re.compile(r"""["'](runs|run\.json|fold-\d*|last|model\.safetensors|model\.json)["'/]|fold-\{""")
+    hits = [f"{p.relative_to(APP.parent)}:{n}: {line.strip()}" for p in APP.rglob("*.py")
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert hits == []
+
+
+def test_app_layers_contract_holds():
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    if not Path(exe).exists():
+        pytest.fail("lint-imports (import-linter) is not installed: pip install -e '.[dev]'")
+    proc = subprocess.run([exe, str(APP.parent / "pyproject.toml")], cwd=APP.parent, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert "app is layered: the shell over the rooms over base KEPT" in out, out
+
+
+def test_review_follows_the_active_run_of_a_newly_opened_project(qtbot, demo_project, error_messages):
+    from app.shell.features import FEATURE_MODULES
+    from gusa_core.atomic import atomic_write_json
+    from gusa_core.runs import read_run_meta, run_json_path, write_untrained_run
+
+    classes, size = list(demo_project.classes), (64, 48)
+    older = write_untrained_run(runs_dir(demo_project.folder) / "older", variant="baseline", class_names=classes,
+                                input_size=size).folder
+    newer = write_untrained_run(runs_dir(demo_project.folder) / "newer", variant="baseline", class_names=classes,
+                                input_size=size, seed=1).folder
+    for folder, created in ((older, "2025-01-01T00:00:00+00:00"), (newer, "2025-01-02T00:00:00+00:00")):
+        atomic_write_json(run_json_path(folder), {**read_run_meta(folder), "created": created})
+    window = _install(qtbot, None, list(reversed(FEATURE_MODULES)))
+    review = window.features["app.review.review_panel"]
+    window.runs.set_project(demo_project)
+    assert window.runs.active_run == str(newer)  # no choice yet: the newest finished run
+    window.runs.set_active_run(older)
+    window.runs.set_project(None)
+    window.set_project(demo_project)  # the choice is remembered per project, and review follows it
+    assert window.runs.active_run == str(older)
+    assert review.run_dir == str(older.resolve())
+    assert error_messages == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from app.review.colormaps import apply_colormap, attention_rgba, colorbar_image, contour_polygons, threshold_outline
 from app.review.prediction_cache import PredictionCache, PredictorCache, default_fold, prediction_key, scan_runs
+from gusa_core.runs import runs_dir
 
 SIZE = (64, 48)  # (w, h) network input: tiny
 CLASSES = ["Normal", "Benign", "InSitu", "Invasive"]
@@ -19,32 +19,21 @@ TIMEOUT = 120_000  # ms: model loading on a busy 2-core machine
 
 
 # ------------------------------------------------------------------ fixtures
-def save_random_run(folder: Path, variant: str, *, folds: int = 1, seed: int = 0) -> Path:
-    """A run folder with random-weight models of ``variant`` (eval-mode outputs not degenerate)."""
+def save_random_run(folder: Path, variant: str, *, folds: int = 1, seed: int = 0, created: str | None = None) -> Path:
+    """A run folder with random-weight models of ``variant`` (eval-mode outputs not degenerate).
+
+    ``created`` overrides the creation time (runs are listed newest first).
+    """
     import torch
 
-    from gusa_core.checkpoint import save_model
-    from gusa_core.models import build_model
+    from gusa_core.atomic import atomic_write_json
+    from gusa_core.runs import read_run_meta, run_json_path, write_untrained_run
 
     torch.set_num_threads(1)
-    folder.mkdir(parents=True, exist_ok=True)
-    for k in range(folds):
-        torch.manual_seed(seed + k)
-        model = build_model(variant, num_classes=len(CLASSES), pretrained="none")
-        with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_mean.uniform_(-0.1, 0.1)
-                    m.running_var.uniform_(0.5, 1.5)
-                    m.weight.uniform_(0.5, 1.5)
-        meta = {"variant": variant, "class_names": CLASSES, "input_size": list(SIZE), "reinhard": None,
-                "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "fold": k, "folds": folds,
-                "validation_ids": []}
-        save_model(folder / f"fold-{k}", model, meta)
-    (folder / "run.json").write_text(json.dumps(
-        {"format": "gusa-run", "variant": variant, "class_names": CLASSES, "input_size": list(SIZE),
-         "folds": folds, "status": "finished", "created": f"2024-01-01T00:00:0{seed % 10}+00:00"}))
-    return folder
+    run = write_untrained_run(folder, variant=variant, class_names=CLASSES, input_size=SIZE, folds=folds, seed=seed)
+    if created is not None:
+        atomic_write_json(run_json_path(run.folder), {**read_run_meta(run.folder), "created": created})
+    return run.folder
 
 
 def make_project(folder: Path, n: int = 3):
@@ -74,8 +63,8 @@ def make_project(folder: Path, n: int = 3):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("review") / "proj")
-    save_random_run(project.folder / "runs" / "fa-gusa-run", "fa-gusa", folds=2, seed=1)
-    save_random_run(project.folder / "runs" / "baseline-run", "baseline", folds=1, seed=5)
+    save_random_run(runs_dir(project.folder) / "fa-gusa-run", "fa-gusa", folds=2, seed=1, created="2024-01-01T00:00:01+00:00")
+    save_random_run(runs_dir(project.folder) / "baseline-run", "baseline", folds=1, seed=5, created="2024-01-01T00:00:05+00:00")
     return project
 
 
@@ -114,7 +103,7 @@ class RecordingList:
 
 
 def _run_dir(project, name):
-    return str((project.folder / "runs" / name).resolve())
+    return str((runs_dir(project.folder) / name).resolve())
 
 
 def _oracle(project, image_id, run_dir, fold):
@@ -329,7 +318,7 @@ def test_unreadable_image_reports_the_file(qtbot, project, tmp_path):
     record = broken.add_image(bad, label="Benign")
     import shutil
 
-    shutil.copytree(project.folder / "runs" / "baseline-run", broken.folder / "runs" / "baseline-run")
+    shutil.copytree(runs_dir(project.folder) / "baseline-run", runs_dir(broken.folder) / "baseline-run")
     panel = _panel(qtbot, broken)
     with qtbot.waitSignal(panel.prediction_failed, timeout=TIMEOUT) as blocker:
         panel.set_image(record.id)

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from app.base import errors as app_errors
 from app.base.workers import wait_all
 from gusa_core.models_registry import DEFAULT_VARIANT, DESCRIPTIONS, VARIANT_NAMES
+from gusa_core.runs import Run, fold_number, read_run_meta, runs_dir
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -122,9 +123,12 @@ def test_eta_estimator_says_estimating_then_counts_batches_and_validation():
 
 # --------------------------------------------------------------- runs panel
 def _fake_run(folder: Path, name: str, **meta) -> Path:
-    run = folder / "runs" / name
+    """A run folder holding only its run.json (what ``gusa_core.runs`` lists), with ``meta`` in it."""
+    from gusa_core.runs import run_json_path, runs_dir
+
+    run = runs_dir(folder) / name
     run.mkdir(parents=True)
-    (run / "run.json").write_text(json.dumps({"format": "gusa-run", **meta}))
+    run_json_path(run).write_text(json.dumps({"format": "gusa-run", **meta}))
     return run
 
 
@@ -135,13 +139,15 @@ class _P:
 
 def test_runs_panel_lists_runs_and_remembers_the_active_one(qtbot, tmp_path):
     from app.training.runs_panel import RunsPanel
+    from gusa_core.runs import run_json_path
 
     a = _fake_run(tmp_path, "a", variant="baseline", folds=2, status="finished", created="2025-01-01T10:00:00",
-                  metrics={"val_acc": 0.75, "val_auc": 0.9, "val_miou": None})
+                  fold_results=[{"fold": 0, "status": "finished", "val_acc": 0.7, "val_auc": 0.9},
+                                {"fold": 1, "status": "finished", "val_acc": 0.8, "val_auc": 0.9}])
     b = _fake_run(tmp_path, "b", variant="fa-gusa", folds=1, status="stopped", created="2025-01-02T10:00:00",
-                  folds_summary=[{"best": {"val_acc": 0.5, "val_auc": 0.6, "val_miou": 0.4}}])
-    (tmp_path / "runs" / "broken").mkdir()
-    (tmp_path / "runs" / "broken" / "run.json").write_text("{not json")
+                  fold_results=[{"fold": 0, "status": "finished", "val_acc": 0.5, "val_auc": 0.6, "val_miou": 0.4}])
+    (runs_dir(tmp_path) / "broken").mkdir()
+    run_json_path(runs_dir(tmp_path) / "broken").write_text("{not json")
     panel = RunsPanel(_P(tmp_path))
     qtbot.addWidget(panel)
     assert [r.name for r in panel.runs] == ["b", "a"]  # newest first, broken skipped
@@ -165,7 +171,7 @@ def test_runs_panel_lists_runs_and_remembers_the_active_one(qtbot, tmp_path):
     with qtbot.waitSignal(again.model.active_run_changed, timeout=1000):
         assert again.delete_run(b, confirm=False)
     assert not b.exists() and [r.name for r in again.runs] == ["a"]
-    assert not any(p.name.startswith(".deleting") for p in (tmp_path / "runs").iterdir())
+    assert not any(p.name.startswith(".deleting") for p in runs_dir(tmp_path).iterdir())
 
 
 # ----------------------------------------------------------- real training
@@ -223,10 +229,9 @@ def test_tiny_training_run_from_the_panel_finishes(qtbot, tiny_project, shown_er
     summary = sig.args[0]
     assert summary["status"] == "finished", (summary, shown_errors, panel.log_view.toPlainText())
     assert shown_errors == []  # no error message
-    run_dir = Path(tiny_project.folder) / "runs" / "tiny"
-    meta = json.loads((run_dir / "run.json").read_text())
-    assert meta["status"] == "finished"
-    assert (run_dir / "fold-0" / "model.safetensors").is_file() and (run_dir / "fold-1" / "model.safetensors").is_file()
+    run_dir = runs_dir(tiny_project.folder) / "tiny"
+    assert read_run_meta(run_dir)["status"] == "finished"
+    assert [fold_number(d) for d in Run(run_dir).fold_dirs()] == [0, 1]
     # one epoch per fold: two epoch records, one point per fold in each plot
     assert [r["fold"] for r in epochs] == [0, 1]
     assert panel.curves.points("Loss") == 4 and panel.curves.points("Accuracy") == 4
@@ -238,7 +243,7 @@ def test_tiny_training_run_from_the_panel_finishes(qtbot, tiny_project, shown_er
     assert not panel.is_running and panel.start_button.isEnabled()
     # the runs panel lists it with its metrics
     assert [r.name for r in runs.runs] == ["tiny"] and runs.runs[0].status == "finished"
-    assert runs.runs[0].metrics["acc"] is not None
+    assert runs.runs[0].summary()["mean_val_acc"] is not None and runs.table.item(0, 4).text() != "–"
     assert runs.active_run_dir == str(run_dir)
 
 
@@ -264,8 +269,8 @@ def test_stop_ends_within_one_batch_and_resume_finishes(qtbot, tiny_project, sho
     assert sig.args[0]["status"] == "stopped"
     assert stop_sent and stop_sent[0]["batches"] >= 4  # there was a lot of epoch left
     assert len(after_stop) <= 1  # the batch running when Stop was clicked, at most
-    run_dir = Path(tiny_project.folder) / "runs" / "stopme"
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
+    run_dir = runs_dir(tiny_project.folder) / "stopme"
+    assert read_run_meta(run_dir)["status"] == "stopped"
     assert panel.status_label.text().startswith("Stopped")
     assert shown_errors == []
     assert panel.resume_button.isEnabled()
@@ -275,7 +280,7 @@ def test_stop_ends_within_one_batch_and_resume_finishes(qtbot, tiny_project, sho
     with qtbot.waitSignal(panel.training_finished, timeout=300000) as sig:
         qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
     assert sig.args[0]["status"] == "finished"
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    assert read_run_meta(run_dir)["status"] == "finished"
     assert len(epochs) == 2 and panel.curves.points("Loss") == 4
     assert not panel.resume_button.isEnabled()
 
