@@ -1,0 +1,151 @@
+"""The exported ONNX graph compiled by OpenVINO for the CPU.
+
+OpenVINO reads the same ``model.onnx`` that onnxruntime runs (one input,
+``input``; outputs ``logits``, ``attention`` and, for the linear-head variants,
+``cam``: see :mod:`gusa_core.export`) and compiles it for the CPU in hand, in
+fp32 or bf16 (:func:`gusa_core.engines.cpu.choose_precision`). The compiled
+blob is cached beside the ONNX file, so the second start skips compilation.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CheckpointError, GusaError
+from .cpu import PRECISIONS, choose_precision, cpu_info
+
+__all__ = ["OpenVinoEngine", "OV_CACHE_DIRNAME"]
+
+OV_CACHE_DIRNAME = "ov-cache"
+_OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+
+class OpenVinoEngine:
+    """An ONNX model compiled by OpenVINO on the CPU.
+
+    Parameters
+    ----------
+    onnx_path : path-like
+        The ``.onnx`` file (dynamic batch axis, as :func:`gusa_core.export.export_model_onnx` writes it).
+    precision : {"auto", "fp32", "bf16"}
+        ``"auto"`` follows :func:`~gusa_core.engines.cpu.choose_precision`
+        (and so ``GUSA_PRECISION``). The precision is always set explicitly:
+        OpenVINO would otherwise choose bf16 by itself on any CPU that has it.
+    threads : int, optional
+        Inference threads; every core this process may use if None.
+    cache_dir : path-like, optional
+        Where OpenVINO caches the compiled model; ``ov-cache/`` beside the
+        ONNX file if None.
+    cache : bool
+        Cache the compiled model at all.
+
+    Attributes
+    ----------
+    name : str
+        ``"openvino"``.
+    precision : {"fp32", "bf16"}
+        The precision OpenVINO reports after compiling.
+    reason : str
+        Why this precision.
+    device_name : str
+        OpenVINO's name of the CPU.
+    output_names : list of str
+        In the ONNX file's order.
+    """
+
+    name = "openvino"
+
+    def __init__(self, onnx_path, *, precision: str = "auto", threads: int | None = None,
+                 cache_dir=None, cache: bool = True):
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise GusaError("OpenVINO is not installed: pip install 'openvino>=2024.0'") from exc
+
+        self.path = Path(onnx_path)
+        precision = (precision or "auto").lower()
+        if precision == "auto":
+            precision, reason = choose_precision(cpu_info(), engine="openvino")
+        elif precision in PRECISIONS:
+            reason = f"{precision} asked for"
+        else:
+            raise GusaError(f"precision {precision!r} is not understood: use auto, fp32 or bf16")
+        if not self.path.is_file():
+            raise CheckpointError(self.path, "no such ONNX file")
+        self.threads = int(threads or _usable_cores())
+        config = {
+            "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision],
+            # one request at a time, the whole batch in it: LATENCY (one stream on every core)
+            # beat THROUGHPUT (a stream per core, idle under a synchronous caller), see bench_engines.py
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": self.threads,
+        }
+        self.cache_dir = None
+        if cache:
+            self.cache_dir = Path(cache_dir) if cache_dir is not None else self.path.parent / OV_CACHE_DIRNAME
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            config["CACHE_DIR"] = str(self.cache_dir)
+        core = ov.Core()
+        try:
+            # compiling from the path lets a cache hit skip reading the ONNX graph
+            self._compiled = core.compile_model(str(self.path), "CPU", config)
+        except RuntimeError as exc:
+            raise CheckpointError(self.path, f"OpenVINO cannot compile this ONNX model ({_first_line(exc)})") from exc
+        got = str(self._compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+        self.precision = "bf16" if "bf16" in got or "bfloat16" in got else "fp32"
+        if self.precision != precision:
+            reason = f"{precision} asked for but OpenVINO compiled {self.precision} on this CPU"
+        self.reason = reason
+        self.device_name = str(core.get_property("CPU", "FULL_DEVICE_NAME"))
+        self.version = ov.get_version()
+        inputs = self._compiled.inputs
+        if len(inputs) != 1:
+            raise CheckpointError(self.path, f"expected one input, found {len(inputs)}")
+        self.input_name = inputs[0].get_any_name()
+        self._outputs = list(self._compiled.outputs)
+        self.output_names = [o.get_any_name() for o in self._outputs]
+        self._request = self._compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request: one caller at a time
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the model.
+
+        Parameters
+        ----------
+        batch : ndarray of shape (B, 3, H, W)
+            float32, pre-processed as for training; any B >= 1.
+
+        Returns
+        -------
+        dict of str to ndarray
+            Output name → float32 array (copies: the next call does not overwrite them).
+        """
+        if hasattr(batch, "detach"):  # a CPU tensor, as OnnxModel accepts
+            batch = batch.detach().cpu().numpy()
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if x.ndim != 4:
+            raise GusaError(f"expected a batch of shape (B, 3, H, W), got {x.shape}")
+        with self._lock:
+            result = self._request.infer({0: x}, share_inputs=True, share_outputs=False)
+            return {name: np.asarray(result[out], dtype=np.float32) for name, out in zip(self.output_names, self._outputs)}
+
+    __call__ = run
+
+    def __repr__(self) -> str:
+        return f"OpenVinoEngine({str(self.path)!r}, precision={self.precision!r}, threads={self.threads})"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
