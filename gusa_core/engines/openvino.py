@@ -42,6 +42,10 @@ class OpenVinoEngine:
         ONNX file if None.
     cache : bool
         Cache the compiled model at all.
+    hint : {"LATENCY", "THROUGHPUT"}
+        OpenVINO's performance hint. LATENCY (one stream over every core)
+        suits a caller that sends one batch at a time, as the predictor
+        does; THROUGHPUT is kept for measuring (``bench_engines.py``).
 
     Attributes
     ----------
@@ -60,7 +64,7 @@ class OpenVinoEngine:
     name = "openvino"
 
     def __init__(self, onnx_path, *, precision: str = "auto", threads: int | None = None,
-                 cache_dir=None, cache: bool = True):
+                 cache_dir=None, cache: bool = True, hint: str = "LATENCY"):
         try:
             import openvino as ov
         except ImportError as exc:
@@ -74,14 +78,14 @@ class OpenVinoEngine:
             reason = f"{precision} asked for"
         else:
             raise GusaError(f"precision {precision!r} is not understood: use auto, fp32 or bf16")
+        if hint not in ("LATENCY", "THROUGHPUT"):
+            raise GusaError(f"performance hint {hint!r} is not understood: use LATENCY or THROUGHPUT")
         if not self.path.is_file():
             raise CheckpointError(self.path, "no such ONNX file")
         self.threads = int(threads or _usable_cores())
         config = {
             "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision],
-            # one request at a time, the whole batch in it: LATENCY (one stream on every core)
-            # beat THROUGHPUT (a stream per core, idle under a synchronous caller), see bench_engines.py
-            "PERFORMANCE_HINT": "LATENCY",
+            "PERFORMANCE_HINT": hint,
             "INFERENCE_NUM_THREADS": self.threads,
         }
         self.cache_dir = None
@@ -108,7 +112,9 @@ class OpenVinoEngine:
         self.input_name = inputs[0].get_any_name()
         self._outputs = list(self._compiled.outputs)
         self.output_names = [o.get_any_name() for o in self._outputs]
-        self._request = self._compiled.create_infer_request()
+        # LATENCY: one request over every core; THROUGHPUT: one request per stream, and a batch is split among them
+        n_requests = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self._requests = [self._compiled.create_infer_request() for _ in range(n_requests)]
         self._lock = threading.Lock()  # one infer request: one caller at a time
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -130,8 +136,18 @@ class OpenVinoEngine:
         if x.ndim != 4:
             raise GusaError(f"expected a batch of shape (B, 3, H, W), got {x.shape}")
         with self._lock:
-            result = self._request.infer({0: x}, share_inputs=True, share_outputs=False)
-            return {name: np.asarray(result[out], dtype=np.float32) for name, out in zip(self.output_names, self._outputs)}
+            if len(x) == 1 or len(self._requests) == 1:
+                result = self._requests[0].infer({0: x}, share_inputs=True, share_outputs=False)
+                return {name: np.asarray(result[out], dtype=np.float32)
+                        for name, out in zip(self.output_names, self._outputs)}
+            chunks = np.array_split(x, min(len(x), len(self._requests)))
+            requests = self._requests[:len(chunks)]
+            for request, chunk in zip(requests, chunks):
+                request.start_async({0: np.ascontiguousarray(chunk)}, share_inputs=True)
+            for request in requests:
+                request.wait()
+            return {name: np.concatenate([np.array(r.get_tensor(out).data, dtype=np.float32) for r in requests])
+                    for name, out in zip(self.output_names, self._outputs)}
 
     __call__ = run
 

@@ -173,6 +173,16 @@ def test_openvino_fp32_matches_onnxruntime_and_torch(exported, tmp_path):
     np.testing.assert_array_equal(got["logits"], first)  # results are copies, not the request's buffers
 
 
+def test_openvino_throughput_splits_a_batch_among_its_streams(exported):
+    path, x, logits, roi = exported
+    ov = OpenVinoEngine(path, precision="fp32", threads=2, hint="THROUGHPUT", cache=False)
+    got = ov.run(x)  # 3 images over as many requests as OpenVINO runs at once
+    np.testing.assert_allclose(got["logits"], logits, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(got["attention"], roi, atol=1e-4)
+    with pytest.raises(GusaError, match="FAST"):
+        OpenVinoEngine(path, hint="FAST")
+
+
 def test_openvino_bf16_stays_close(exported, tmp_path):
     path, x, logits, _ = exported
     ov = OpenVinoEngine(path, precision="bf16", threads=1, cache=False)
