@@ -6,7 +6,8 @@ pre-processed input, against eager fp32 ``no_grad`` batch 1 (= 1.00):
 - onnxruntime, as the product's default predictor runs it today
   (:class:`gusa_core.engines.OnnxRuntimeEngine`, same session options);
 - OpenVINO fp32 and, where the CPU has AMX or AVX-512 BF16, bf16, each with
-  the LATENCY and the THROUGHPUT performance hint.
+  the LATENCY and the THROUGHPUT performance hint, and LATENCY on one
+  thread (whether a second thread helps at all on this machine).
 
 Also: time to the first prediction (ONNX export + compile + one batch-1 call,
 cold and with OpenVINO's cache filled), and the largest |logit| difference of
@@ -74,24 +75,27 @@ def main(argv=None) -> int:
         ref_logits = model(torch.from_numpy(x)).logits.numpy()
 
     bf16 = info.amx_bf16 or info.avx512_bf16
-    configs = [("onnxruntime", "fp32", None)]
+    configs = [("onnxruntime", "fp32", None, None)]
     for prec in ["fp32"] + (["bf16"] if bf16 else []):
         for hint in ["LATENCY"] + ([] if args.no_throughput else ["THROUGHPUT"]):
-            configs.append(("openvino", prec, hint))
+            configs.append(("openvino", prec, hint, None))
+    # does a second thread help at all here (another process on the core, or SMT siblings)?
+    configs.append(("openvino", "bf16" if bf16 else "fp32", "LATENCY", 1))
 
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
         tmp = Path(tmp)
         first: dict[str, tuple[float, float]] = {}
         engines = {}
-        for engine_name, prec, hint in configs:
+        for engine_name, prec, hint, threads in configs:
             label = engine_name if hint is None else f"openvino {prec} {hint.lower()}"
+            label += "" if threads is None else f" {threads} thread"
             folder = tmp / label.replace(" ", "-")
             onnx = folder / "model.onnx"
 
             def build():
                 if engine_name == "onnxruntime":
                     return OnnxRuntimeEngine(onnx)
-                return OpenVinoEngine(onnx, precision=prec, hint=hint)
+                return OpenVinoEngine(onnx, precision=prec, hint=hint, threads=threads)
 
             t0 = time.perf_counter()
             export_model_onnx(model, onnx, input_size=SIZE)
@@ -135,7 +139,7 @@ def main(argv=None) -> int:
                 cold, warm = first[label]
                 print(f"{label:<30}{b:>6}{rate:>9.2f}{rate / base:>8.2f}{diffs[label]:>13.1e}"
                       f"{cold:>11.2f}s{warm:>8.2f}s")
-        default = "onnxruntime" if name == "onnxruntime" else f"openvino {precision} latency"
+        default = "onnxruntime" if name == "onnxruntime" else f"openvino {precision} throughput"
         for b in args.batches:
             best_label, best = max(((lab, r) for (lab, bb), r in rates.items() if bb == b), key=lambda t: t[1])
             ours = rates.get((default, b), float("nan"))

@@ -67,8 +67,10 @@ def choose_engine(info: CpuInfo | None = None) -> tuple[str, str, str]:
     """The default engine and precision for a CPU, and why.
 
     OpenVINO whenever it is installed: in bf16 where the CPU has AMX or
-    AVX-512 BF16, in fp32 elsewhere (measured in ``benchmarks/bench_engines.py``
-    against onnxruntime on the same file); onnxruntime otherwise.
+    AVX-512 BF16, in fp32 elsewhere; onnxruntime otherwise. Measured with
+    ``benchmarks/bench_engines.py`` on the same ONNX file: OpenVINO fp32 ran
+    1.1x onnxruntime on a 2-core AMD EPYC (Zen 4) and ~1.4x on a 2-core Xeon
+    with AMX (``PERF.md``); bf16 2-3x onnxruntime on both.
     ``GUSA_ENGINE`` (``openvino``, ``onnxruntime`` or ``auto``) and
     ``GUSA_PRECISION`` override the choice.
 

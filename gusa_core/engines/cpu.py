@@ -11,8 +11,8 @@ elsewhere); it imports neither torch nor an inference engine.
   logits within 5.5e-4 of fp32.
 - AVX-512 BF16 without AMX (AMD Zen 4/5, Intel Cooper Lake): bf16 as well.
   OpenVINO's bf16 kernels use ``vdpbf16ps`` there, and on a 2-core AMD EPYC
-  (Zen 4) bf16 ran ~1.9x OpenVINO fp32 (``benchmarks/bench_engines.py``),
-  logits within 6e-4 of fp32. (PyTorch's bf16 autocast is another matter:
+  (Zen 4) bf16 ran 1.8-2.6x OpenVINO fp32 and 2-3x onnxruntime
+  (``benchmarks/bench_engines.py``), logits within 6e-4 of fp32. (PyTorch's bf16 autocast is another matter:
   without these instructions it is emulated, ~130x slower.)
 - Everything else: fp32 (without a bf16 dot product, bf16 is emulated and
   slow: ~130x slower in PyTorch on an AVX2-only EPYC).
@@ -30,7 +30,8 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-__all__ = ["CpuInfo", "cpu_info", "parse_proc_cpuinfo", "choose_precision", "PRECISIONS", "PRECISION_ENV"]
+__all__ = ["CpuInfo", "cpu_info", "usable_cores", "parse_proc_cpuinfo", "choose_precision", "PRECISIONS",
+           "PRECISION_ENV"]
 
 PRECISIONS = ("fp32", "bf16")
 PRECISION_ENV = "GUSA_PRECISION"
@@ -91,7 +92,8 @@ class CpuInfo:
         return f"{self.model} ({self.vendor}, {self.cores} logical cores; {' '.join(shown) or 'no AVX2'})"
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """Logical processors this process may run on (its CPU affinity where the OS has one)."""
     try:
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):
@@ -148,7 +150,7 @@ def _macos_info() -> CpuInfo | None:
     vendor = _sysctl("machdep.cpu.vendor") or ("Apple" if "apple" in model.lower() else "unknown")
     if _sysctl("hw.optional.arm.FEAT_BF16") == "1":
         flags.add("arm_bf16")
-    return CpuInfo(model=model, vendor=vendor, cores=_usable_cores(), flags=frozenset(flags), source="sysctl")
+    return CpuInfo(model=model, vendor=vendor, cores=usable_cores(), flags=frozenset(flags), source="sysctl")
 
 
 @functools.lru_cache(maxsize=1)
@@ -165,14 +167,14 @@ def cpu_info() -> CpuInfo:
     if sys.platform.startswith("linux"):
         try:
             with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                return parse_proc_cpuinfo(f.read(), cores=_usable_cores())
+                return parse_proc_cpuinfo(f.read(), cores=usable_cores())
         except OSError:
             pass
     if sys.platform == "darwin":
         info = _macos_info()
         if info is not None:
             return info
-    return CpuInfo(model=platform.processor() or platform.machine() or "unknown", cores=_usable_cores())
+    return CpuInfo(model=platform.processor() or platform.machine() or "unknown", cores=usable_cores())
 
 
 def _env_precision() -> str:
@@ -219,6 +221,6 @@ def choose_precision(info: CpuInfo, *, engine: str = "openvino") -> tuple[str, s
     if info.amx_bf16:
         return "bf16", "AMX-BF16 reported by the CPU: bf16"
     if info.avx512_bf16:
-        # measured on Zen 4: OpenVINO bf16 ~1.9x its fp32 (bench_engines.py)
+        # measured on Zen 4: OpenVINO bf16 1.8-2.6x its fp32 (bench_engines.py)
         return "bf16", "AVX-512 BF16 reported by the CPU (no AMX): bf16"
     return "fp32", "no AVX-512 BF16/AMX: fp32"

@@ -8,14 +8,13 @@ the decoding thread share those cores.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CheckpointError, GusaError
-from .cpu import choose_precision, cpu_info
+from .cpu import choose_precision, cpu_info, usable_cores
 
 __all__ = ["OnnxRuntimeEngine"]
 
@@ -57,7 +56,7 @@ class OnnxRuntimeEngine:
         else:
             raise GusaError(f"onnxruntime runs fp32 on the CPU, not {precision!r}")
         self.path = Path(onnx_path)
-        self.threads = int(threads or _usable_cores())
+        self.threads = int(threads or usable_cores())
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self.threads
@@ -88,9 +87,3 @@ class OnnxRuntimeEngine:
     def __repr__(self) -> str:
         return f"OnnxRuntimeEngine({str(self.path)!r}, threads={self.threads})"
 
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1

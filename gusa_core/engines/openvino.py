@@ -9,14 +9,13 @@ blob is cached beside the ONNX file, so the second start skips compilation.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CheckpointError, GusaError
-from .cpu import PRECISIONS, choose_precision, cpu_info
+from .cpu import PRECISIONS, choose_precision, cpu_info, usable_cores
 
 __all__ = ["OpenVinoEngine", "OV_CACHE_DIRNAME"]
 
@@ -42,10 +41,12 @@ class OpenVinoEngine:
         ONNX file if None.
     cache : bool
         Cache the compiled model at all.
-    hint : {"LATENCY", "THROUGHPUT"}
-        OpenVINO's performance hint. LATENCY (one stream over every core)
-        suits a caller that sends one batch at a time, as the predictor
-        does; THROUGHPUT is kept for measuring (``bench_engines.py``).
+    hint : {"THROUGHPUT", "LATENCY"}
+        OpenVINO's performance hint. THROUGHPUT (one stream per core or
+        two, a batch split among them) beat LATENCY (one stream over every
+        core) at batch 1 and 4, in fp32 and bf16, on a 2-core EPYC shared
+        with other work, the product's own situation (GUI and decoding threads
+        share the cores): see ``benchmarks/bench_engines.py``.
 
     Attributes
     ----------
@@ -64,7 +65,7 @@ class OpenVinoEngine:
     name = "openvino"
 
     def __init__(self, onnx_path, *, precision: str = "auto", threads: int | None = None,
-                 cache_dir=None, cache: bool = True, hint: str = "LATENCY"):
+                 cache_dir=None, cache: bool = True, hint: str = "THROUGHPUT"):
         try:
             import openvino as ov
         except ImportError as exc:
@@ -82,7 +83,7 @@ class OpenVinoEngine:
             raise GusaError(f"performance hint {hint!r} is not understood: use LATENCY or THROUGHPUT")
         if not self.path.is_file():
             raise CheckpointError(self.path, "no such ONNX file")
-        self.threads = int(threads or _usable_cores())
+        self.threads = int(threads or usable_cores())
         config = {
             "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision],
             "PERFORMANCE_HINT": hint,
@@ -159,9 +160,3 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
