@@ -93,6 +93,7 @@ class OpenVinoEngine:
         if cache:
             self.cache_dir = Path(cache_dir) if cache_dir is not None else self.path.parent / OV_CACHE_DIRNAME
             self.cache_dir.mkdir(parents=True, exist_ok=True)
+            _prune_cache(self.cache_dir, self.path)
             config["CACHE_DIR"] = str(self.cache_dir)
         core = ov.Core()
         try:
@@ -160,3 +161,13 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
+
+def _prune_cache(cache_dir: Path, onnx_path: Path) -> None:
+    """Delete compiled blobs older than the ONNX file: they belong to weights exported before it."""
+    newest = onnx_path.stat().st_mtime_ns
+    for blob in cache_dir.glob("*.blob"):
+        try:
+            if blob.stat().st_mtime_ns < newest:
+                blob.unlink()
+        except OSError:  # another process pruned it, or the folder is read-only: the cache is only a cache
+            pass

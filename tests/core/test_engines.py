@@ -173,6 +173,22 @@ def test_openvino_fp32_matches_onnxruntime_and_torch(exported, tmp_path):
     np.testing.assert_array_equal(got["logits"], first)  # results are copies, not the request's buffers
 
 
+def test_openvino_gives_every_class_map_of_a_linear_head_variant(tmp_path):
+    import torch
+
+    from gusa_core.export import export_model_onnx
+    from gusa_core.models import build_model
+
+    torch.manual_seed(0)
+    path = export_model_onnx(build_model("baseline").eval(), tmp_path / "b.onnx", input_size=(96, 64))
+    x = np.random.default_rng(2).standard_normal((2, 3, 64, 96)).astype(np.float32)
+    got = OpenVinoEngine(path, precision="fp32", threads=1, cache=False).run(x)
+    ref = OnnxRuntimeEngine(path, threads=1).run(x)
+    assert list(got) == ["logits", "attention", "cam"] and got["cam"].shape == (2, 4, 2, 3)
+    for name in got:
+        np.testing.assert_allclose(got[name], ref[name], atol=1e-4, rtol=1e-4)
+
+
 def test_openvino_throughput_splits_a_batch_among_its_streams(exported):
     path, x, logits, roi = exported
     ov = OpenVinoEngine(path, precision="fp32", threads=2, hint="THROUGHPUT", cache=False)
@@ -203,12 +219,13 @@ def test_openvino_cache_is_reused_and_follows_the_onnx_file(exported, tmp_path):
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(path.read_bytes())
     first = OpenVinoEngine(onnx, precision="fp32", threads=1)
-    assert first.cache_dir == tmp_path / "ov-cache" and any(first.cache_dir.iterdir())
+    assert first.cache_dir == tmp_path / "ov-cache" and len(list(first.cache_dir.glob("*.blob"))) == 1
     again = OpenVinoEngine(onnx, precision="fp32", threads=1)
     np.testing.assert_array_equal(again.run(x)["logits"], first.run(x)["logits"])
     torch.manual_seed(5)  # new weights in the same file: the cache must not answer with the old ones
     export_model_onnx(build_model("fa-gusa").eval(), onnx, input_size=(W, H))
     fresh = OpenVinoEngine(onnx, precision="fp32", threads=1)
+    assert len(list(fresh.cache_dir.glob("*.blob"))) == 1  # the old weights' blob was pruned
     np.testing.assert_allclose(fresh.run(x)["logits"], OnnxRuntimeEngine(onnx, threads=1).run(x)["logits"],
                                atol=1e-4, rtol=1e-4)
 
