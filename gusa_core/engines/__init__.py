@@ -35,6 +35,7 @@ __all__ = [
     "available_engines",
     "choose_engine",
     "create_engine",
+    "open_engine",
     "OpenVinoEngine",
     "OnnxRuntimeEngine",
 ]
@@ -130,3 +131,38 @@ def create_engine(name: str, onnx_path, *, precision: str = "auto", threads: int
     except KeyError:
         raise GusaError(f"engine {name!r} is not understood: use {', '.join(ENGINES)}") from None
     return cls(onnx_path, precision=precision, threads=threads, cache_dir=cache_dir)
+
+
+def open_engine(onnx_path, *, record_path, weights_sha256: str, validation_images, threads: int | None = None,
+                info: CpuInfo | None = None):
+    """The default engine for this CPU over an ONNX file, bf16 only once it agreed with fp32.
+
+    Parameters
+    ----------
+    onnx_path : path-like
+        A fold's ``model.onnx``.
+    record_path : path-like
+        The fold's ``engine.json`` (:data:`gusa_core.engines.agreement.RECORD_NAME`).
+    weights_sha256 : str
+        Hash of the fold's weights (:func:`gusa_core.engines.agreement.sha256_file`).
+    validation_images : callable
+        Returns pre-processed images, ndarray of shape (N, 3, H, W); called
+        only when the agreement check runs (once per weights and engine version).
+    threads : int, optional
+    info : CpuInfo, optional
+        The processor; :func:`cpu_info` if None.
+
+    Returns
+    -------
+    engine : OpenVinoEngine or OnnxRuntimeEngine
+    record : AgreementRecord or None
+        The agreement verdict for a reduced precision; None for fp32, which needs none.
+    """
+    from .agreement import gate
+
+    name, _, _ = choose_engine(info)
+    candidate = create_engine(name, onnx_path, precision="auto", threads=threads)
+    if candidate.precision == "fp32":
+        return candidate, None
+    return gate(lambda: candidate, lambda: create_engine(name, onnx_path, precision="fp32", threads=threads),
+                validation_images, record_path=record_path, weights_sha256=weights_sha256)

@@ -182,8 +182,9 @@ def gate(engine_factory: Callable[[], object], fp32_factory: Callable[[], object
         Builds the candidate engine (e.g. OpenVINO at the CPU's precision).
     fp32_factory : callable
         Builds the fp32 reference engine, used instead when the candidate fails.
-    images : ndarray of shape (N, 3, H, W)
-        Pre-processed validation images (float32), a handful is enough.
+    images : ndarray of shape (N, 3, H, W), or a callable returning one
+        Pre-processed validation images (float32), a handful is enough; a
+        callable is called only when the check really runs.
     record_path : path-like
         The fold's ``engine.json``.
     weights_sha256 : str
@@ -204,7 +205,7 @@ def gate(engine_factory: Callable[[], object], fp32_factory: Callable[[], object
     previous = load_records(record_path).get(f"{name}/{precision}")
     if previous is not None and previous.matches(name, precision, version, weights_sha256):
         return (candidate, previous) if previous.ok else (fp32_factory(), previous)
-    images = np.ascontiguousarray(images, dtype=np.float32)
+    images = np.ascontiguousarray(images() if callable(images) else images, dtype=np.float32)
     reference = fp32_factory()
     ok, detail = check_agreement(_probs(reference, images, batch_size), _probs(candidate, images, batch_size))
     if ok:

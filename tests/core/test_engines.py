@@ -355,6 +355,33 @@ def test_damaged_record_means_check_again(tmp_path):
     assert record.ok and isinstance(load_records(record_path)["openvino/bf16"], AgreementRecord)
 
 
+def test_open_engine_gates_a_reduced_precision_only(exported, tmp_path, monkeypatch):
+    path, x, _, _ = exported
+    asked = []
+
+    def images():
+        asked.append(1)
+        return x
+
+    record_path = tmp_path / RECORD_NAME
+    monkeypatch.setenv("GUSA_PRECISION", "fp32")
+    engine, record = engines.open_engine(path, record_path=record_path, weights_sha256="aa",
+                                         validation_images=images, threads=1)
+    assert engine.precision == "fp32" and record is None and not asked and not record_path.exists()
+    monkeypatch.setenv("GUSA_PRECISION", "bf16")
+    engine, record = engines.open_engine(path, record_path=record_path, weights_sha256="aa",
+                                         validation_images=images, threads=1)
+    if engine.name == "openvino" and record is not None:  # a CPU where OpenVINO compiles bf16
+        assert asked == [1] and record.precision == "bf16" and record_path.is_file()
+        if record.ok:
+            assert engine.precision == "bf16" and "GUSA_PRECISION=bf16 set by the user" in record.reason
+        else:
+            assert engine.precision == "fp32" and "fp32 is used" in record.reason
+        again, same = engines.open_engine(path, record_path=record_path, weights_sha256="aa",
+                                          validation_images=images, threads=1)
+        assert same == record and asked == [1]
+
+
 # ------------------------------------------------------------------ torch-free
 def test_engines_run_without_torch(exported, tmp_path):
     path, x, logits, _ = exported
