@@ -92,9 +92,12 @@ class OpenVinoEngine:
         self.cache_dir = None
         if cache:
             self.cache_dir = Path(cache_dir) if cache_dir is not None else self.path.parent / OV_CACHE_DIRNAME
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            _prune_cache(self.cache_dir, self.path)
-            config["CACHE_DIR"] = str(self.cache_dir)
+            try:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                _prune_cache(self.cache_dir, self.path)
+                config["CACHE_DIR"] = str(self.cache_dir)
+            except OSError:  # a read-only run folder: compile every time rather than fail
+                self.cache_dir = None
         core = ov.Core()
         try:
             # compiling from the path lets a cache hit skip reading the ONNX graph
@@ -117,7 +120,7 @@ class OpenVinoEngine:
         # LATENCY: one request over every core; THROUGHPUT: one request per stream, and a batch is split among them
         n_requests = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self._requests = [self._compiled.create_infer_request() for _ in range(n_requests)]
-        self._lock = threading.Lock()  # one infer request: one caller at a time
+        self._lock = threading.Lock()  # the requests serve one caller at a time
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the model.
