@@ -142,13 +142,13 @@ class OpenVinoEngine:
             raise GusaError(f"expected a batch of shape (B, 3, H, W), got {x.shape}")
         with self._lock:
             if len(x) == 1 or len(self._requests) == 1:
-                result = self._requests[0].infer({0: x}, share_inputs=True, share_outputs=False)
+                result = self._requests[0].infer({0: x}, share_inputs=False, share_outputs=False)
                 return {name: np.asarray(result[out], dtype=np.float32)
                         for name, out in zip(self.output_names, self._outputs)}
             chunks = np.array_split(x, min(len(x), len(self._requests)))
             requests = self._requests[:len(chunks)]
             for request, chunk in zip(requests, chunks):
-                request.start_async({0: np.ascontiguousarray(chunk)}, share_inputs=True)
+                request.start_async({0: np.ascontiguousarray(chunk)}, share_inputs=False)
             for request in requests:
                 request.wait()
             return {name: np.concatenate([np.array(r.get_tensor(out).data, dtype=np.float32) for r in requests])

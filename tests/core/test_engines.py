@@ -155,6 +155,29 @@ def exported(tmp_path_factory):
     return path, x, out.logits.numpy(), out.roi.numpy()
 
 
+# runs first among the engine tests: its child process starts before this process holds any OpenVINO model
+def test_engines_run_without_torch(exported, tmp_path):
+    path, x, logits, _ = exported
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None  # any import of torch now raises
+        import numpy as np
+        from gusa_core.engines import OnnxRuntimeEngine, OpenVinoEngine, choose_engine
+        x = np.load({str(tmp_path / "x.npy")!r})
+        a = OpenVinoEngine({str(path)!r}, precision="fp32", threads=1, cache_dir={str(tmp_path / "c")!r}).run(x)
+        b = OnnxRuntimeEngine({str(path)!r}, threads=1).run(x)
+        choose_engine()
+        assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
+        np.save({str(tmp_path / "out.npy")!r}, np.stack([a["logits"], b["logits"]]))
+    """)
+    env = dict(os.environ, GUSA_PRECISION="auto")
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=120)
+    out = np.load(tmp_path / "out.npy")
+    np.testing.assert_allclose(out[0], logits, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(out[1], logits, atol=1e-4, rtol=1e-4)
+
+
 def test_openvino_fp32_matches_onnxruntime_and_torch(exported, tmp_path):
     path, x, logits, roi = exported
     ov = OpenVinoEngine(path, precision="fp32", threads=1, cache_dir=tmp_path / "cache")
@@ -380,26 +403,3 @@ def test_open_engine_gates_a_reduced_precision_only(exported, tmp_path, monkeypa
         again, same = engines.open_engine(path, record_path=record_path, weights_sha256="aa",
                                           validation_images=images, threads=1)
         assert same == record and asked == [1]
-
-
-# ------------------------------------------------------------------ torch-free
-def test_engines_run_without_torch(exported, tmp_path):
-    path, x, logits, _ = exported
-    np.save(tmp_path / "x.npy", x)
-    script = textwrap.dedent(f"""
-        import sys
-        sys.modules["torch"] = None  # any import of torch now raises
-        import numpy as np
-        from gusa_core.engines import OnnxRuntimeEngine, OpenVinoEngine, choose_engine
-        x = np.load({str(tmp_path / "x.npy")!r})
-        a = OpenVinoEngine({str(path)!r}, precision="fp32", threads=1, cache_dir={str(tmp_path / "c")!r}).run(x)
-        b = OnnxRuntimeEngine({str(path)!r}, threads=1).run(x)
-        choose_engine()
-        assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
-        np.save({str(tmp_path / "out.npy")!r}, np.stack([a["logits"], b["logits"]]))
-    """)
-    env = dict(os.environ, GUSA_PRECISION="auto")
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=120)
-    out = np.load(tmp_path / "out.npy")
-    np.testing.assert_allclose(out[0], logits, atol=1e-4, rtol=1e-4)
-    np.testing.assert_allclose(out[1], logits, atol=1e-4, rtol=1e-4)
