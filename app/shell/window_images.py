@@ -45,6 +45,10 @@ class WindowImagesMixin:
 
         if self.project is None or image_id == self._current_id:
             return
+        if self._is_slide_record(image_id):
+            self.show_slide(image_id)
+            return
+        self._show_canvas_page()
         self._commit_notes()
         self._current_id = image_id
         self.image_list.select_image(image_id)
@@ -147,6 +151,9 @@ class WindowImagesMixin:
         if self.project is None or self._current_id is None:
             return
         image_id = self._current_id
+        if self._is_slide_record(image_id):  # a slide's classes are its painted regions
+            self.slide_workspace.set_class_index(None if label is None else self.project.classes.index(label))
+            return
         editor = self.canvas.editor()
         if editor is not None:
             editor.set_label(label)  # one step of the image's undo history (Ctrl+Z takes it back)
