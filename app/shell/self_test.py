@@ -186,7 +186,8 @@ def _run_steps(rep: _Reporter, tmp: Path, state: dict) -> None:
         ids = window.image_list.model.ids()
         _check(len(ids) == state["n_images"], f"the image list shows {len(ids)} images, the project has {state['n_images']}")
         title = window.windowTitle()
-        _check("GuSA Studio" in title, f"unexpected window title {title!r}")
+        # the project's folder name (the platform adds the application's name after it)
+        _check(Path(state["project_folder"]).name in title, f"unexpected window title {title!r}")
         return f"{len(ids)} images listed, {len(FEATURE_MODULES)} features installed, title {title!r}"
 
     rep.step("open it in the main window", open_window)
