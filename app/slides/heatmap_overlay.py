@@ -3,7 +3,7 @@
 The layer shows either the class map (each heatmap pixel in the colour of its most probable
 class, classes toggled one by one), one class's probability or the attention map through a
 colour map, with a chosen opacity and the τ outline (where the shown value, or for the class
-map the winning probability, crosses τ). Pixels no field covered stay transparent.
+map the winning probability, crosses τ). Pixels off the classified tissue stay transparent.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def heatmap_rgba(
     rgba : ndarray of shape (H, W, 4), uint8
         At the heatmap's resolution (``result.downsample`` level-0 pixels per pixel).
     """
-    covered = result.coverage
+    covered = result.valid
     n = len(result.class_names)
     if mode == CLASS_MAP:
         labels = np.argmax(result.probs, axis=0)

@@ -180,6 +180,11 @@ class SlideResult:
     options: SlideOptions = field(default_factory=SlideOptions)
 
     @property
+    def valid(self) -> np.ndarray:
+        """``(H, W)`` bool: where the heatmaps mean something (a field covers it and it is tissue)."""
+        return self.coverage & self.tissue
+
+    @property
     def label_map(self) -> np.ndarray:
         """``(H, W)`` int16: the most probable class where covered, -1 elsewhere."""
         out = np.argmax(self.probs, axis=0).astype(np.int16)
@@ -196,7 +201,7 @@ class SlideResult:
         mpp = self.mpp or (self.settings.mpp, self.settings.mpp)
         px_mm2 = (self.downsample * mpp[0] / 1000.0) * (self.downsample * mpp[1] / 1000.0)
         labels = self.label_map
-        counted = self.coverage & self.tissue
+        counted = self.valid
         areas = {name: float(np.count_nonzero(counted & (labels == k)) * px_mm2) for k, name in enumerate(self.class_names)}
         predicted = max(areas, key=areas.get) if self.fields and any(areas.values()) else ""
         top = {}

@@ -2,8 +2,9 @@
 
 Per slide, a folder holds (names built here only)::
 
-    <stem>/heatmap_<class>.png     per-class probability, colour-mapped, transparent off the fields
-    <stem>/heatmap_<class>.tif     the same probability as a pyramidal 8-bit TIFF (0 = no field,
+    <stem>/heatmap_<class>.png     per-class probability, colour-mapped, transparent off the
+                                   classified tissue
+    <stem>/heatmap_<class>.tif     the same probability as a pyramidal 8-bit TIFF (0 = no data,
                                    1..255 = probability 0..1), its pixel size recorded, for QuPath
     <stem>/attention.png, attention.tif
     <stem>/fields.geojson          one QuPath detection per field, in level-0 coordinates, with its
@@ -210,10 +211,10 @@ def write_slide_outputs(result, folder, *, colormap: str = "viridis", tiff: bool
     maps.append(("attention", result.attention))
     for stem, values in maps:
         cmap = "jet" if stem == "attention" else colormap
-        atomic_write_bytes(folder / f"{stem}.png", _png_bytes(colorize(values, result.coverage, colormap=cmap)))
+        atomic_write_bytes(folder / f"{stem}.png", _png_bytes(colorize(values, result.valid, colormap=cmap)))
         written.append(f"{stem}.png")
         if tiff:
-            _write_pyramid(folder / f"{stem}.tif", _as_grey(values, result.coverage), um)
+            _write_pyramid(folder / f"{stem}.tif", _as_grey(values, result.valid), um)
             written.append(f"{stem}.tif")
     atomic_write_text(folder / "fields.geojson", json.dumps(fields_geojson(result)))
     atomic_write_text(folder / "fields.csv", _fields_csv(result))

@@ -69,17 +69,17 @@ def test_predict_slide_overlays_heatmaps_and_reads_a_field(qtbot, slide_run_proj
     from app.workspace.canvas_view import qimage_view
 
     alpha = (qimage_view(img) >> 24).astype(int)
-    assert alpha[r.coverage].max() > 0 and alpha[~r.coverage].max() == 0
+    assert alpha[r.valid].max() > 0 and alpha[~r.valid].max() == 0
     # attention, a class and a hidden class all redraw the overlay
     panel.mode_combo.setCurrentText("Attention")
     assert view.heatmap() is not img
     panel.mode_combo.setCurrentText("Class map")
-    shown = r.label_map[r.coverage]
+    shown = r.label_map[r.valid]
     top = int(np.bincount(shown).argmax())
     panel.class_list.item(top).setCheckState(Qt.CheckState.Unchecked)
     alpha = (qimage_view(view.heatmap()) >> 24).astype(int)
-    assert set(np.unique(alpha[r.label_map == top])) <= {0, 255}  # hidden: at most the τ outline is left
-    others = r.coverage & (r.label_map != top)
+    assert set(np.unique(alpha[(r.label_map == top) & r.valid])) <= {0, 255}  # hidden: at most the τ outline is left
+    others = r.valid & (r.label_map != top)
     assert not others.any() or (alpha[others] == 128).any()
     panel.visible_check.setChecked(False)
     assert view.heatmap() is None

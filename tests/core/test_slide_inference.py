@@ -142,7 +142,7 @@ def test_heatmap_tiff_is_a_readable_pyramid(two_class_result, tmp_path):
         assert s.mpp == pytest.approx((MPP * two_class_result.downsample,) * 2, rel=1e-3)
         grey = s.read_region(0, (0, 0, *s.dimensions))[..., 0].astype(float)
     r = two_class_result
-    expected = np.where(r.coverage, 1 + np.round(r.probs[0] * 254), 0)
+    expected = np.where(r.coverage & r.tissue, 1 + np.round(r.probs[0] * 254), 0)
     assert np.abs(grey - expected).max() <= 1
 
 
