@@ -314,12 +314,15 @@ class ImageListModel(QAbstractTableModel):
                 classes = list(self._project.classes)
                 return classes.index(label) if label in classes else len(classes)
         elif col == COL_ROI:
-            has = rec.mask is not None
+            slide = rec.extra.get("slide") if rec.extra.get("kind") == "slide" else None
+            has = rec.mask is not None or bool(slide and slide.get("regions"))
             if role == Qt.ItemDataRole.DisplayRole:
-                return "✓" if has else ""
+                return ("▦ ✓" if has else "▦") if slide is not None else ("✓" if has else "")
             if role == Qt.ItemDataRole.TextAlignmentRole:
                 return int(Qt.AlignmentFlag.AlignCenter)
             if role == Qt.ItemDataRole.ToolTipRole:
+                if slide is not None:
+                    return "Whole-slide image with painted class regions" if has else "Whole-slide image, no regions painted yet"
                 return "Has an RoI mask" if has else "No RoI mask"
             if role == SORT_ROLE:
                 return 0 if has else 1

@@ -7,7 +7,7 @@ stroke); the label mask is ``downsample`` times coarser than level 0, so a point
 level 0 is label pixel ``(y / d - 0.5, x / d - 0.5)`` (the core rounds to the pixel).
 
 Keys (when the viewer has the focus): ``1`` ``2`` ``3`` ``4`` ``5`` magnification 1x, 5x, 10x,
-20x, 40x; ``B``/``E``/``L`` brush, eraser, lasso; ``[``/``]`` brush size; ``Ctrl+Z`` /
+20x, 40x; Alt + lasso erases; ``B``/``E``/``L`` brush, eraser, lasso; ``[``/``]`` brush size; ``Ctrl+Z`` /
 ``Ctrl+Shift+Z`` undo/redo; ``F`` or ``Ctrl+0`` whole slide; arrow keys pan; space + drag,
 middle or right drag pan; the wheel zooms about the cursor.
 """
@@ -79,6 +79,7 @@ class SlideAnnotationView(SlideView):
         self._press_pos: QPointF | None = None
         self._space = False
         self._lasso: list[QPointF] = []  # level-0 points
+        self._lasso_value = 1
         self.overview = OverviewWidget(self, self)
         self.view_changed.connect(self._place_overview)
 
@@ -200,6 +201,7 @@ class SlideAnnotationView(SlideView):
             self._editor.begin_stroke(0 if self._tool == "eraser" else self._value)
             self._stroke_to(pos)
         elif self._tool == "lasso":
+            self._lasso_value = 0 if event.modifiers() & Qt.KeyboardModifier.AltModifier else self._value  # Alt erases
             self._lasso = [self.widget_to_level0(pos)]
         event.accept()
 
@@ -247,13 +249,13 @@ class SlideAnnotationView(SlideView):
         self._editor.stroke_to(row, col, max(0.0, radius - 0.5))
 
     def close_lasso(self):
-        """Fill the lasso polygon with the current class (erase with the eraser value) as one step."""
+        """Fill the lasso polygon with the current class (erase it when Alt was held) as one undo step."""
         pts, self._lasso = self._lasso, []
         self.update()
         if len(pts) < 3 or self._editor is None:
             return None
         d = self._label_ds
-        rect = self._editor.fill_polygon([(p.y() / d - 0.5, p.x() / d - 0.5) for p in pts], self._value)
+        rect = self._editor.fill_polygon([(p.y() / d - 0.5, p.x() / d - 0.5) for p in pts], self._lasso_value)
         if rect is not None:
             self.stroke_finished.emit(rect)
         return rect

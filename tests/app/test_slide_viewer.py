@@ -137,6 +137,14 @@ def test_pan_paint_undo_redo(qtbot, view):
             qtbot.mouseMove(view, QPoint(*p))
         qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(100, 200))
     assert (editor.mask == 2).sum() == pytest.approx((100 * 8 / ds) ** 2, rel=0.15)
+    alt = Qt.KeyboardModifier.AltModifier
+    with qtbot.waitSignal(view.stroke_finished, timeout=2000):  # Alt + lasso erases the left half
+        qtbot.mousePress(view, Qt.MouseButton.LeftButton, alt, QPoint(90, 90))
+        for p in [(150, 90), (150, 210), (90, 210)]:
+            qtbot.mouseMove(view, QPoint(*p))
+        qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, alt, QPoint(90, 210))
+    assert (editor.mask == 2).sum() == pytest.approx((100 * 8 / ds) ** 2 / 2, rel=0.2)
+    editor.undo()
     qtbot.keyClick(view, Qt.Key.Key_E)
     assert view.tool() == "eraser"
     with qtbot.waitSignal(view.stroke_finished, timeout=2000):
