@@ -42,8 +42,10 @@ def run(args) -> int:
     from ..inference import Predictor
     from ..inference.slide import FieldSettings, SlideOptions, field_settings
     from ..inference.slide_cohort import collect_slides, iter_cohort, merge_cohort
-    from .options import parse_size
-
+    if not 0.0 <= args.overlap < 1.0:
+        raise GusaError(f"--overlap must be in [0, 1), got {args.overlap}")
+    if not 0.0 <= args.min_tissue <= 1.0:
+        raise GusaError(f"--min-tissue must be in [0, 1], got {args.min_tissue}")
     slides = collect_slides(args.slides)
     if not slides:
         raise GusaError("no slides found in " + ", ".join(str(s) for s in args.slides))
@@ -52,7 +54,7 @@ def run(args) -> int:
         predictor = Predictor.from_run(args.run, fold=args.fold, device=ctx.device, backend=args.backend)
         settings = field_settings(predictor.metas)
         if args.field_mpp or args.field_size:
-            size = parse_size(args.field_size) if args.field_size else settings.size
+            size = _parse_field_size(args.field_size) if args.field_size else settings.size
             settings = FieldSettings(tuple(size), float(args.field_mpp or settings.mpp), "option")
         options = SlideOptions(overlap=args.overlap, min_tissue=args.min_tissue, heatmap_mpp=args.heatmap_mpp,
                                batch_size=max(1, args.batch_size), readers=max(1, args.readers))
@@ -99,3 +101,15 @@ def run(args) -> int:
         return 1 if failed and not done else 0
     finally:
         ctx.cleanup()
+
+
+def _parse_field_size(text: str) -> tuple[int, int]:
+    from ..errors import GusaError
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise GusaError(f"--field-size: expected WxH such as 2048x1536, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise GusaError(f"--field-size must be positive, got {text!r}")
+    return w, h

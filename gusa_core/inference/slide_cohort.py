@@ -130,8 +130,8 @@ def iter_cohort(
                 else:
                     yield {**rec, **base}
             summary = write_slide_outputs(result, folder, colormap=colormap, tiff=tiff)
-        except (GusaError, OSError, ValueError, MemoryError) as exc:
-            reason = str(exc) or type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - one bad slide must not stop a cohort; its reason is recorded
+            reason = str(exc) if isinstance(exc, (GusaError, OSError)) else f"{type(exc).__name__}: {exc}"
             write_slide_error(folder, path, reason)
             yield {**base, "stage": "failed", "error": reason}
             continue
