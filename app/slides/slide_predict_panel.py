@@ -4,8 +4,10 @@ The sweep (:func:`gusa_core.inference.slide.iter_predict_slide`) runs in a :clas
 progress and cancel (stopped within one batch of fields). Its result stays with the panel: the
 class map, each class's probability and the attention map are drawn over the slide viewer
 with a colour map, an opacity and the τ outline, classes toggled one by one; clicking a field
-with the pan tool shows its probabilities; Save outputs… writes the heatmaps, fields and
-summary that ``gusa predict-slide`` writes.
+with the pan tool shows its probabilities; Add fields as suggestions puts the most probable
+fields of each class (``p >= τ``) into the project as images whose suggested class is the
+prediction, for review; Save outputs… writes the heatmaps, fields and summary that
+``gusa predict-slide`` writes.
 """
 
 from __future__ import annotations
@@ -93,6 +95,10 @@ class SlidePredictPanel(QWidget):
         self.summary_label.setWordWrap(True)
         self.save_button = QPushButton("Save outputs…")
         self.save_button.setEnabled(False)
+        self.suggest_button = QPushButton("Add fields as suggestions")
+        self.suggest_button.setToolTip("Add the most probable fields of each class (p ≥ τ) to the project, "
+                                       "their predicted class as the suggestion")
+        self.suggest_button.setEnabled(False)
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.predict_button)
@@ -113,12 +119,14 @@ class SlidePredictPanel(QWidget):
         layout.addWidget(self.class_list)
         layout.addWidget(self.field_label)
         layout.addWidget(self.summary_label)
+        layout.addWidget(self.suggest_button)
         layout.addWidget(self.save_button)
         layout.addStretch(1)
 
         self.predict_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.save_button.clicked.connect(self.save_outputs)
+        self.suggest_button.clicked.connect(self.add_suggestions)
         for signal in (self.mode_combo.currentIndexChanged, self.colormap_combo.currentIndexChanged,
                        self.opacity_slider.valueChanged, self.tau_spin.valueChanged, self.outline_check.toggled,
                        self.visible_check.toggled, self.class_list.itemChanged):
@@ -152,6 +160,7 @@ class SlidePredictPanel(QWidget):
         self.predict_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.save_button.setEnabled(False)
+        self.suggest_button.setEnabled(False)
         worker = Worker(predict_slide_job, run, str(path))
         worker.yielded.connect(self._on_worker_yielded)
         worker.errored.connect(self._on_worker_errored)
@@ -209,6 +218,7 @@ class SlidePredictPanel(QWidget):
         self.summary_label.setText(f"{s['fields']} fields ({result.settings.describe()}); area mm²: {areas}; "
                                    f"predicted {s['predicted'] or '-'}")
         self.save_button.setEnabled(True)
+        self.suggest_button.setEnabled(self.host.project is not None)
         self.apply_overlay()
 
     def _class_colors(self):
@@ -248,6 +258,35 @@ class SlidePredictPanel(QWidget):
         self.field_label.setText(f"Field at ({fx}, {fy}), {fw}×{fh} px: <b>{self.result.class_names[f.index]}</b><br>{probs}"
                                  f"<br>tissue {f.tissue:.2f}, attention {f.attention:.2f}")
 
+    def add_suggestions(self) -> Worker | None:
+        """Read the suggested fields in the background, then add them to the project (copied into it)."""
+        from gusa_core.inference.slide_outputs import suggestion_fields
+
+        if self.result is None or self.host.project is None:
+            return None
+        fields = suggestion_fields(self.result, tau=self.tau_spin.value())
+        if not fields:
+            self.host.show_status(f"No field has a class probability of at least τ = {self.tau_spin.value():.2f}", 5000)
+            return None
+        self.suggest_button.setEnabled(False)
+        return run_in_thread(_field_images_job, self.result, fields, on_result=self._on_field_images_written,
+                             on_error=lambda m, d: errors.show_error(self.host, "Cannot read the fields", m, d),
+                             on_finished=lambda: self.suggest_button.setEnabled(self.result is not None))
+
+    def _on_field_images_written(self, written) -> None:
+        import shutil
+
+        project = self.host.project
+        if project is None:
+            return
+        for path, label in written:
+            rec = project.add_image(path, copy=True)
+            if rec.label is None:
+                project.set_suggested(rec.id, label)
+        if written:
+            shutil.rmtree(written[0][0].parent, ignore_errors=True)
+        self.host.show_status(f"{len(written)} field(s) added to the project with their predicted class as suggestion", 5000)
+
     def save_outputs(self, folder=None) -> bool:
         """Write heatmaps (PNG, pyramidal TIFF), fields (GeoJSON, CSV) and the summary into a folder."""
         if self.result is None:
@@ -262,6 +301,14 @@ class SlidePredictPanel(QWidget):
                       on_result=lambda _s: self.host.show_status(f"Slide outputs saved to {target}", 5000),
                       on_error=lambda m, d: errors.show_error(self.host, "Cannot save the slide outputs", m, d))
         return True
+
+
+def _field_images_job(result, fields):
+    import tempfile
+
+    from gusa_core.inference.slide_outputs import write_field_images
+
+    return write_field_images(result, fields, tempfile.mkdtemp(prefix="gusa-fields-"))
 
 
 def install(host: Host) -> SlidePredictPanel:

@@ -45,6 +45,8 @@ __all__ = [
     "fields_geojson",
     "read_fields_geojson",
     "cohort_csv_text",
+    "suggestion_fields",
+    "write_field_images",
 ]
 
 SUMMARY_FILE = "summary.json"
@@ -273,3 +275,45 @@ def cohort_csv_text(rows: Sequence[dict], class_names: Sequence[str]) -> str:
                    + [f"{areas.get(c, 0.0):.4f}" for c in class_names] + [format_prob(means.get(c)) for c in class_names]
                    + [f"{r.get('field_mpp', 0):g}", r.get("field_source", ""), ""])
     return buf.getvalue()
+
+
+def suggestion_fields(result, *, tau: float = 0.5, per_class: int = 5) -> list:
+    """The fields worth a look: per class, the ``per_class`` most probable fields predicted as it with ``p >= tau``."""
+    out = []
+    for k in range(len(result.class_names)):
+        mine = [f for f in result.fields if f.index == k and f.probs[k] >= tau]
+        out += sorted(mine, key=lambda f: -float(f.probs[k]))[:per_class]
+    return out
+
+
+def write_field_images(result, fields, folder) -> list[tuple[Path, str]]:
+    """Write fields as images at the run's field size (e.g. BACH's 2048x1536), read from the slide.
+
+    Parameters
+    ----------
+    result : SlideResult
+    fields : iterable of FieldResult
+    folder : path-like
+        Created if needed; files are ``<slide stem>_x<X>_y<Y>.png`` (level-0 corner).
+
+    Returns
+    -------
+    list of (Path, str)
+        Each file and its predicted class.
+    """
+    from ..slides import open_slide
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(result.path).stem)
+    out = []
+    with open_slide(result.path) as slide:
+        for f in fields:
+            x, y, _, _ = f.box
+            image = slide.read_field(f.box, tuple(result.settings.size))
+            ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise OSError("PNG encoding failed")
+            path = atomic_write_bytes(folder / f"{stem}_x{x}_y{y}.png", buf.tobytes())
+            out.append((Path(path), result.class_names[f.index]))
+    return out

@@ -92,6 +92,20 @@ def test_predict_slide_overlays_heatmaps_and_reads_a_field(qtbot, slide_run_proj
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=pos)
     text = panel.field_label.text()
     assert f"Field at ({x}, {y})" in text and f"{r.class_names[0]} {f.probs[0]:.3f}" in text
+    # the most probable fields of each class join the project as images with a suggested class
+    from gusa_core.inference.slide_outputs import suggestion_fields
+
+    panel.tau_spin.setValue(0.0)
+    expected = suggestion_fields(r, tau=0.0)
+    n = len(win.project.images)
+    worker = panel.add_suggestions()
+    assert worker is not None
+    qtbot.waitUntil(lambda: len(win.project.images) == n + len(expected), timeout=60000)
+    added = win.project.images[n:]
+    assert [rec.suggested for rec in added] == [r.class_names[f.index] for f in expected]
+    from gusa_core.imageio import image_size
+
+    assert image_size(win.project.image_path(added[0].id)) == (2048, 1536)  # the BACH field, not the network input
     # outputs go where the user asks
     out = project.folder.parent / "out"
     assert panel.save_outputs(str(out))
