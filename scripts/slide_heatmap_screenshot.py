@@ -8,8 +8,9 @@ Run under a virtual X server at 1366 x 768 (the README's screenshot size)::
 It writes a 16,000 x 12,000 pyramidal TIFF at 0.25 µm/px with two kinds of tissue (pink striped
 on the left, purple dotted on the right), a project holding it and a one-fold ``fa-gusa`` run,
 runs Model → Predict slide… and saves the screen with ImageMagick's ``import -window root``.
-The run's weights are random (no download, no training), so the picture shows what the overlay
-looks like, not a diagnosis.
+Without RUN the run's weights are random (no download, no training) and the picture shows what
+the overlay looks like, not a diagnosis; pass RUN (``... /tmp/heatmap-shot RUN``), e.g. a run
+trained from painted regions of a slide drawn the same way, for a meaningful map.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 W, H = 16_000, 12_000
 
 
-def make_project(folder: Path):
+def make_project(folder: Path, run: Path | None = None):
     from gusa_core.project import Project
     from gusa_core.project.slides import add_paths
     from gusa_core.runs import runs_dir, write_untrained_run
@@ -37,6 +38,8 @@ def make_project(folder: Path):
     project = Project.create(folder / "project")
     sid = add_paths(project, [path])[0].id
     project.save()
+    if run is not None:
+        return project, sid, run
     run = write_untrained_run(runs_dir(project.folder) / "fa-gusa-demo", variant="fa-gusa",
                               class_names=list(project.classes), input_size=(128, 96), folds=1, seed=4)
     return project, sid, run.folder
@@ -45,7 +48,7 @@ def make_project(folder: Path):
 def main() -> None:
     out_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/heatmap-shot")
     target = ROOT / "docs" / "screenshots" / "slide_heatmap.png"
-    project, sid, run_dir = make_project(out_dir)
+    project, sid, run_dir = make_project(out_dir, Path(sys.argv[2]) if len(sys.argv) > 2 else None)
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication

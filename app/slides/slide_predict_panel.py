@@ -215,8 +215,10 @@ class SlidePredictPanel(QWidget):
         self.class_list.blockSignals(False)
         s = result.summary()
         areas = ", ".join(f"{k} {v:.2f}" for k, v in s["area_mm2"].items())
-        self.summary_label.setText(f"{s['fields']} fields ({result.settings.describe()}); area mm²: {areas}; "
-                                   f"predicted {s['predicted'] or '-'}")
+        st = result.settings
+        field = f"{st.size[0]}x{st.size[1]} px at {st.mpp:g} µm/px" + (" (BACH field assumed)" if st.source == "default" else "")
+        self.summary_label.setText(f"{s['fields']} fields of {field}.<br>Area (mm²): {areas}.<br>"
+                                   f"Predicted: <b>{s['predicted'] or '-'}</b>")
         self.save_button.setEnabled(True)
         self.suggest_button.setEnabled(self.host.project is not None)
         self.apply_overlay()

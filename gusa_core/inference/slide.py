@@ -25,7 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import GusaError
@@ -370,7 +369,7 @@ def iter_predict_slide(
     coverage = weight > 0
     np.divide(acc, weight, out=acc, where=coverage)
     np.divide(att, weight, out=att, where=coverage)
-    tissue = cv2.resize(tmask.astype(np.uint8), (hw, hh), interpolation=cv2.INTER_NEAREST).astype(bool)
+    tissue = _sample_mask(tmask, tds, ds, (hh, hw), dims)
     result = SlideResult(
         path=Path(path), class_names=list(predictor.class_names), dimensions=tuple(dims),
         mpp=None if slide.mpp is None else tuple(float(v) for v in slide.mpp), settings=settings,
@@ -379,6 +378,19 @@ def iter_predict_slide(
         seconds=time.perf_counter() - t0, options=options,
     )
     yield {"stage": "done", "result": result, "path": str(path)}
+
+
+def _sample_mask(mask: np.ndarray, mask_ds, ds: float, shape, dims) -> np.ndarray:
+    """The mask at heatmap resolution: each heatmap pixel takes the mask pixel under its centre (False off the slide)."""
+    hh, hw = shape
+    ys = (np.arange(hh) + 0.5) * ds
+    xs = (np.arange(hw) + 0.5) * ds
+    rows = np.minimum((ys / mask_ds[1]).astype(np.int64), mask.shape[0] - 1)
+    cols = np.minimum((xs / mask_ds[0]).astype(np.int64), mask.shape[1] - 1)
+    out = mask[rows][:, cols].copy()
+    out[ys >= dims[1], :] = False
+    out[:, xs >= dims[0]] = False
+    return out
 
 
 def _blend(acc, att, weight, box, frac, pred, ds) -> FieldResult:

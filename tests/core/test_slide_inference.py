@@ -110,6 +110,11 @@ def test_fields_outside_tissue_are_skipped(two_class_result, two_class_slide):
                 assert (x, y, 512, 384) in kept
     assert all(f.tissue >= 0.25 for f in r.fields)
     assert not r.coverage[0, 0] and not r.coverage[-1, -1]  # the corners are glass
+    # the tissue mask sits where the tissue was painted, pixel for pixel at the heatmap's scale
+    hh, hw = r.tissue.shape
+    ys, xs = (np.arange(hh) + 0.5) * r.downsample, (np.arange(hw) + 0.5) * r.downsample
+    truth = painter.inside(xs[None, :], ys[:, None])
+    assert (r.tissue == truth).mean() > 0.99
 
 
 def test_geojson_reimports_in_level0_coordinates(two_class_result, tmp_path):
