@@ -23,6 +23,7 @@ FEATURE_MODULES = (
     "app.review.compare_view",
     "app.classify.classify_dialog",
     "app.report.report_view",
+    "app.slides.slide_predict_panel",
 )
 
 

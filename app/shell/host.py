@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import numpy as np
     from PySide6.QtCore import Qt, SignalInstance
+    from pathlib import Path
+
     from PySide6.QtWidgets import QDockWidget, QMenu, QWidget
 
     from app.base.dialogs import Dialogs
     from app.base.runs_model import RunsModel
     from app.workspace.canvas_tools import AnnotationView
     from app.workspace.image_list import ImageListPanel
+    from app.workspace.slide_tools import SlideAnnotationView
     from gusa_core.project import Project
 
 __all__ = ["Host"]
@@ -51,6 +54,11 @@ class Host(Protocol):
         The image shown in the canvas changed (its id).
     project_opened : Signal(object)
         A project was opened (the ``Project``).
+    slide_view : SlideAnnotationView
+        The slide viewer: ``set_heatmap(rgba, downsample)``, ``clicked(x, y)`` in level-0
+        pixels, ``center_on(x, y)``.
+    slide_shown : Signal(str)
+        A slide is on screen in the slide viewer (its id).
     """
 
     project: Project | None
@@ -64,12 +72,17 @@ class Host(Protocol):
     runs: RunsModel
     current_image_changed: SignalInstance
     project_opened: SignalInstance
+    slide_view: SlideAnnotationView
+    slide_shown: SignalInstance
 
     def current_image_id(self) -> str | None:
         """Id of the image shown in the canvas, or ``None``."""
 
     def current_image(self) -> np.ndarray | None:
         """The shown image, ``(H, W, 3)`` uint8, or ``None``."""
+
+    def current_slide(self) -> tuple[str, Path] | None:
+        """``(id, path)`` of the slide shown in the slide viewer, or ``None``."""
 
     def select_image(self, image_id: str) -> None:
         """Show ``image_id`` in the canvas."""

@@ -55,6 +55,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
 
     current_image_changed = Signal(str)
     project_opened = Signal(object)
+    slide_shown = Signal(str)
 
     def __init__(self, project=None, parent: QWidget | None = None, *, features: bool = True):
         super().__init__(parent)

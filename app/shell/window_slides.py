@@ -36,6 +36,7 @@ class WindowSlidesMixin:
         sw = self.slide_workspace
         sw.regions_edited.connect(self._on_slide_workspace_regions_edited)
         sw.slide_failed.connect(self._on_slide_workspace_slide_failed)
+        sw.slide_shown.connect(self.slide_shown)
         sw.export_requested.connect(self.export_slide_geojson)
         sw.import_requested.connect(self.import_slide_geojson)
         sw.view.zoom_changed.connect(self._on_slide_view_zoom_changed)
@@ -117,6 +118,18 @@ class WindowSlidesMixin:
         self._update_side_panel()
         self._update_enabled()
         self.current_image_changed.emit(image_id)
+
+    @property
+    def slide_view(self):
+        """The slide viewer (:class:`~app.workspace.slide_tools.SlideAnnotationView`)."""
+        return self.slide_workspace.view
+
+    def current_slide(self):
+        """``(id, path)`` of the slide shown, or None when an image (or nothing) is shown."""
+        sid = self.slide_workspace.slide_id() if self.showing_slide() else None
+        if sid is None or self.project is None or sid not in self.project:
+            return None
+        return sid, self.project.image_path(sid)
 
     def current_slide_editor(self):
         """The MaskEditor of the shown slide's regions, or None."""

@@ -86,6 +86,8 @@ class SlideView(QWidget):
         self._lut = np.zeros(256, np.uint32)
         self._regions_visible = True
         self._overlay = TileCache(_OVERLAY_BYTES)
+        self._heatmap: QImage | None = None
+        self._heatmap_ds = 1.0
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ slide
@@ -99,6 +101,7 @@ class SlideView(QWidget):
         self._pool.clear()
         self.cache.clear()
         self._overlay.clear()
+        self._heatmap = None
         self._slide = slide
         self._thumb = None
         if slide is not None:
@@ -216,6 +219,36 @@ class SlideView(QWidget):
         img._buffer = argb  # noqa: SLF001 - keeps the pixels alive
         self._overlay.put(key, img, argb.nbytes)
         return img
+
+    # ---------------------------------------------------------------- heatmap
+    def set_heatmap(self, rgba: np.ndarray | None, downsample: float = 1.0) -> None:
+        """Draw ``rgba`` ((H, W, 4) uint8, straight alpha) over the slide, ``downsample`` level-0 px per pixel; None removes it."""
+        if rgba is None:
+            self._heatmap = None
+        else:
+            rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
+            h, w = rgba.shape[:2]
+            img = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
+            self._heatmap = img.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)  # a copy
+            self._heatmap_ds = float(downsample)
+        self.update()
+
+    def heatmap(self) -> QImage | None:
+        """The heatmap drawn over the slide, or None."""
+        return self._heatmap
+
+    def _paint_heatmap(self, painter: QPainter, area) -> None:
+        d = self._heatmap_ds
+        img = self._heatmap
+        x, y, w, h = area
+        c0, r0 = max(0, math.floor(x / d)), max(0, math.floor(y / d))
+        c1, r1 = min(img.width(), math.ceil((x + w) / d) + 1), min(img.height(), math.ceil((y + h) / d) + 1)
+        if c1 <= c0 or r1 <= r0:
+            return
+        tl = self.level0_to_widget(QPointF(c0 * d, r0 * d))
+        s = d * self._zoom
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        painter.drawImage(QRectF(tl.x(), tl.y(), (c1 - c0) * s, (r1 - r0) * s), img, QRectF(c0, r0, c1 - c0, r1 - r0))
 
     # ------------------------------------------------------------ zoom and pan
     def zoom(self) -> float:
@@ -378,6 +411,8 @@ class SlideView(QWidget):
                 self._paint_fallback(painter, level, (x * d, y * d, w * d, h * d), target)
         if self._regions_visible and self._labels is not None:
             self._paint_regions(painter, area)
+        if self._heatmap is not None:
+            self._paint_heatmap(painter, area)
         painter.setClipping(False)
         self._paint_foreground(painter, exposed)
 

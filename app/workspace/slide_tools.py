@@ -55,12 +55,15 @@ class SlideAnnotationView(SlideView):
         Brush diameter in screen pixels.
     history_changed()
         After an undo or redo.
+    clicked(float, float)
+        A left click without dragging with the pan tool, at this level-0 point (x, y).
     """
 
     stroke_finished = Signal(object)
     tool_changed = Signal(str)
     brush_changed = Signal(int)
     history_changed = Signal()
+    clicked = Signal(float, float)
 
     def __init__(self, parent: QWidget | None = None, **kwargs):
         super().__init__(parent, **kwargs)
@@ -73,6 +76,7 @@ class SlideAnnotationView(SlideView):
         self._cursor: QPointF | None = None
         self._painting = False
         self._pan_last: QPointF | None = None
+        self._press_pos: QPointF | None = None
         self._space = False
         self._lasso: list[QPointF] = []  # level-0 points
         self._lasso_value = 1
@@ -187,6 +191,7 @@ class SlideAnnotationView(SlideView):
             return
         if self._pan_button(event):
             self._pan_last = pos
+            self._press_pos = pos if event.button() == Qt.MouseButton.LeftButton else None
             event.accept()
             return
         if event.button() != Qt.MouseButton.LeftButton or self._editor is None:
@@ -223,6 +228,10 @@ class SlideAnnotationView(SlideView):
     def mouseReleaseEvent(self, event) -> None:
         if self._pan_last is not None and self._pan_button(event):
             self._pan_last = None
+            press, self._press_pos = self._press_pos, None
+            if press is not None and (event.position() - press).manhattanLength() < 4:
+                p = self.widget_to_level0(event.position())
+                self.clicked.emit(p.x(), p.y())
             return
         if event.button() != Qt.MouseButton.LeftButton:
             return

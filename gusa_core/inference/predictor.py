@@ -274,6 +274,11 @@ class Predictor:
         return len(self._members)
 
     @property
+    def metas(self) -> list[dict]:
+        """The ``model.json`` dicts of the fold models."""
+        return [m.meta for m in self._members]
+
+    @property
     def folders(self) -> list[Path | None]:
         """The fold folders the models came from."""
         return [m.folder for m in self._members]

@@ -1,0 +1,115 @@
+"""``gusa predict-slide``: class and attention heatmaps over whole slides, one or a cohort.
+
+Under ``torchrun --nproc_per_node N`` (one or several nodes) each process sweeps
+``slides[rank::world]``; after a barrier rank 0 writes the cohort table from every slide's
+folder, so the table is the same as one process's and a resumed run rebuilds it whole.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+def add_parser(sub) -> None:
+    s = sub.add_parser("predict-slide", help="heatmaps, fields and summaries of whole slides with a trained run")
+    s.add_argument("run", type=Path, help="run folder (ensemble of its folds) or one fold folder")
+    s.add_argument("slides", type=Path, nargs="+", metavar="SLIDE_OR_FOLDER", help="slides, or folders of slides")
+    s.add_argument("--out", type=Path, required=True, help="output folder (one sub-folder per slide, cohort.csv)")
+    s.add_argument("--overlap", type=float, default=0.5, help="share of a field its neighbour overlaps (default 0.5)")
+    s.add_argument("--min-tissue", type=float, default=0.25, help="least tissue share of a classified field (default 0.25)")
+    s.add_argument("--heatmap-mpp", type=float, default=None,
+                   help="µm per heatmap pixel (default: 16 pixels across a field)")
+    s.add_argument("--field-mpp", type=float, default=None, help="override the run's field pixel size (µm/px)")
+    s.add_argument("--field-size", default=None, metavar="WxH", help="override the run's field size in its pixels")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--readers", type=int, default=2, help="threads reading fields ahead of the network")
+    s.add_argument("--colormap", default="viridis", help="of the PNG class heatmaps (attention uses jet)")
+    s.add_argument("--no-tiff", action="store_true", help="skip the pyramidal TIFF heatmaps")
+    s.add_argument("--redo", action="store_true", help="sweep slides that are already done")
+    s.add_argument("--fold", type=int, default=None, help="use one fold instead of the ensemble")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
+    s.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Sweep the slides; print one line per slide; return 0 unless every slide failed."""
+    from ..device import setup_distributed
+    from ..errors import GusaError
+    from ..inference import Predictor
+    from ..inference.slide import FieldSettings, SlideOptions, field_settings
+    from ..inference.slide_cohort import collect_slides, iter_cohort, merge_cohort
+    if not 0.0 <= args.overlap < 1.0:
+        raise GusaError(f"--overlap must be in [0, 1), got {args.overlap}")
+    if not 0.0 <= args.min_tissue <= 1.0:
+        raise GusaError(f"--min-tissue must be in [0, 1], got {args.min_tissue}")
+    slides = collect_slides(args.slides)
+    if not slides:
+        raise GusaError("no slides found in " + ", ".join(str(s) for s in args.slides))
+    ctx = setup_distributed(args.device)
+    try:
+        predictor = Predictor.from_run(args.run, fold=args.fold, device=ctx.device, backend=args.backend)
+        settings = field_settings(predictor.metas)
+        if args.field_mpp or args.field_size:
+            size = _parse_field_size(args.field_size) if args.field_size else settings.size
+            settings = FieldSettings(tuple(size), float(args.field_mpp or settings.mpp), "option")
+        options = SlideOptions(overlap=args.overlap, min_tissue=args.min_tissue, heatmap_mpp=args.heatmap_mpp,
+                               batch_size=max(1, args.batch_size), readers=max(1, args.readers))
+        tag = f"[rank {ctx.rank}/{ctx.world_size}] " if ctx.world_size > 1 else ""
+        if ctx.rank == 0:
+            print(f"{len(slides)} slide(s); {settings.describe()}; overlap {options.overlap:g}; "
+                  f"{predictor.n_models} model(s), {predictor.attention_kind} attention", flush=True)
+        failed = done = 0
+        bar = None
+        for rec in iter_cohort(predictor, slides, args.out, options=options, settings=settings, rank=ctx.rank,
+                               world=ctx.world_size, redo=args.redo, tiff=not args.no_tiff, colormap=args.colormap):
+            stage, name = rec["stage"], Path(rec["path"]).name
+            head = f"{tag}[{rec['index'] + 1}/{rec['slides']}] {name}"
+            if stage == "tissue":
+                bar = tqdm(total=rec["fields"], unit="field", file=sys.stderr, disable=None, leave=False, desc=name)
+            elif stage == "fields" and bar is not None:
+                bar.n = rec["done"]
+                bar.set_postfix_str(f"{rec['fields_per_s']:.1f} fields/s")
+                bar.refresh()
+            elif stage in ("done", "failed", "skipped"):
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                if stage == "done":
+                    done += 1
+                    s = rec["summary"]
+                    tqdm.write(f"{head}: {s['fields']} fields, {s['tissue_mm2']:.2f} mm² tissue, "
+                               f"predicted {s['predicted'] or '-'} ({s['seconds']:.1f} s)", file=sys.stdout)
+                elif stage == "failed":
+                    failed += 1
+                    tqdm.write(f"{head}: FAILED: {rec['error']}", file=sys.stdout)
+                else:
+                    tqdm.write(f"{head}: already done, skipped", file=sys.stdout)
+        if bar is not None:
+            bar.close()
+        if ctx.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+        if ctx.rank == 0:
+            path, counts = merge_cohort(slides, args.out, predictor.class_names)
+            print(f"cohort: {counts['done']} done, {counts['failed']} failed, {counts['pending']} pending -> {path}", flush=True)
+            return 1 if counts["failed"] and not counts["done"] else 0
+        return 1 if failed and not done else 0
+    finally:
+        ctx.cleanup()
+
+
+def _parse_field_size(text: str) -> tuple[int, int]:
+    from ..errors import GusaError
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise GusaError(f"--field-size: expected WxH such as 2048x1536, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise GusaError(f"--field-size must be positive, got {text!r}")
+    return w, h
