@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..checkpoint import MAX_INPUT_SIDE
+
+MAX_IMAGE_SIDE = 16384
+
 __all__ = ["parse_size", "parse_image_size"]
 
 
@@ -15,6 +19,8 @@ def parse_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected WxH such as 512x384, got {text!r}") from None
     if w <= 0 or h <= 0 or w % 16 or h % 16:
         raise argparse.ArgumentTypeError(f"input size {text} must be positive and divisible by 16 (stride of bp)")
+    if max(w, h) > MAX_INPUT_SIDE:
+        raise argparse.ArgumentTypeError(f"input size {text} is too large (at most {MAX_INPUT_SIDE} a side)")
     return w, h
 
 
@@ -26,4 +32,6 @@ def parse_image_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected WxH such as 512x384, got {text!r}") from None
     if w < 16 or h < 16:
         raise argparse.ArgumentTypeError(f"image size {text} is too small (at least 16x16)")
+    if max(w, h) > MAX_IMAGE_SIDE:
+        raise argparse.ArgumentTypeError(f"image size {text} is too large (at most {MAX_IMAGE_SIDE} a side)")
     return w, h

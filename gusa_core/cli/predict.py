@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def run(args) -> int:
             if as_json:
                 out = {k: rec[k] for k in ("path", "predicted", "probs", "roi_fraction", "error")}
                 out["attention_kind"] = predictor.attention_kind
-                print(json.dumps(out), flush=True)
+                print(json_line(out), flush=True)
             elif rec["error"]:
                 tqdm.write(f"{_clip(rec['path'], width):<{width}}  ERROR: {rec['error']}", file=sys.stdout)
             else:
@@ -89,6 +90,21 @@ def run(args) -> int:
     for r in errors:
         print(f"  {r['path']}: {r['error']}", file=sys.stderr)
     return 1 if records and n_ok == 0 else 0
+
+
+def _finite(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
+def json_line(obj) -> str:
+    """``obj`` as one line of strict JSON: a NaN or an infinity becomes ``null``, never bare ``NaN``."""
+    return json.dumps(_finite(obj), allow_nan=False)
 
 
 def _clip(text: str, width: int) -> str:
