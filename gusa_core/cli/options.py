@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 
 from ..checkpoint import MAX_INPUT_SIDE
 
 MAX_IMAGE_SIDE = 16384
 
-__all__ = ["parse_size", "parse_image_size"]
+__all__ = ["parse_size", "parse_image_size", "json_line", "strict_json"]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -35,3 +37,23 @@ def parse_image_size(text: str) -> tuple[int, int]:
     if max(w, h) > MAX_IMAGE_SIDE:
         raise argparse.ArgumentTypeError(f"image size {text} is too large (at most {MAX_IMAGE_SIDE} a side)")
     return w, h
+
+
+def _finite(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
+def strict_json(obj, *, indent: int | None = None) -> str:
+    """``obj`` as strict JSON: a NaN or an infinity becomes ``null``, never a bare ``NaN`` no parser accepts."""
+    return json.dumps(_finite(obj), allow_nan=False, indent=indent, ensure_ascii=False)
+
+
+def json_line(obj) -> str:
+    """``obj`` as one line of strict JSON (see :func:`strict_json`)."""
+    return strict_json(obj)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..inference.outputs import format_prob, unique_stem, write_attention_png, write_predictions_csv
+from .options import json_line
 
 
 def add_parser(sub) -> None:
@@ -90,21 +89,6 @@ def run(args) -> int:
     for r in errors:
         print(f"  {r['path']}: {r['error']}", file=sys.stderr)
     return 1 if records and n_ok == 0 else 0
-
-
-def _finite(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    return v
-
-
-def json_line(obj) -> str:
-    """``obj`` as one line of strict JSON: a NaN or an infinity becomes ``null``, never bare ``NaN``."""
-    return json.dumps(_finite(obj), allow_nan=False)
 
 
 def _clip(text: str, width: int) -> str:

@@ -188,3 +188,11 @@ def test_predict_json_stays_valid_with_unreadable_images(tmp_path, capsys):
     assert rc == 0 and len(records) == len(images) + 1
     assert [r["path"] for r in records if r["error"]] == [str(bad)]
     assert "NaN" not in out and "Infinity" not in out
+
+
+def test_json_output_never_holds_bare_nan():
+    from gusa_core.cli.options import json_line, strict_json
+
+    text = json_line({"probs": {"Normal": float("nan"), "Benign": float("inf")}, "roi_fraction": -float("inf")})
+    assert json.loads(text) == {"probs": {"Normal": None, "Benign": None}, "roi_fraction": None}
+    assert json.loads(strict_json([1.5, float("nan")], indent=2)) == [1.5, None]
