@@ -23,11 +23,11 @@ import traceback
 
 from .. import __version__
 from ..errors import GusaError
-from . import demo, evaluate, export, info, init, predict, train
+from . import demo, evaluate, export, info, info_slide, init, predict, train
 
 __all__ = ["main", "build_parser", "describe_error"]
 
-_VERBS = (demo, init, info, train, predict, evaluate, export)
+_VERBS = (demo, init, info, info_slide, train, predict, evaluate, export)
 
 _OS_HINTS = {
     errno.ENOSPC: "the disk is full: free some space and run the command again",

@@ -37,6 +37,13 @@ def add_parser(sub) -> None:
     s.add_argument("--workers", type=int, default=None, help="data loader workers")
     s.add_argument("--no-augment", action="store_true")
     s.add_argument("--resume", action="store_true", help="continue a stopped or crashed run in --out")
+    g = s.add_argument_group("slides", "fields sampled from the painted regions of the project's slides")
+    g.add_argument("--field-mpp", type=float, default=0.42, help="microns per pixel of a field (default: BACH's 0.42)")
+    g.add_argument("--field-size", type=parse_size, default=(2048, 1536), metavar="WxH",
+                   help="field size in pixels at --field-mpp (default: BACH's 2048x1536), resized to --input-size")
+    g.add_argument("--field-stride", type=float, default=0.5, help="grid step as a share of the field")
+    g.add_argument("--field-min-cover", type=float, default=0.5, help="least share of a field painted with its class")
+    g.add_argument("--fields-per-class", type=int, default=None, help="at most this many fields per class and slide")
     s.set_defaults(func=run)
 
 
@@ -117,7 +124,9 @@ def _cpu_count() -> int:
 
 
 _RESUME_KEPT = ("variant", "folds", "val_fraction", "epochs", "batch_size", "lr", "weight_decay", "dice_weight",
-                "input_size", "pretrained", "seed", "augment")
+                "input_size", "pretrained", "seed", "augment", "field_mpp", "field_size", "field_stride",
+                "field_min_cover", "fields_per_class")
+_SIZES = ("input_size", "field_size")
 
 
 def _ignored_options(given: TrainConfig, kept: TrainConfig) -> list[str]:
@@ -126,10 +135,10 @@ def _ignored_options(given: TrainConfig, kept: TrainConfig) -> list[str]:
     out = []
     for key in _RESUME_KEPT:
         g, k, d = getattr(given, key), getattr(kept, key), getattr(default, key)
-        if key == "input_size":
+        if key in _SIZES:
             g, k, d = (tuple(v) for v in (g, k, d))
         if g != d and g != k:
-            show = (lambda v: "x".join(map(str, v))) if key == "input_size" else str
+            show = (lambda v: "x".join(map(str, v))) if key in _SIZES else str
             out.append(f"{key.replace('_', '-')} {show(k)} (not {show(g)})")
     return out
 
@@ -159,6 +168,11 @@ def run(args) -> int:
         seed=args.seed,
         augment=not args.no_augment,
         workers=args.workers,
+        field_mpp=args.field_mpp,
+        field_size=tuple(args.field_size),
+        field_stride=args.field_stride,
+        field_min_cover=args.field_min_cover,
+        fields_per_class=args.fields_per_class,
     )
     if args.out.exists() and not args.out.is_dir():
         raise GusaError(f"--out {args.out} is a file, not a folder: choose a folder for the run")

@@ -21,6 +21,10 @@ class TrainConfig:
     Extra fields beyond the contract: ``channels_last`` and
     ``memory_efficient`` (gradient checkpointing of the dense layers) take
     ``None`` for the device's default, chosen by ``benchmarks/bench_train.py``.
+    Slides train through fields of ``field_size`` pixels at ``field_mpp`` µm/px (the BACH
+    field by default) laid every ``field_stride`` of a field over their painted regions; a
+    field needs ``field_min_cover`` of it painted with one class (at most
+    ``fields_per_class`` per class and slide, None: all).
     """
 
     variant: str = "fa-gusa"
@@ -42,6 +46,11 @@ class TrainConfig:
     color_normalize: bool = True
     channels_last: bool | None = None
     memory_efficient: bool | None = None
+    field_mpp: float = 0.42
+    field_size: tuple[int, int] = (2048, 1536)
+    field_stride: float = 0.5
+    field_min_cover: float = 0.5
+    fields_per_class: int | None = None
 
     def validate(self, source: str | os.PathLike | None = None) -> "TrainConfig":
         """Refuse settings that cannot train (NaN learning rate, absurd input size, ...).
@@ -55,7 +64,7 @@ class TrainConfig:
         Returns
         -------
         TrainConfig
-            ``self``, with ``input_size`` as a tuple.
+            ``self``, with ``input_size`` and ``field_size`` as tuples.
 
         Raises
         ------
@@ -68,11 +77,13 @@ class TrainConfig:
             fix = "restore the file or start a new run" if source is not None else "fix the option"
             raise GusaError(f"{where}invalid training settings: {'; '.join(problems)} ({fix})")
         self.input_size = tuple(int(v) for v in self.input_size)
+        self.field_size = tuple(int(v) for v in self.field_size)
         return self
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["input_size"] = [int(v) for v in self.input_size]
+        d["field_size"] = [int(v) for v in self.field_size]
         return d
 
 
@@ -101,6 +112,13 @@ def _problems(c: TrainConfig):
     yield None if ok else f"input_size must be two multiples of 16 from 16 to {MAX_INPUT_SIDE} (--input-size WxH), got {size!r:.40}"
     yield None if _int(c.seed) else f"seed must be an integer (--seed), got {c.seed!r:.40}"
     yield None if c.workers is None or (_int(c.workers) and 0 <= c.workers <= 256) else f"workers must be 0 to 256 (--workers), got {c.workers!r:.40}"
+    yield None if _num(c.field_mpp) and 0 < c.field_mpp <= 1000 else f"field_mpp must be a finite number of µm/px above 0 (--field-mpp), got {c.field_mpp!r:.40}"
+    fs = c.field_size
+    ok = isinstance(fs, (list, tuple)) and len(fs) == 2 and all(_int(v) and 16 <= v <= 32768 for v in fs)
+    yield None if ok else f"field_size must be two sizes from 16 to 32768 (--field-size WxH), got {fs!r:.40}"
+    yield None if _num(c.field_stride) and 0 < c.field_stride <= 10 else f"field_stride must be above 0 and at most 10 (--field-stride), got {c.field_stride!r:.40}"
+    yield None if _num(c.field_min_cover) and 0 <= c.field_min_cover <= 1 else f"field_min_cover must be from 0 to 1 (--field-min-cover), got {c.field_min_cover!r:.40}"
+    yield None if c.fields_per_class is None or (_int(c.fields_per_class) and c.fields_per_class >= 1) else f"fields_per_class must be a positive count (--fields-per-class), got {c.fields_per_class!r:.40}"
     for key in ("device", "pretrained"):
         yield None if isinstance(getattr(c, key), str) else f"{key} must be text, got {getattr(c, key)!r:.40}"
     for key in ("augment", "color_normalize"):
