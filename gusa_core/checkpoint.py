@@ -42,6 +42,7 @@ from . import __version__
 from .atomic import atomic_write, atomic_write_json
 from .errors import CheckpointError
 from .models_registry import VARIANT_NAMES
+from .stain import ReinhardNormalizer
 
 if TYPE_CHECKING:  # torch is imported where weights are touched: listing runs stays light
     import torch
@@ -228,8 +229,6 @@ def _check_settings(json_path: Path, meta: dict) -> None:
             raise CheckpointError(json_path, f"{key} must be 3 finite numbers{' above 0' if key == 'std' else ''}, got {v!r:.80}")
     ref = meta.get("reinhard")
     if ref is not None:
-        from .stain import ReinhardNormalizer
-
         try:
             ReinhardNormalizer.from_dict(ref)
         except (ValueError, TypeError) as exc:

@@ -24,6 +24,7 @@ from . import __version__
 from .atomic import atomic_write_json
 from .checkpoint import is_model_folder, load_model, now_iso, read_json, save_model
 from .errors import CheckpointError
+from .stain import ReinhardNormalizer
 
 if TYPE_CHECKING:
     import torch
@@ -140,6 +141,11 @@ def check_run_meta(path: str | os.PathLike, meta: dict) -> None:
     for key in ("config", "reinhard"):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             problems.append(f"{key} is not an object")
+    if isinstance(meta.get("reinhard"), dict):
+        try:
+            ReinhardNormalizer.from_dict(meta["reinhard"])
+        except (ValueError, TypeError) as exc:
+            problems.append(f"the stain reference 'reinhard' is broken ({exc})")
     splits = meta.get("splits", [])
     if not isinstance(splits, list) or not all(
         isinstance(sp, dict) and all(isinstance(sp.get(k), list) and all(isinstance(i, str) for i in sp[k]) for k in ("train", "val"))

@@ -97,7 +97,7 @@ def _num(v) -> bool:
 
 def _problems(c: TrainConfig):
     """Yield a short text for each setting out of range (``None`` for those in range)."""
-    yield None if c.variant in VARIANT_NAMES else f"variant {c.variant!r:.40} is not one of {', '.join(VARIANT_NAMES)}"
+    yield None if c.variant in VARIANT_NAMES else f"unknown variant {c.variant!r:.40} (known: {', '.join(VARIANT_NAMES)})"
     yield None if _int(c.folds) and 1 <= c.folds <= 100 else f"folds must be 1 to 100 (--folds), got {c.folds!r:.40}"
     yield None if _num(c.val_fraction) and 0 < c.val_fraction < 1 else f"val_fraction must be between 0 and 1 (--val-fraction), got {c.val_fraction!r:.40}"
     yield None if _int(c.epochs) and 1 <= c.epochs <= 100_000 else f"epochs must be 1 to 100000 (--epochs), got {c.epochs!r:.40}"
@@ -109,7 +109,7 @@ def _problems(c: TrainConfig):
     yield None if _num(c.dice_weight) and 0 <= c.dice_weight <= 1000 else f"dice_weight must be a finite number from 0 to 1000 (--dice-weight), got {c.dice_weight!r:.40}"
     size = c.input_size
     ok = isinstance(size, (list, tuple)) and len(size) == 2 and all(_int(v) and 16 <= v <= MAX_INPUT_SIDE and v % 16 == 0 for v in size)
-    yield None if ok else f"input_size must be two multiples of 16 from 16 to {MAX_INPUT_SIDE} (--input-size WxH), got {size!r:.40}"
+    yield None if ok else f"input_size must be two sizes divisible by 16, from 16 to {MAX_INPUT_SIDE} (--input-size WxH), got {size!r:.40}"
     yield None if _int(c.seed) else f"seed must be an integer (--seed), got {c.seed!r:.40}"
     yield None if c.workers is None or (_int(c.workers) and 0 <= c.workers <= 256) else f"workers must be 0 to 256 (--workers), got {c.workers!r:.40}"
     yield None if _num(c.field_mpp) and 0 < c.field_mpp <= 1000 else f"field_mpp must be a finite number of µm/px above 0 (--field-mpp), got {c.field_mpp!r:.40}"

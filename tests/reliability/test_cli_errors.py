@@ -131,6 +131,17 @@ def test_garbage_in_run_json(tmp_path, capsys):
     assert rc == 2 and str(run / "run.json") in line and "input_size" in line and "class_names" in line
 
 
+def test_broken_reinhard_in_run_json_on_resume(trained, tmp_path, capsys):
+    project, run = trained
+    out = shutil.copytree(run, tmp_path / "run")
+    edit_json(out / "run.json", reinhard={"method": "reinhard", "mean": "broken"})
+    before = (out / "run.json").read_bytes()
+    rc = main(["train", str(project), "--out", str(out), "--resume", "--pretrained", "none"])
+    line = _one_line(_last_error(capsys))
+    assert rc == 2 and str(out / "run.json") in line and "reinhard" in line
+    assert (out / "run.json").read_bytes() == before
+
+
 def test_garbage_config_in_run_json_on_resume(trained, tmp_path, capsys):
     project, run = trained
     out = shutil.copytree(run, tmp_path / "run")
