@@ -7,6 +7,20 @@ variant, classes, input size, colour normalisation, training settings and
 history). Both are written atomically. Loading checks everything before a
 single weight is copied and never unpickles anything.
 
+Trust: ``model.json`` records the SHA-256 of the weights file
+(``weights_sha256``); a model whose weights do not match it, whose
+``model.json`` disagrees with the settings the weights carry (variant,
+classes, input size, mean/std, Reinhard reference), or whose weights hold a
+NaN or an infinity is refused with a :class:`CheckpointError` naming the
+file. A ``model.json`` written before the hash was recorded is accepted as
+it is (the embedded settings are still compared); it is not rewritten, so a
+read-only model folder stays usable.
+
+The cached ONNX export of a model folder (``model.onnx``) is described by
+``model.onnx.json``, which records the weights' SHA-256 and the export
+settings: the cache is fresh only when both match (never by modification
+time, which ``cp -p`` of older weights preserves).
+
 A resume state (optimizer, scheduler, random generators, epoch, history of
 an unfinished fold) is a folder holding ``state.safetensors`` (tensors) plus
 ``state.json`` (structure), again with no pickle. Where these folders lie in
@@ -15,8 +29,11 @@ a run is decided by :mod:`gusa_core.runs`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +42,7 @@ from . import __version__
 from .atomic import atomic_write, atomic_write_json
 from .errors import CheckpointError
 from .models_registry import VARIANT_NAMES
+from .stain import ReinhardNormalizer
 
 if TYPE_CHECKING:  # torch is imported where weights are touched: listing runs stays light
     import torch
@@ -41,7 +59,11 @@ __all__ = [
     "is_model_folder",
     "has_state",
     "onnx_cache_path",
+    "onnx_cache_is_fresh",
+    "record_onnx_cache",
+    "forget_onnx_cache",
     "weights_path",
+    "weights_sha256",
     "read_json",
     "save_state",
     "load_state",
@@ -54,10 +76,14 @@ SUPPORTED_VERSIONS = (1,)
 MODEL_FILE = "model.safetensors"
 META_FILE = "model.json"
 ONNX_FILE = "model.onnx"
+ONNX_INFO_FILE = "model.onnx.json"
+_ONNX_FORMAT = "gusa-onnx-cache"
 _META_KEY = "gusa_meta"
 _STATE_JSON = "state.json"
 _STATE_TENSORS = "state.safetensors"
 _MAX_LISTED = 5
+# Settings the weights carry in their header that model.json must repeat exactly.
+_EMBEDDED_KEYS = ("variant", "class_names", "input_size", "mean", "std", "reinhard")
 
 
 def now_iso() -> str:
@@ -116,6 +142,7 @@ def save_model(folder: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
     header = {"format": FORMAT, _META_KEY: json.dumps(embedded, separators=(",", ":"), ensure_ascii=False)}
     # Weights first, description second: a model.json never describes weights not yet on disk.
     _save_safetensors(folder / MODEL_FILE, tensors, header)
+    meta["weights_sha256"] = weights_sha256(folder)
     atomic_write_json(folder / META_FILE, meta)
     return folder
 
@@ -174,7 +201,41 @@ def read_model_meta(folder_or_file: str | os.PathLike) -> dict:
     names = meta.get("class_names")
     if not isinstance(names, list) or not names or not all(isinstance(c, str) for c in names):
         raise CheckpointError(json_path, "class_names must be a non-empty list of names")
+    _check_settings(json_path, meta)
     return meta
+
+
+#: Largest input side a model.json may declare (the network's memory grows with its square).
+MAX_INPUT_SIDE = 8192
+
+
+def _check_settings(json_path: Path, meta: dict) -> None:
+    """Refuse pre-processing settings that cannot be used (before anything runs on them)."""
+    size = meta.get("input_size")
+    if size is not None:
+        ok = (isinstance(size, list) and len(size) == 2
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in size))
+        if not ok or not all(16 <= v <= MAX_INPUT_SIDE and v % 16 == 0 for v in size):
+            raise CheckpointError(
+                json_path, f"input_size must be [width, height], multiples of 16 from 16 to {MAX_INPUT_SIDE}, "
+                f"got {size!r:.80}: restore the file or retrain the model")
+    for key in ("mean", "std"):
+        v = meta.get(key)
+        if v is None:
+            continue
+        ok = (isinstance(v, list) and len(v) == 3
+              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v))
+        if not ok or (key == "std" and not all(x > 0 for x in v)):
+            raise CheckpointError(json_path, f"{key} must be 3 finite numbers{' above 0' if key == 'std' else ''}, got {v!r:.80}")
+    ref = meta.get("reinhard")
+    if ref is not None:
+        try:
+            ReinhardNormalizer.from_dict(ref)
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(json_path, f"the stain reference 'reinhard' is broken ({exc}): restore the file or retrain") from None
+    sha = meta.get("weights_sha256")
+    if sha is not None and not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        raise CheckpointError(json_path, f"weights_sha256 is not a SHA-256 hex digest: {sha!r:.80}")
 
 
 def _open_safetensors(path: Path):
@@ -240,11 +301,16 @@ def load_model(folder_or_file: str | os.PathLike, *, device: str | torch.device 
         embedded = json.loads(raw)
     except json.JSONDecodeError:
         raise CheckpointError(st_path, "settings and weights disagree: the embedded description is not valid JSON") from None
-    for key in ("variant", "class_names"):
+    if not isinstance(embedded, dict):
+        raise CheckpointError(st_path, "settings and weights disagree: the embedded description is not an object")
+    for key in _EMBEDDED_KEYS:
+        if key not in ("variant", "class_names") and key not in embedded and key not in meta:
+            continue
         if embedded.get(key) != meta.get(key):
             raise CheckpointError(
                 st_path,
-                f"settings and weights disagree: {key} is {embedded.get(key)!r} in the weights but {meta.get(key)!r} in {json_path.name}",
+                f"settings and weights disagree: {key} is {embedded.get(key)!r:.120} in {st_path.name} "
+                f"but {meta.get(key)!r:.120} in {json_path.name}; restore {json_path.name} or retrain",
             )
     model = build_model(meta["variant"], num_classes=len(meta["class_names"]), pretrained="none")
     expected = {k: list(v.shape) for k, v in model.state_dict().items()}
@@ -253,10 +319,21 @@ def load_model(folder_or_file: str | os.PathLike, *, device: str | torch.device 
     problems += [f"{k}: {shapes[k]} in the file, {expected[k]} expected" for k in expected if k in shapes and shapes[k] != expected[k]]
     if problems:
         raise CheckpointError(st_path, f"weights do not fit variant {meta['variant']!r} with {len(meta['class_names'])} classes: {_list(problems)}")
+    expected_sha = meta.get("weights_sha256")
+    if expected_sha is not None and weights_sha256(st_path.parent, st_path.name) != expected_sha:
+        raise CheckpointError(
+            st_path,
+            f"the weights do not match the SHA-256 recorded in {json_path.name} (changed, corrupted or swapped "
+            "after saving): restore the folder from a backup or retrain",
+        )
     try:
         tensors = load_file(str(st_path), device="cpu")
     except Exception as exc:
         raise CheckpointError(st_path, f"truncated or not a safetensors file ({exc})") from None
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())]
+    if bad:
+        raise CheckpointError(st_path, f"the weights hold NaN or infinite values ({_list(bad)}): the training diverged "
+                              "or the file is damaged; retrain with a lower learning rate or restore the folder")
     model.load_state_dict(tensors, strict=True)
     model.to(resolve_device(device)).eval()
     return model, meta
@@ -269,8 +346,103 @@ def is_model_folder(folder: str | os.PathLike) -> bool:
 
 
 def onnx_cache_path(folder: str | os.PathLike) -> Path:
-    """Where a model folder caches its ONNX export (see :mod:`gusa_core.inference.export`)."""
+    """Where a model folder caches its ONNX export (see :mod:`gusa_core.inference.export`).
+
+    Use it only when :func:`onnx_cache_is_fresh` says so; after writing it,
+    call :func:`record_onnx_cache`.
+    """
     return Path(folder) / ONNX_FILE
+
+
+def _onnx_record(folder: Path, settings: dict) -> dict:
+    return {"format": _ONNX_FORMAT, "weights_sha256": weights_sha256(folder),
+            "settings": json.loads(json.dumps(settings, sort_keys=True))}
+
+
+def onnx_cache_is_fresh(folder: str | os.PathLike, settings: dict) -> bool:
+    """Whether the folder's ``model.onnx`` was exported from its current weights with ``settings``.
+
+    Parameters
+    ----------
+    folder : path-like
+        A model folder.
+    settings : dict
+        JSON-ready export settings (input size, opset, ...); any change means a new export.
+
+    Returns
+    -------
+    bool
+        True when ``model.onnx`` exists and ``model.onnx.json`` records the
+        SHA-256 of the current weights and the same settings.
+    """
+    folder = Path(folder)
+    if not (folder / ONNX_FILE).is_file():
+        return False
+    try:
+        recorded = json.loads((folder / ONNX_INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    try:
+        return recorded == _onnx_record(folder, settings)
+    except OSError:
+        return False
+
+
+def forget_onnx_cache(folder: str | os.PathLike) -> None:
+    """Drop the record of the ONNX cache (before re-exporting: a crash then leaves it stale, not trusted)."""
+    try:
+        (Path(folder) / ONNX_INFO_FILE).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def record_onnx_cache(folder: str | os.PathLike, settings: dict) -> Path:
+    """Record that ``model.onnx`` now holds the export of the current weights with ``settings``."""
+    return atomic_write_json(Path(folder) / ONNX_INFO_FILE, _onnx_record(Path(folder), settings))
+
+
+_SHA_CACHE: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+_SHA_LOCK = threading.Lock()
+
+
+def weights_sha256(folder: str | os.PathLike, name: str = MODEL_FILE) -> str:
+    """SHA-256 (hex) of a model folder's weights file, cached while the file is unchanged.
+
+    The cache key is the file's size, modification time, inode and status
+    change time: ``cp -p`` can restore an older file with the same size and
+    modification time into the same inode, but it cannot set the change time.
+
+    Parameters
+    ----------
+    folder : path-like
+        A model folder.
+    name : str
+        The file inside it (default ``model.safetensors``).
+
+    Raises
+    ------
+    CheckpointError
+        The file does not exist or cannot be read.
+    """
+    path = Path(folder) / name
+    try:
+        st = path.stat()
+        key = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        ident = os.path.abspath(path)
+        with _SHA_LOCK:
+            hit = _SHA_CACHE.get(ident)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read the weights ({exc.strerror or exc})") from None
+    value = digest.hexdigest()
+    with _SHA_LOCK:
+        _SHA_CACHE[ident] = (key, value)
+    return value
 
 
 def weights_path(folder: str | os.PathLike) -> Path:

@@ -10,6 +10,7 @@ __all__ = [
     "MaskError",
     "ProjectError",
     "CheckpointError",
+    "ModelOutputError",
 ]
 
 
@@ -50,3 +51,7 @@ class ProjectError(_FileError):
     """A project folder or manifest that cannot be opened or saved."""
 
     what = "project"
+
+
+class ModelOutputError(CheckpointError):
+    """A model that produced NaN or infinite probabilities: a fault of the model file, never a prediction."""

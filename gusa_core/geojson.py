@@ -13,6 +13,12 @@ Import accepts what QuPath writes: a ``FeatureCollection``, a single
 QuPath's "export as array". ``Polygon`` and ``MultiPolygon`` geometries are
 filled (holes respected), ``GeometryCollection`` is searched, and point and
 line geometries, which enclose nothing, are ignored.
+
+Import is bounded in memory and time: files above :data:`MAX_FILE_BYTES`,
+nesting deeper than :data:`MAX_DEPTH`, more than :data:`MAX_VERTICES`
+vertices in all, or more than :data:`MAX_CROSSINGS` edge-row crossings
+within the mask are refused with a message naming the file; rasterising
+works on bounded chunks of edges, clipped to the mask's shape.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +37,27 @@ import numpy as np
 from .atomic import atomic_write_text
 from .errors import MaskError
 
-__all__ = ["mask_to_geojson", "geojson_to_mask", "export_geojson", "import_geojson", "mask_polygons"]
+__all__ = [
+    "mask_to_geojson",
+    "geojson_to_mask",
+    "export_geojson",
+    "import_geojson",
+    "mask_polygons",
+    "MAX_FILE_BYTES",
+    "MAX_DEPTH",
+    "MAX_VERTICES",
+    "MAX_CROSSINGS",
+]
+
+#: Largest GeoJSON file read (bytes).
+MAX_FILE_BYTES = 512 << 20
+#: Deepest nesting of arrays and objects accepted (a MultiPolygon in a FeatureCollection needs 8).
+MAX_DEPTH = 64
+#: Most polygon vertices accepted in one import, all rings together.
+MAX_VERTICES = 5_000_000
+#: Most (edge, mask row) crossings rasterised in one import; bounds the time of the fill.
+MAX_CROSSINGS = 200_000_000
+_CHUNK_CROSSINGS = 4_000_000  # crossings rasterised at a time: bounds the fill's memory
 
 
 
@@ -187,20 +214,42 @@ def mask_to_geojson(
 
 
 # ------------------------------------------------------------------ filling
-def _ring_array(ring: Any) -> np.ndarray:
+class _Budget:
+    """Counts vertices and crossings against the import's caps."""
+
+    def __init__(self, vertices: int, crossings: int):
+        self.vertices, self.crossings = int(vertices), int(crossings)
+
+    def take_vertices(self, n: int) -> None:
+        self.vertices -= int(n)
+        if self.vertices < 0:
+            raise ValueError(f"more than {MAX_VERTICES:,} polygon vertices (simplify the annotations before export)")
+
+    def take_crossings(self, n: int) -> None:
+        self.crossings -= int(n)
+        if self.crossings < 0:
+            raise ValueError(f"the polygons cross the mask's rows more than {MAX_CROSSINGS:,} times "
+                             "(too many or too complex polygons; simplify them or use a smaller mask)")
+
+
+def _ring_array(ring: Any, budget: _Budget | None = None) -> np.ndarray:
     if not isinstance(ring, list):
         raise ValueError(f"a polygon ring must be a list of positions, got {type(ring).__name__}")
+    if budget is not None:
+        budget.take_vertices(len(ring))
     try:
         pts = np.array([[float(p[0]), float(p[1])] for p in ring], dtype=np.float64)
-    except (TypeError, ValueError, IndexError, KeyError):
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
         raise ValueError("a polygon ring holds a position that is not [x, y] numbers") from None
     if pts.size and not np.isfinite(pts).all():
         raise ValueError("a polygon ring holds a non-finite coordinate")
     return pts.reshape(-1, 2)
 
 
-def _polygon_rings(geometry: Any) -> Iterator[list[np.ndarray]]:
+def _polygon_rings(geometry: Any, budget: _Budget | None = None, depth: int = 0) -> Iterator[list[np.ndarray]]:
     """Yield each polygon of a geometry as [outer, hole, ...] rings."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"geometries nested more than {MAX_DEPTH} deep")
     if not isinstance(geometry, dict):
         raise ValueError(f"a geometry must be an object, got {type(geometry).__name__}")
     kind = geometry.get("type")
@@ -209,7 +258,7 @@ def _polygon_rings(geometry: Any) -> Iterator[list[np.ndarray]]:
         if not isinstance(rings, list):
             raise ValueError("Polygon coordinates must be a list of rings")
         if rings:
-            yield [_ring_array(r) for r in rings]
+            yield [_ring_array(r, budget) for r in rings]
     elif kind == "MultiPolygon":
         polys = geometry.get("coordinates")
         if not isinstance(polys, list):
@@ -218,14 +267,17 @@ def _polygon_rings(geometry: Any) -> Iterator[list[np.ndarray]]:
             if not isinstance(rings, list):
                 raise ValueError("MultiPolygon coordinates must be a list of polygons")
             if rings:
-                yield [_ring_array(r) for r in rings]
+                yield [_ring_array(r, budget) for r in rings]
     elif kind == "GeometryCollection":
-        for g in geometry.get("geometries") or []:
-            yield from _polygon_rings(g)
+        geometries = geometry.get("geometries") or []
+        if not isinstance(geometries, list):
+            raise ValueError("GeometryCollection 'geometries' must be a list")
+        for g in geometries:
+            yield from _polygon_rings(g, budget, depth + 1)
     elif kind in ("Point", "MultiPoint", "LineString", "MultiLineString"):
         return  # encloses no area
     else:
-        raise ValueError(f"unknown geometry type {kind!r}")
+        raise ValueError(f"unknown geometry type {kind!r:.60}")
 
 
 def _feature_name(feature: dict) -> str | None:
@@ -236,10 +288,12 @@ def _feature_name(feature: dict) -> str | None:
     return cls if isinstance(cls, str) else None
 
 
-def _geometries(obj: Any, names: set[str] | None, object_types: set[str] | None) -> Iterator[dict]:
+def _geometries(obj: Any, names: set[str] | None, object_types: set[str] | None, depth: int = 0) -> Iterator[dict]:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"features nested more than {MAX_DEPTH} deep")
     if isinstance(obj, list):  # QuPath's "export as array"
         for item in obj:
-            yield from _geometries(item, names, object_types)
+            yield from _geometries(item, names, object_types, depth + 1)
         return
     if not isinstance(obj, dict):
         raise ValueError(f"expected a GeoJSON object or array, got {type(obj).__name__}")
@@ -249,7 +303,7 @@ def _geometries(obj: Any, names: set[str] | None, object_types: set[str] | None)
         if not isinstance(features, list):
             raise ValueError("FeatureCollection without a 'features' list")
         for f in features:
-            yield from _geometries(f, names, object_types)
+            yield from _geometries(f, names, object_types, depth + 1)
     elif kind == "Feature":
         props = obj.get("properties") or {}
         if not isinstance(props, dict):
@@ -258,6 +312,8 @@ def _geometries(obj: Any, names: set[str] | None, object_types: set[str] | None)
             return
         if names is not None and _feature_name(obj) not in names:
             return
+        if obj.get("geometry") is not None and not isinstance(obj["geometry"], dict):
+            raise ValueError("Feature geometry must be an object")
         if obj.get("geometry") is not None:
             yield obj["geometry"]
     elif kind is None:
@@ -299,36 +355,39 @@ def geojson_to_mask(
     Raises
     ------
     ValueError
-        When ``obj`` is not valid GeoJSON of these kinds.
+        When ``obj`` is not valid GeoJSON of these kinds, or exceeds the caps
+        (:data:`MAX_DEPTH`, :data:`MAX_VERTICES`, :data:`MAX_CROSSINGS`).
     """
     h, w = int(shape[0]), int(shape[1])
     out = np.zeros((h, w), np.uint8)
     names_set = None if names is None else set(names)
     types_set = None if object_types is None else set(object_types)
     scale = 1.0 / float(downsample)
+    budget = _Budget(MAX_VERTICES, MAX_CROSSINGS)
     for geometry in _geometries(obj, names_set, types_set):
-        for rings in _polygon_rings(geometry):
+        for rings in _polygon_rings(geometry, budget):
             rings = [r * scale for r in rings if len(r) >= 3]
             if rings:
-                _fill_polygon(out, rings)
+                _fill_polygon(out, rings, budget)
     return out
 
 
-def _fill_polygon(out: np.ndarray, rings: list[np.ndarray]) -> None:
+def _fill_polygon(out: np.ndarray, rings: list[np.ndarray], budget: _Budget | None = None) -> None:
     """Set to 255 the pixels of ``out`` whose centre is inside the polygon.
 
     Even-odd rule over the outer ring and its holes: a pixel is inside when a
     ray from its centre ``(c + 0.5, r + 0.5)`` to the left crosses the rings
     an odd number of times. Exact for rings along pixel edges (no centre lies
     on an edge), unlike ``cv2.fillPoly``, which rounds vertices to pixels and
-    paints the boundary.
+    paints the boundary. Crossings are computed for bounded chunks of edges,
+    and only for the rows of the mask.
     """
     h, w = out.shape
     a = np.concatenate([r for r in rings], axis=0)
     b = np.concatenate([np.roll(r, -1, axis=0) for r in rings], axis=0)
-    y0 = max(0, int(math.floor(a[:, 1].min())))
-    y1 = min(h, int(math.ceil(a[:, 1].max())))
-    x0 = max(0, int(math.floor(a[:, 0].min())))
+    y0 = max(0, int(math.floor(max(a[:, 1].min(), -1.0))))
+    y1 = min(h, int(math.ceil(min(a[:, 1].max(), h + 1.0))))
+    x0 = max(0, int(math.floor(min(max(a[:, 0].min(), -1.0), w + 1.0))))
     if y1 <= y0 or x0 >= w:
         return
     bw = w - x0 + 1  # columns x0..w-1 plus one slot for crossings right of the mask
@@ -340,17 +399,29 @@ def _fill_polygon(out: np.ndarray, rings: list[np.ndarray]) -> None:
     total = int(n.sum())
     if total == 0:
         return
-    edge = np.repeat(np.arange(len(a)), n)
-    rows = r_start[edge] + (np.arange(total) - np.repeat(np.cumsum(n) - n, n))
-    ax, ay, bx, by = a[edge, 0], a[edge, 1], b[edge, 0], b[edge, 1]
-    x = ax + (rows + 0.5 - ay) * (bx - ax) / (by - ay)
-    # A crossing at x toggles every pixel whose centre is right of it: columns >= ceil(x - 0.5).
-    col = np.clip(np.ceil(x - 0.5), x0, w).astype(np.int64) - x0
-    keys, counts = np.unique((rows - y0) * bw + col, return_counts=True)
-    toggles = np.zeros((y1 - y0) * bw, np.uint8)
-    toggles[keys[counts & 1 == 1]] = 1
+    if budget is not None:
+        budget.take_crossings(total)
+    parity = np.zeros((y1 - y0) * bw, np.uint8)  # crossings per (row, column) slot, modulo 2
+    ends = np.cumsum(n)
+    first = 0
+    while first < len(a):  # chunks of whole edges holding about _CHUNK_CROSSINGS crossings
+        last = max(first + 1, int(np.searchsorted(ends, ends[first] - n[first] + _CHUNK_CROSSINGS, side="right")))
+        sel = slice(first, last)
+        nn = n[sel]
+        count = int(nn.sum())
+        if count:
+            edge = np.repeat(np.arange(first, last), nn)
+            rows = r_start[edge] + (np.arange(count) - np.repeat(np.cumsum(nn) - nn, nn))
+            ax, ay, bx, by = a[edge, 0], a[edge, 1], b[edge, 0], b[edge, 1]
+            x = ax + (rows + 0.5 - ay) * (bx - ax) / (by - ay)
+            # A crossing at x toggles every pixel whose centre is right of it: columns >= ceil(x - 0.5).
+            edge_x = np.nan_to_num(np.ceil(x - 0.5), nan=float(w), posinf=float(w), neginf=float(x0))
+            col = np.clip(edge_x, x0, w).astype(np.int64) - x0
+            keys, counts = np.unique((rows - y0) * bw + col, return_counts=True)
+            parity[keys] ^= (counts & 1).astype(np.uint8)
+        first = last
     # Parity of the crossings left of each pixel (uint8 overflow keeps parity).
-    inside = (np.cumsum(toggles.reshape(y1 - y0, bw)[:, :-1], axis=1, dtype=np.uint8) & 1).astype(bool)
+    inside = (np.cumsum(parity.reshape(y1 - y0, bw)[:, :-1], axis=1, dtype=np.uint8) & 1).astype(bool)
     out[y0:y1, x0:w][inside] = 255
 
 
@@ -373,16 +444,32 @@ def import_geojson(path: str | os.PathLike, shape: tuple[int, int], **kwargs: An
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise MaskError(path, f"the GeoJSON file is {size / 2**20:.0f} MiB, more than the {MAX_FILE_BYTES >> 20} MiB accepted")
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise MaskError(path, f"cannot read GeoJSON: {exc}") from exc
     if not text.strip():
         raise MaskError(path, "the GeoJSON file is empty")
+    depth = _json_depth(text)
+    if depth > MAX_DEPTH:
+        raise MaskError(path, f"not usable GeoJSON: arrays and objects nested {depth} deep (at most {MAX_DEPTH})")
     try:
         obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MaskError(path, f"not valid JSON ({exc})") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise MaskError(path, f"not valid JSON ({exc})") from None
     try:
         return geojson_to_mask(obj, shape, **kwargs)
-    except ValueError as exc:
-        raise MaskError(path, f"not usable GeoJSON: {exc}") from exc
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise MaskError(path, f"not usable GeoJSON: {exc}") from None
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _json_depth(text: str) -> int:
+    """Deepest nesting of arrays and objects in JSON text, found without recursion."""
+    data = np.frombuffer(_STRING.sub('""', text).encode("utf-8", "replace"), np.uint8)
+    step = (np.isin(data, (ord("["), ord("{"))).astype(np.int32) - np.isin(data, (ord("]"), ord("}"))).astype(np.int32))
+    return int(np.cumsum(step).max(initial=0))

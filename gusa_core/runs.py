@@ -24,6 +24,7 @@ from . import __version__
 from .atomic import atomic_write_json
 from .checkpoint import is_model_folder, load_model, now_iso, read_json, save_model
 from .errors import CheckpointError
+from .stain import ReinhardNormalizer
 
 if TYPE_CHECKING:
     import torch
@@ -46,6 +47,7 @@ __all__ = [
     "model_folders",
     "read_run_meta",
     "summarize",
+    "check_run_meta",
     "write_untrained_run",
 ]
 
@@ -107,6 +109,60 @@ def read_run_meta(folder: str | os.PathLike) -> dict | None:
     return meta
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_run_meta(path: str | os.PathLike, meta: dict) -> None:
+    """Refuse a ``run.json`` whose fields have the wrong types (a damaged or hand-edited file).
+
+    Only the fields present are checked: a run being created lacks some.
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``path`` and the field.
+    """
+    problems = []
+    if "variant" in meta and not isinstance(meta["variant"], str):
+        problems.append("variant is not a name")
+    names = meta.get("class_names", [])
+    if not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+        problems.append("class_names is not a list of names")
+    size = meta.get("input_size", [16, 16])
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size)):
+        problems.append(f"input_size is not [width, height] ({size!r:.60})")
+    for key in ("folds",):
+        if key in meta and not (_is_int(meta[key]) and meta[key] >= 0):
+            problems.append(f"{key} is not a count ({meta[key]!r:.60})")
+    for key in ("status", "created"):
+        if key in meta and not isinstance(meta[key], str):
+            problems.append(f"{key} is not text")
+    for key in ("config", "reinhard"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            problems.append(f"{key} is not an object")
+    if isinstance(meta.get("reinhard"), dict):
+        try:
+            ReinhardNormalizer.from_dict(meta["reinhard"])
+        except (ValueError, TypeError) as exc:
+            problems.append(f"the stain reference 'reinhard' is broken ({exc})")
+    splits = meta.get("splits", [])
+    if not isinstance(splits, list) or not all(
+        isinstance(sp, dict) and all(isinstance(sp.get(k), list) and all(isinstance(i, str) for i in sp[k]) for k in ("train", "val"))
+        for sp in splits
+    ):
+        problems.append("splits is not a list of {train: [...], val: [...]} image ids")
+    messages = meta.get("messages", [])
+    if not isinstance(messages, list) or not all(isinstance(m, str) for m in messages):
+        problems.append("messages is not a list of text")
+    results = meta.get("fold_results", [])
+    if not isinstance(results, list) or not all(isinstance(r, dict) or r is None for r in results):
+        problems.append("fold_results is not a list of objects")
+    if problems:
+        raise CheckpointError(path, "damaged run description: " + "; ".join(problems)
+                              + " (restore the file, or train a new run in another folder)")
+
+
 def summarize(meta: dict, run_dir: str | os.PathLike, n_folds: int | None = None) -> dict:
     """The metrics summary of a run's ``run.json`` content (what training returns and reports).
 
@@ -166,6 +222,7 @@ class Run:
         self.meta = read_json(self.folder / RUN_FILE)
         if self.meta.get("format") not in (None, RUN_FORMAT):
             raise CheckpointError(self.folder / RUN_FILE, f"not a GuSA run (format {self.meta.get('format')!r})")
+        check_run_meta(self.folder / RUN_FILE, self.meta)
 
     @property
     def name(self) -> str:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..atomic import atomic_write_json
+from ..atomic import atomic_write_text
+from .options import strict_json
 
 
 def add_parser(sub) -> None:
@@ -47,7 +48,7 @@ def run(args) -> int:
     for err in result["errors"]:
         print(f"  error: {err['path']}: {err['error']}", file=sys.stderr)
     if getattr(args, "json", None):
-        atomic_write_json(args.json, result)
+        atomic_write_text(args.json, strict_json(result, indent=2) + "\n")
         print(f"metrics written to {args.json}", file=sys.stderr)
     if getattr(args, "html", None):
         info = {

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from .. import DEFAULT_INPUT_SIZE
 from ..models_registry import DEFAULT_VARIANT, VARIANT_NAMES
-from .options import parse_size
+from .options import parse_size, strict_json
 
 
 def add_parser(sub) -> None:
@@ -22,7 +20,7 @@ def run(args) -> int:
 
     info = info_dict(args.variant, input_size=args.input_size)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(strict_json(info, indent=2))
     else:
         for key, value in info.items():
             print(f"{key:>26}: {value}")

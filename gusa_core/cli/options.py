@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 
-__all__ = ["parse_size", "parse_image_size"]
+from ..checkpoint import MAX_INPUT_SIDE
+
+MAX_IMAGE_SIDE = 16384
+
+__all__ = ["parse_size", "parse_image_size", "json_line", "strict_json"]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -15,6 +21,8 @@ def parse_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected WxH such as 512x384, got {text!r}") from None
     if w <= 0 or h <= 0 or w % 16 or h % 16:
         raise argparse.ArgumentTypeError(f"input size {text} must be positive and divisible by 16 (stride of bp)")
+    if max(w, h) > MAX_INPUT_SIDE:
+        raise argparse.ArgumentTypeError(f"input size {text} is too large (at most {MAX_INPUT_SIDE} a side)")
     return w, h
 
 
@@ -26,4 +34,26 @@ def parse_image_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected WxH such as 512x384, got {text!r}") from None
     if w < 16 or h < 16:
         raise argparse.ArgumentTypeError(f"image size {text} is too small (at least 16x16)")
+    if max(w, h) > MAX_IMAGE_SIDE:
+        raise argparse.ArgumentTypeError(f"image size {text} is too large (at most {MAX_IMAGE_SIDE} a side)")
     return w, h
+
+
+def _finite(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
+def strict_json(obj, *, indent: int | None = None) -> str:
+    """``obj`` as strict JSON: a NaN or an infinity becomes ``null``, never a bare ``NaN`` no parser accepts."""
+    return json.dumps(_finite(obj), allow_nan=False, indent=indent, ensure_ascii=False)
+
+
+def json_line(obj) -> str:
+    """``obj`` as one line of strict JSON (see :func:`strict_json`)."""
+    return strict_json(obj)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..inference.outputs import format_prob, unique_stem, write_attention_png, write_predictions_csv
+from .options import json_line
 
 
 def add_parser(sub) -> None:
@@ -69,7 +69,7 @@ def run(args) -> int:
             if as_json:
                 out = {k: rec[k] for k in ("path", "predicted", "probs", "roi_fraction", "error")}
                 out["attention_kind"] = predictor.attention_kind
-                print(json.dumps(out), flush=True)
+                print(json_line(out), flush=True)
             elif rec["error"]:
                 tqdm.write(f"{_clip(rec['path'], width):<{width}}  ERROR: {rec['error']}", file=sys.stdout)
             else:

@@ -12,7 +12,8 @@ from tqdm import tqdm
 
 from .. import DEFAULT_INPUT_SIZE
 from ..models_registry import DEFAULT_VARIANT, VARIANT_NAMES
-from ..runs import read_run_meta
+from ..errors import GusaError
+from ..runs import read_run_meta, run_json_path
 from ..training import TrainCallbacks, TrainConfig, Trainer
 from .options import parse_size
 
@@ -122,6 +123,26 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+_RESUME_KEPT = ("variant", "folds", "val_fraction", "epochs", "batch_size", "lr", "weight_decay", "dice_weight",
+                "input_size", "pretrained", "seed", "augment", "field_mpp", "field_size", "field_stride",
+                "field_min_cover", "fields_per_class")
+_SIZES = ("input_size", "field_size")
+
+
+def _ignored_options(given: TrainConfig, kept: TrainConfig) -> list[str]:
+    """The options given on the command line (not left at their defaults) that a resumed run overrides."""
+    default = TrainConfig()
+    out = []
+    for key in _RESUME_KEPT:
+        g, k, d = getattr(given, key), getattr(kept, key), getattr(default, key)
+        if key in _SIZES:
+            g, k, d = (tuple(v) for v in (g, k, d))
+        if g != d and g != k:
+            show = (lambda v: "x".join(map(str, v))) if key in _SIZES else str
+            out.append(f"{key.replace('_', '-')} {show(k)} (not {show(g)})")
+    return out
+
+
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
@@ -153,18 +174,28 @@ def run(args) -> int:
         field_min_cover=args.field_min_cover,
         fields_per_class=args.fields_per_class,
     )
-    # torch comes with the device helpers: imported when the verb runs, so ``gusa --help`` stays instant.
-    from ..device import configure_cpu_threads
-
+    if args.out.exists() and not args.out.is_dir():
+        raise GusaError(f"--out {args.out} is a file, not a folder: choose a folder for the run")
     stored_meta = read_run_meta(args.out) if args.resume else None
     if stored_meta is not None:
         # A resumed run keeps its own settings (the command line's defaults would not fit it).
+        source = run_json_path(args.out)
         stored = stored_meta.get("config", {})
+        if not isinstance(stored, dict):
+            raise GusaError(f"{source}: 'config' is not an object (restore the file or start a new run)")
         known = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__}
         known.update(device=args.device, workers=args.workers)
-        config = TrainConfig(**known)
-        config.input_size = tuple(config.input_size)
-        config.field_size = tuple(config.field_size)
+        resumed = TrainConfig(**known).validate(source)
+        ignored = _ignored_options(config, resumed)
+        if ignored:
+            print(f"gusa: --resume keeps the run's own settings: {'; '.join(ignored)} "
+                  "(train into a new --out to change them)", file=sys.stderr)
+        config = resumed
+    else:
+        config.validate()
+    # torch comes with the device helpers: imported when the verb runs, so ``gusa --help`` stays instant.
+    from ..device import configure_cpu_threads
+
     rank = int(os.environ.get("RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     if args.device in ("cpu", "auto"):

@@ -11,7 +11,8 @@ the image's own resolution; the ensemble's map is the mean of its folds' maps.
 
 Backends: ``"torch"`` (eval mode, ``inference_mode``, channels-last; autocast
 fp16 on CUDA) and ``"onnx"`` (onnxruntime; each fold is exported once to
-``<fold>/model.onnx`` and re-exported when its weights are newer).
+``<fold>/model.onnx`` and re-exported when the SHA-256 of its weights or the
+export settings differ from what ``model.onnx.json`` records).
 ``"auto"`` picks onnxruntime on the CPU, where it is the fastest path with no
 compile wait (``PERF.md``), whenever the ONNX graph yields every output
 needed, and torch otherwise. torch and onnxruntime are imported when a
@@ -28,8 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_model, onnx_cache_path, weights_path
-from ..errors import GusaError
+from ..checkpoint import (
+    forget_onnx_cache,
+    load_model,
+    onnx_cache_is_fresh,
+    onnx_cache_path,
+    record_onnx_cache,
+    weights_path,
+)
+from ..errors import GusaError, ModelOutputError
 from ..models_registry import ROI_VARIANTS
 from ..runs import model_folders
 from ..stain import ReinhardNormalizer
@@ -243,21 +251,21 @@ class Predictor:
 
     def _setup_onnx(self) -> None:
         """Export (or reuse) each fold's ONNX graph; raise if one cannot give logits + attention."""
-        from .export import OnnxModel, export_model_onnx
+        from .export import ONNX_OPSET, OnnxModel, export_model_onnx
 
         for m in self._members:
             if m.folder is None:
                 raise GusaError("the ONNX backend needs the model's folder to cache its export")
             onnx_path = onnx_cache_path(m.folder)
-            weights = weights_path(m.folder)
-            stale = not onnx_path.is_file() or (
-                weights.is_file() and onnx_path.stat().st_mtime_ns < weights.stat().st_mtime_ns
-            )
-            if stale:
+            # keyed by the weights' SHA-256, never their mtime (``cp -p`` of older weights keeps it)
+            settings = {"input_size": [int(v) for v in m.meta["input_size"]], "opset": ONNX_OPSET}
+            if not onnx_cache_is_fresh(m.folder, settings):
                 if not self.has_roi and not _cam_is_exact(m.model):
                     raise GusaError(f"the class activation map of {self.variant} is not its Grad-CAM; torch is used")
                 m.model.eval()
+                forget_onnx_cache(m.folder)
                 export_model_onnx(m.model.to("cpu"), onnx_path, input_size=tuple(m.meta["input_size"]))
+                record_onnx_cache(m.folder, settings)
             session = OnnxModel(onnx_path)
             needed = {"logits", "attention"} if self.has_roi else {"logits", "cam"}
             missing = needed - set(session.output_names)
@@ -369,6 +377,12 @@ class Predictor:
         """Ensemble forward: mean softmax (eq. 10) and mean attention of the folds, low resolution."""
         run = self._run_onnx if self.backend == "onnx" else self._run_torch_forward
         outs = [run(m, batches[m.group]) for m in self._members]
+        for m, (p, _) in zip(self._members, outs):  # NaN never becomes a prediction
+            if not np.isfinite(p).all():
+                raise ModelOutputError(
+                    weights_path(m.folder) if m.folder else "(model in memory)",
+                    "the model gives NaN or infinite probabilities (diverged or damaged weights): "
+                    "retrain with a lower learning rate or restore the folder")
         probs = np.mean([o[0] for o in outs], axis=0).astype(np.float64)
         probs = probs / probs.sum(axis=1, keepdims=True)
         index = probs.argmax(axis=1)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass
 
 from .. import DEFAULT_INPUT_SIZE
+from ..checkpoint import MAX_INPUT_SIDE
+from ..errors import GusaError
+from ..models_registry import VARIANT_NAMES
 
 __all__ = ["TrainConfig", "TrainCallbacks", "Silent"]
 
@@ -47,11 +52,79 @@ class TrainConfig:
     field_min_cover: float = 0.5
     fields_per_class: int | None = None
 
+    def validate(self, source: str | os.PathLike | None = None) -> "TrainConfig":
+        """Refuse settings that cannot train (NaN learning rate, absurd input size, ...).
+
+        Parameters
+        ----------
+        source : path-like, optional
+            The file the settings came from (a ``run.json`` being resumed),
+            named in the message; without it the command-line options are named.
+
+        Returns
+        -------
+        TrainConfig
+            ``self``, with ``input_size`` and ``field_size`` as tuples.
+
+        Raises
+        ------
+        GusaError
+            One message listing every setting out of range.
+        """
+        problems = [p for p in _problems(self) if p]
+        if problems:
+            where = f"{os.fspath(source)}: " if source is not None else ""
+            fix = "restore the file or start a new run" if source is not None else "fix the option"
+            raise GusaError(f"{where}invalid training settings: {'; '.join(problems)} ({fix})")
+        self.input_size = tuple(int(v) for v in self.input_size)
+        self.field_size = tuple(int(v) for v in self.field_size)
+        return self
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["input_size"] = [int(v) for v in self.input_size]
         d["field_size"] = [int(v) for v in self.field_size]
         return d
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _problems(c: TrainConfig):
+    """Yield a short text for each setting out of range (``None`` for those in range)."""
+    yield None if c.variant in VARIANT_NAMES else f"unknown variant {c.variant!r:.40} (known: {', '.join(VARIANT_NAMES)})"
+    yield None if _int(c.folds) and 1 <= c.folds <= 100 else f"folds must be 1 to 100 (--folds), got {c.folds!r:.40}"
+    yield None if _num(c.val_fraction) and 0 < c.val_fraction < 1 else f"val_fraction must be between 0 and 1 (--val-fraction), got {c.val_fraction!r:.40}"
+    yield None if _int(c.epochs) and 1 <= c.epochs <= 100_000 else f"epochs must be 1 to 100000 (--epochs), got {c.epochs!r:.40}"
+    yield None if _int(c.batch_size) and 1 <= c.batch_size <= 4096 else f"batch_size must be 1 to 4096 (--batch-size), got {c.batch_size!r:.40}"
+    yield None if _num(c.lr) and 0 < c.lr <= 10 else f"lr must be a finite number above 0 and at most 10 (--lr), got {c.lr!r:.40}"
+    yield None if _num(c.lr_decay) and 0 < c.lr_decay <= 1 else f"lr_decay must be in (0, 1], got {c.lr_decay!r:.40}"
+    yield None if _int(c.lr_step) and c.lr_step >= 1 else f"lr_step must be a positive count, got {c.lr_step!r:.40}"
+    yield None if _num(c.weight_decay) and 0 <= c.weight_decay <= 1 else f"weight_decay must be a finite number from 0 to 1 (--weight-decay), got {c.weight_decay!r:.40}"
+    yield None if _num(c.dice_weight) and 0 <= c.dice_weight <= 1000 else f"dice_weight must be a finite number from 0 to 1000 (--dice-weight), got {c.dice_weight!r:.40}"
+    size = c.input_size
+    ok = isinstance(size, (list, tuple)) and len(size) == 2 and all(_int(v) and 16 <= v <= MAX_INPUT_SIDE and v % 16 == 0 for v in size)
+    yield None if ok else f"input_size must be two sizes divisible by 16, from 16 to {MAX_INPUT_SIDE} (--input-size WxH), got {size!r:.40}"
+    yield None if _int(c.seed) else f"seed must be an integer (--seed), got {c.seed!r:.40}"
+    yield None if c.workers is None or (_int(c.workers) and 0 <= c.workers <= 256) else f"workers must be 0 to 256 (--workers), got {c.workers!r:.40}"
+    yield None if _num(c.field_mpp) and 0 < c.field_mpp <= 1000 else f"field_mpp must be a finite number of µm/px above 0 (--field-mpp), got {c.field_mpp!r:.40}"
+    fs = c.field_size
+    ok = isinstance(fs, (list, tuple)) and len(fs) == 2 and all(_int(v) and 16 <= v <= 32768 for v in fs)
+    yield None if ok else f"field_size must be two sizes from 16 to 32768 (--field-size WxH), got {fs!r:.40}"
+    yield None if _num(c.field_stride) and 0 < c.field_stride <= 10 else f"field_stride must be above 0 and at most 10 (--field-stride), got {c.field_stride!r:.40}"
+    yield None if _num(c.field_min_cover) and 0 <= c.field_min_cover <= 1 else f"field_min_cover must be from 0 to 1 (--field-min-cover), got {c.field_min_cover!r:.40}"
+    yield None if c.fields_per_class is None or (_int(c.fields_per_class) and c.fields_per_class >= 1) else f"fields_per_class must be a positive count (--fields-per-class), got {c.fields_per_class!r:.40}"
+    for key in ("device", "pretrained"):
+        yield None if isinstance(getattr(c, key), str) else f"{key} must be text, got {getattr(c, key)!r:.40}"
+    for key in ("augment", "color_normalize"):
+        yield None if isinstance(getattr(c, key), bool) else f"{key} must be true or false, got {getattr(c, key)!r:.40}"
+    for key in ("channels_last", "memory_efficient"):
+        yield None if getattr(c, key) is None or isinstance(getattr(c, key), bool) else f"{key} must be true, false or null"
 
 
 class TrainCallbacks:

@@ -105,6 +105,7 @@ class Trainer:
         from .fold_trainer import FoldTrainer
         from .setup import prepare
 
+        self.config.validate()  # before anything is written
         seed_everything(self.config.seed)
         dist = setup_distributed(self.config.device)
         cb = self.callbacks if dist.is_main else Silent()

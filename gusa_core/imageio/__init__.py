@@ -9,6 +9,13 @@ as PNG at the image's resolution.
 
 Every failure to read raises :class:`~gusa_core.errors.ImageReadError` (or
 :class:`~gusa_core.errors.MaskError` for masks) whose message names the file.
+
+Memory is bounded: before decoding, the size of the decoded pixels is
+computed from the file's header (TIFF page shape and sample type, PIL's
+size and mode) and an image above :func:`max_image_bytes` (2 GiB by
+default, environment variable ``GUSA_MAX_IMAGE_BYTES``) is refused; a whole
+slide is opened with :mod:`gusa_core.slides`, which reads regions, instead.
+Conversion to 8 bits runs in bands of rows, so it adds little to the peak.
 """
 
 from __future__ import annotations
@@ -23,8 +30,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .atomic import atomic_write_bytes
-from .errors import ImageReadError, MaskError
+from ..atomic import atomic_write_bytes
+from ..errors import GusaError, ImageReadError, MaskError
+from ._convert import (
+    DEFAULT_MAX_IMAGE_BYTES,
+    _check_decoded,
+    _pil_decoded_bytes,
+    _to_rgb8,
+    _Unreadable,
+    max_image_bytes,
+)
 
 # tifffile logs its parser's complaints (a file we then refuse with a clear
 # ImageReadError, or read anyway); without a handler Python prints them to
@@ -40,6 +55,8 @@ __all__ = [
     "write_mask",
     "list_images",
     "DownsampleCache",
+    "max_image_bytes",
+    "DEFAULT_MAX_IMAGE_BYTES",
 ]
 
 #: File suffixes recognised as images (compared case-insensitively).
@@ -51,9 +68,6 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 # rather than let a decoder try to allocate them (PIL's own bomb check is similar).
 _MAX_PIXELS = 40_000 * 40_000
 
-
-class _Unreadable(ValueError):
-    """A reason found by our own checks; its text is the whole reason."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -73,73 +87,6 @@ def _is_tiff(path: Path) -> bool:
         return f.read(4) in _TIFF_MAGIC
 
 
-def _to_uint8(arr: np.ndarray, *, bits: int | None = None) -> np.ndarray:
-    """Scale integer, boolean or float data to uint8.
-
-    16-bit data is scaled by the maximum of its bit depth: ``bits`` where the
-    file declares 10, 12 or 14 bits (a TIFF's BitsPerSample), else 12 bits when
-    every value is below 4096 (cameras store 12-bit data in 16-bit words),
-    else 16 bits.
-    Floats in [0, 1] are scaled by 255; other floats are taken as 0..255 and
-    clipped. NaN becomes 0.
-    """
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * np.uint8(255)
-    if arr.dtype.kind == "f":
-        a = np.nan_to_num(arr.astype(np.float32, copy=False), nan=0.0, posinf=255.0, neginf=0.0)
-        peak = float(a.max()) if a.size else 0.0
-        if peak <= 1.0 + 1e-6:
-            a = a * 255.0
-        return np.clip(a + 0.5, 0, 255).astype(np.uint8)
-    if arr.dtype.kind in "iu":
-        a = arr
-        if a.dtype.kind == "i":
-            a = np.clip(a, 0, None)
-        peak = int(a.max()) if a.size else 0
-        if arr.dtype.itemsize == 1:  # int8
-            return a.astype(np.uint8)
-        if bits is None or not 8 < bits < 16:
-            if peak <= 255 and arr.dtype.itemsize > 2:  # e.g. PIL mode "I" holding 8-bit data
-                bits = 8
-            elif peak < 4096:
-                bits = 12
-            elif peak < 65536:
-                bits = 16
-            else:
-                bits = min(32, int(peak).bit_length())
-        scale = 255.0 / float((1 << bits) - 1)
-        out = np.clip(a.astype(np.float32) * scale + 0.5, 0, 255)
-        return out.astype(np.uint8)
-    raise _Unreadable(f"unsupported pixel type {arr.dtype}")
-
-
-def _to_rgb8(arr: np.ndarray, *, bits: int | None = None) -> np.ndarray:
-    """Turn any decoded array into a C-contiguous ``(H, W, 3) uint8`` RGB image."""
-    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (1, 2, 3, 4):
-        arr = np.moveaxis(arr, 0, -1)  # planar (separate) RGB
-    while arr.ndim > 3:  # a stack of pages: keep the first
-        arr = arr[0]
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise _Unreadable(f"unsupported image shape {arr.shape}")
-    channels = arr.shape[2]
-    if channels in (2, 4):  # grey+alpha or RGBA: composite over white
-        colour = _to_uint8(arr[:, :, : channels - 1], bits=bits).astype(np.float32)
-        alpha = _to_uint8(arr[:, :, channels - 1 :], bits=bits).astype(np.float32) / 255.0
-        arr = (colour * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
-        channels -= 1
-    else:
-        arr = _to_uint8(arr, bits=bits)
-    if channels == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    elif channels > 4:
-        arr = arr[:, :, :3]
-    return np.ascontiguousarray(arr)
-
-
 def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
@@ -152,6 +99,9 @@ def _read_tiff(path: Path) -> np.ndarray:
             raise _Unreadable("no readable image in the TIFF (truncated or corrupt file)")
         if int(np.prod(level.shape[:2])) > _MAX_PIXELS:
             raise _Unreadable(f"image too large to decode ({level.shape})")
+        shape = "x".join(str(int(v)) for v in level.shape)
+        _check_decoded(int(np.prod(level.shape, dtype=np.float64)) * np.dtype(level.dtype).itemsize,
+                       f"the TIFF image ({shape} {np.dtype(level.dtype).name})")
         size = path.stat().st_size
         offsets = np.asarray(getattr(page, "dataoffsets", ()), dtype=np.int64)
         counts = np.asarray(getattr(page, "databytecounts", ()), dtype=np.int64)
@@ -169,6 +119,7 @@ def _read_pil(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         if im.width * im.height > _MAX_PIXELS:
             raise _Unreadable(f"image too large to decode ({im.width}x{im.height})")
+        _check_decoded(_pil_decoded_bytes(im), f"the image ({im.width}x{im.height} {im.mode})")
         im.load()
         mode = im.mode
         if mode in ("RGB", "L", "RGBA", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
@@ -214,7 +165,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if _is_tiff(path):
             return _read_tiff(path)
         return _read_pil(path)
-    except ImageReadError:
+    except GusaError:
         raise
     except MemoryError:
         raise ImageReadError(path, "not enough memory to decode it") from None
@@ -339,13 +290,16 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, ...] | None = None) -> 
         data = np.fromfile(path, dtype=np.uint8)
         if data.size == 0:
             raise MaskError(path, "file is empty (0 bytes)")
+        _check_mask_header(path)
         arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
         if arr is None:
             arr = _read_pil_raw(path)
-    except MaskError:
+    except (MaskError, GusaError):
         raise
     except Exception as exc:
         raise MaskError(path, _reason(exc)) from exc
+    if arr.ndim < 2 or arr.ndim > 3 or 0 in arr.shape[:2]:
+        raise MaskError(path, f"unsupported mask shape {arr.shape}")
     if arr.ndim == 3:
         arr = arr[:, :, :3].max(axis=2) if arr.shape[2] >= 3 else arr[:, :, 0]
     mask = np.where(arr > 0, np.uint8(255), np.uint8(0))
@@ -358,6 +312,29 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, ...] | None = None) -> 
                 f"but its image is {w}x{h}",
             )
     return mask
+
+
+def _check_mask_header(path: Path) -> None:
+    """Refuse a mask whose decoded size is above the cap, from its header (before decoding)."""
+    from PIL import Image
+
+    if _is_tiff(path):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
+                shape, dtype = page.shape, np.dtype(page.dtype or np.uint8)
+        except Exception:  # noqa: BLE001 - not readable as TIFF: the decoder says why
+            return
+        _check_decoded(int(np.prod(shape, dtype=np.float64)) * dtype.itemsize, f"the mask ({shape})")
+        return
+    try:
+        im = Image.open(path)
+    except Exception:  # noqa: BLE001 - not known to PIL: cv2 may still decode it, or say why not
+        return
+    with im:
+        _check_decoded(_pil_decoded_bytes(im), f"the mask ({im.width}x{im.height} {im.mode})")
 
 
 def _read_pil_raw(path: Path) -> np.ndarray:
