@@ -10,6 +10,9 @@ __all__ = [
     "MaskError",
     "ProjectError",
     "CheckpointError",
+    "ProjectLockedError",
+    "ReadOnlyProjectError",
+    "NewerVersionError",
 ]
 
 
@@ -50,3 +53,19 @@ class ProjectError(_FileError):
     """A project folder or manifest that cannot be opened or saved."""
 
     what = "project"
+
+
+class NewerVersionError(ProjectError):
+    """A manifest written by a newer version: it is neither read nor overwritten."""
+
+
+class ProjectLockedError(ProjectError):
+    """Another writer holds the project (``holder`` describes it: host, pid, since)."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, holder=None):
+        self.holder = holder
+        super().__init__(path, reason)
+
+
+class ReadOnlyProjectError(ProjectError):
+    """A change asked of a project opened read-only."""
