@@ -99,11 +99,15 @@ class ProjectLock:
         Shown to whoever is refused (``"GuSA Studio"``, ``"gusa init"``).
     timeout : float
         Heartbeat age in seconds after which a lock counts as stale.
+    name : str
+        The lock file's name (a run folder's lock is named by `gusa_core.runs`).
     """
 
-    def __init__(self, folder: str | os.PathLike, *, purpose: str = "gusa", timeout: float = HEARTBEAT_TIMEOUT):
+    def __init__(
+        self, folder: str | os.PathLike, *, purpose: str = "gusa", timeout: float = HEARTBEAT_TIMEOUT, name: str = LOCK_NAME
+    ):
         self.folder = Path(os.path.abspath(folder))
-        self.path = self.folder / LOCK_NAME
+        self.path = self.folder / name
         self.purpose = purpose
         self.timeout = float(timeout)
         self._mine: LockHolder | None = None
@@ -158,7 +162,7 @@ class ProjectLock:
     def _refused(self, holder: LockHolder) -> ProjectLockedError:
         return ProjectLockedError(
             self.folder,
-            f"another writer has this project open: {holder.describe()}. Close it there, "
+            f"another writer holds {self.folder}: {holder.describe()}. Close it there, "
             f"or open the project read-only; if that program is gone, delete {self.path}",
             holder,
         )
@@ -203,7 +207,7 @@ class ProjectLock:
 
     def _break(self, stale: LockHolder | None) -> None:
         """Move a stale lock aside; put it back if another writer replaced it meanwhile."""
-        aside = self.path.with_name(f"{LOCK_NAME}.stale-{secrets.token_hex(4)}")
+        aside = self.path.with_name(f"{self.path.name}.stale-{secrets.token_hex(4)}")
         try:
             os.rename(self.path, aside)
         except FileNotFoundError:

@@ -118,6 +118,7 @@ class Project(ImagesMixin, ClassesMixin, MasksMixin, GuardMixin):
         self._sizes: dict[str, tuple[str, int, tuple[int, int]]] = {}
         self.read_only = False
         self._write_lock = None
+        self.import_warnings: list[str] = []  # what `from_folder` found that may harm results
 
     # ------------------------------------------------------------ paths
     @property
@@ -325,7 +326,7 @@ class Project(ImagesMixin, ClassesMixin, MasksMixin, GuardMixin):
         project = cls(folder, classes=classes)
         project._check_free()
         src = Path(images_src)
-        found, labels, mask_files = scan_folder(src, project.classes, masks)
+        found, labels, mask_files = scan_folder(src, project.classes, masks, project.import_warnings)
         for (path, _), label in zip(found, labels):
             project._add_record(path, label=label, copy=False, emit=False)
         project.folder.mkdir(parents=True, exist_ok=True)

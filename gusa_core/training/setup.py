@@ -113,11 +113,20 @@ def prepare(trainer, dist, cb) -> _Prepared:
         if skipped:
             messages.append(f"{skipped} unlabelled image(s) skipped")
         labels = [prep.classes.index(r.label) for r in records]
+        present = sorted(set(labels))
+        if len(present) < 2:
+            found = f"only class {prep.classes[present[0]]!r} has images" if present else "no image is labelled"
+            raise GusaError(f"training needs labelled images of at least two classes; in {project.folder} {found}: label more images")
         index_splits, split_msgs = make_folds(labels, folds=cfg.folds, val_fraction=cfg.val_fraction, seed=cfg.seed)
         messages += split_msgs
         ids = [r.id for r in records]
         splits = [([ids[i] for i in tr], [ids[i] for i in va]) for tr, va in index_splits]
     prep.splits = splits
+    used = [i for tr, va in splits for i in tr + va]
+    for image_id in dict.fromkeys(project.missing_masks([i for i in used if i in project])):
+        note = f"mask missing for {image_id}: trained without its RoI (restore the file or clear the mask)"
+        if note not in messages:
+            messages.append(note)
     n_masked = sum(1 for r in project.images if r.label in prep.classes and r.mask is not None)
     prep.normalizer = _normalizer(project, cfg, stored.get("reinhard") if stored else None, cb)
     prep.normalizer_dict = prep.normalizer.to_dict() if prep.normalizer is not None else None

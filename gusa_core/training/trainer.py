@@ -63,7 +63,7 @@ class Trainer:
 
     def __init__(self, project, out_dir, config: TrainConfig | None = None, *, callbacks: TrainCallbacks | None = None, resume: bool = False):
         if not hasattr(project, "images"):
-            project = Project.open(project)
+            project = Project.open(project, read_only=True)  # training reads the project, writes only its run
         self.project = project
         self.out_dir = Path(out_dir)
         self.config = config or TrainConfig()
