@@ -80,7 +80,7 @@ def scan_folder(
         if key in first and first[key][1] != labels[-1]:
             warnings.append(
                 f"{path} is the same file as {first[key][0]} but their labels contradict "
-                f"({labels[-1] or 'unlabelled'} vs {first[key][1] or 'unlabelled'}): kept {first[key][1] or 'unlabelled'}"
+                f"({labels[-1] or 'unlabelled'} vs {first[key][1] or 'unlabelled'}): the same image would train as both"
             )
         first.setdefault(key, (path, labels[-1]))
 
