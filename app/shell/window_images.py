@@ -143,7 +143,7 @@ class WindowImagesMixin:
     # =============================================================== labels
     def set_label(self, label: str | None) -> None:
         """Label the current image ``label`` (a class name or ``None``); saved in the background."""
-        if self.project is None or self._current_id is None:
+        if self.project is None or self._current_id is None or self.refuse_if_read_only():
             return
         image_id = self._current_id
         if self.project.image(image_id).label != label:
@@ -169,28 +169,31 @@ class WindowImagesMixin:
         if rect is None or editor is None or self.project is None or self._current_id is None:
             self._update_undo_state()
             return
+        if self.refuse_if_read_only():  # a last stroke that raced the switch to read-only: not written
+            self._update_undo_state()
+            return
         self.autosave.save_mask(self.project, self._current_id, editor.mask)
         self._update_title()
         self._update_undo_state()
 
     def undo(self) -> None:
         editor = self.canvas.editor()
-        if editor is not None:
+        if editor is not None and not self.refuse_if_read_only():
             self._after_edit(editor.undo())
 
     def redo(self) -> None:
         editor = self.canvas.editor()
-        if editor is not None:
+        if editor is not None and not self.refuse_if_read_only():
             self._after_edit(editor.redo())
 
     def fill_holes(self) -> None:
         editor = self.canvas.editor()
-        if editor is not None:
+        if editor is not None and not self.refuse_if_read_only():
             self._after_edit(editor.fill_holes())
 
     def clear_mask(self) -> None:
         editor = self.canvas.editor()
-        if editor is None or not editor.mask.any():
+        if editor is None or not editor.mask.any() or self.refuse_if_read_only():
             return
         if self.dialogs.confirm(self, "Clear mask", f"Erase the whole RoI of {self._current_id}? (Undo brings it back.)"):
             self._after_edit(editor.clear())
@@ -198,7 +201,7 @@ class WindowImagesMixin:
     def replace_mask(self, mask: np.ndarray, *, how: str = "union") -> None:
         """Put ``mask`` into the current image's RoI (``how``: ``"union"`` or ``"replace"``)."""
         editor = self.canvas.editor()
-        if editor is None:
+        if editor is None or self.refuse_if_read_only():
             return
         new = np.maximum(editor.mask, mask) if how == "union" else mask.astype(np.uint8)
         if hasattr(editor, "replace"):
@@ -246,14 +249,15 @@ class WindowImagesMixin:
     def _update_enabled(self) -> None:
         has_project = self.project is not None
         has_image = self._current_id is not None
-        editable = self.canvas.editor() is not None
-        self.add_images_action.setEnabled(has_project)
+        writable = not self.is_read_only()
+        editable = self.canvas.editor() is not None and writable
+        self.add_images_action.setEnabled(has_project and writable)
         for a in (self.import_geojson_action, self.import_mask_action, self.export_geojson_action, self.export_mask_action,
                   self.fill_holes_action, self.clear_mask_action):
             a.setEnabled(editable)
         for a in self.label_actions + [self.unlabel_action]:
-            a.setEnabled(has_image)
-        self.side_panel.set_classes_enabled(has_image)
+            a.setEnabled(has_image and writable)
+        self.side_panel.set_classes_enabled(has_image and writable)
         self.side_panel.notes_edit.setEnabled(has_image)
         for name in ("fill_button", "clear_button"):
             getattr(self.side_panel, name).setEnabled(editable)
