@@ -75,8 +75,13 @@ class WindowImagesMixin:
                     mask = self.project.load_mask(image_id)
                 except GusaError as exc:
                     mask = None
-                    self.canvas.show_banner(f"{errors.describe(exc)} — painting is disabled for this image so the file is kept as it is.")
-                    editor = None
+                    if image_id in self.project.missing_masks([image_id]):  # nothing left to keep: paint anew
+                        self.canvas.show_banner(f"{errors.describe(exc)} — paint the RoI again to replace it.")
+                        editor = MaskEditor(np.zeros(image.shape[:2], np.uint8), max_history_bytes=HISTORY_BYTES)
+                        self._remember_editor(image_id, editor)
+                    else:
+                        self.canvas.show_banner(f"{errors.describe(exc)} — painting is disabled for this image so the file is kept as it is.")
+                        editor = None
                 else:
                     initial = mask if mask is not None else np.zeros(image.shape[:2], np.uint8)
                     editor = MaskEditor(initial, max_history_bytes=HISTORY_BYTES)

@@ -139,3 +139,22 @@ def test_autosave_of_a_window_whose_lock_was_taken_turns_it_read_only(qtbot, tmp
     assert ProjectLock(folder).holder().purpose == "gusa demo"
     other.close()
     check()
+
+
+def test_missing_mask_opens_empty_with_a_banner_and_can_be_painted_again(qtbot, tmp_path, outside_snapshot, _isolated_qt_settings):
+    folder = tmp_path / "case" / "project"
+    project = make_project(folder)
+    image_id = project.images[0].id
+    (folder / "masks" / f"{image_id}.png").unlink()
+    check = outside_snapshot(folder)
+    win = _window(qtbot)
+    assert win.open_project(folder)
+    win.show_image(image_id)
+    assert f"mask missing for {image_id}" in win.canvas.banner_text()
+    editor = win.canvas.editor()
+    assert editor is not None and not editor.mask.any()
+    win.replace_mask(np.full((12, 16), 255, np.uint8), how="replace")
+    assert win.save_now()
+    assert Project.open(folder, read_only=True).load_mask(image_id).all()
+    win.close()
+    check()
