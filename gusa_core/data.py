@@ -23,6 +23,9 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from .errors import MaskError
 from .imageio import DownsampleCache, image_size, read_mask, resize_image
+from .slides import open_slide
+from .slides.annotations import read_labels
+from .slides.fields import FieldSample, field_roi
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -174,6 +177,10 @@ class ProjectDataset(Dataset):
         indexed with ``(index, seed)`` pairs (see :class:`SeededSampler`).
     cache : DownsampleCache, optional
         Defaults to one in ``project.cache_dir``.
+    fields : mapping of str to FieldSample, optional
+        Ids in ``ids`` that are slide fields (:mod:`gusa_core.slides.fields`): their image is read
+        from the slide's pyramid at the input size, their label is the painted class and their
+        RoI mask is that class's region inside the field.
 
     Notes
     -----
@@ -192,8 +199,11 @@ class ProjectDataset(Dataset):
         normalizer=None,
         augmenter=None,
         cache: DownsampleCache | None = None,
+        fields: dict[str, FieldSample] | None = None,
     ):
         self.ids = list(ids)
+        fields = fields or {}
+        self.fields: dict[int, FieldSample] = {}
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.normalizer = normalizer
         self.augmenter = augmenter
@@ -204,17 +214,28 @@ class ProjectDataset(Dataset):
         self.paths: list[Path] = []
         # Only paths and labels are kept (not the project): the dataset pickles into
         # loader workers started by "spawn" (macOS, Windows).
-        for image_id in self.ids:
+        for i, image_id in enumerate(self.ids):
+            if image_id in fields:
+                f = fields[image_id]
+                self.fields[i] = f
+                self.labels.append(int(f.label))
+                self.paths.append(Path(f.slide_path))
+                self.mask_paths.append(Path(f.regions_path))
+                continue
             rec = project.image(image_id)
             self.labels.append(classes.index(rec.label) if rec.label in classes else -1)
             self.paths.append(Path(project.image_path(image_id)))
             # a mask the manifest names but that is gone: trained without RoI guidance (setup reports it)
             self.mask_paths.append(Path(project.mask_path(image_id)) if rec.mask and project.has_mask(image_id) else None)
         self._masks: dict[tuple[int, int], np.ndarray] = {}
+        self._slides: dict[Path, Any] = {}
+        self._fields: dict[int, np.ndarray] = {}
+        self._labels: dict[tuple[Path, int], np.ndarray] = {}
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["cache"] = (self.cache.cache_dir, self.cache.memory_items)  # holds locks: rebuilt in the worker
+        state["_slides"] = {}  # open files: reopened in the worker
         return state
 
     def __setstate__(self, state):
@@ -231,7 +252,10 @@ class ProjectDataset(Dataset):
 
     def image(self, index: int) -> np.ndarray:
         """Image ``index`` at the input size, colour-normalised, not augmented: (h, w, 3) uint8."""
-        small = self.cache.get(self.paths[index], self.input_size)
+        if index in self.fields:
+            small = self._field_image(index)
+        else:
+            small = self.cache.get(self.paths[index], self.input_size)
         if self.normalizer is not None:
             small = self.normalizer.transform(small)
         return small
@@ -247,13 +271,32 @@ class ProjectDataset(Dataset):
             raise MaskError(path, f"mask missing for {self.ids[index]} (the manifest names it but the file is gone)") from None
         key = (index, mtime)
         packed = self._masks.get(key)
-        if packed is None:
+        if packed is None and index in self.fields:
+            f = self.fields[index]
+            labels = self._labels.get((path, mtime))
+            if labels is None:
+                labels = read_labels(path, f.label_shape)  # MaskError naming the file if it does not fit
+                self._labels = {(path, mtime): labels}  # one slide's regions at a time: fields come grouped
+            packed = np.packbits(field_roi(labels, f.downsample, f.box, f.label, self.input_size))
+            self._masks[key] = packed
+        elif packed is None:
             w, h = image_size(self.paths[index])
             full = read_mask(path, shape=(h, w))  # MaskError naming the file if it does not fit
             packed = np.packbits(resize_mask(full, self.input_size))
             self._masks[key] = packed
         w, h = self.input_size
         return np.unpackbits(packed, count=w * h).reshape(h, w).astype(bool)
+
+    def _field_image(self, index: int) -> np.ndarray:
+        """A field read from its slide's pyramid at the input size (kept in memory: fields are small)."""
+        hit = self._fields.get(index)
+        if hit is None:
+            f = self.fields[index]
+            slide = self._slides.get(self.paths[index])
+            if slide is None:
+                slide = self._slides[self.paths[index]] = open_slide(self.paths[index])
+            hit = self._fields[index] = slide.read_field(f.box, self.input_size)
+        return hit.copy()
 
     def __getitem__(self, item: Any):
         if isinstance(item, (tuple, list)):

@@ -162,6 +162,8 @@ def check_images(project) -> list[str]:
     out = list(getattr(project, "import_warnings", []))
     for rec in project.images:
         path = project.image_path(rec.id)
+        if rec.extra.get("kind") == "slide":
+            continue  # a whole-slide image: its headers were read when it was added
         try:
             if path.stat().st_size == 0:
                 out.append(f"{path}: empty file (0 bytes)")

@@ -48,6 +48,7 @@ from .manifest import (
     write_manifest,
 )
 from .masks import MASK_DIR, MasksMixin
+from .slides import mark_slide
 
 __all__ = ["Project", "ProjectEvents"]
 
@@ -328,7 +329,8 @@ class Project(ImagesMixin, ClassesMixin, MasksMixin, GuardMixin):
         src = Path(images_src)
         found, labels, mask_files = scan_folder(src, project.classes, masks, project.import_warnings)
         for (path, _), label in zip(found, labels):
-            project._add_record(path, label=label, copy=False, emit=False)
+            rec = project._add_record(path, label=label, copy=False, emit=False)
+            mark_slide(project, rec)  # whole-slide images become slides (headers only)
         project.folder.mkdir(parents=True, exist_ok=True)
         if lock is not None:
             project._take_lock(lock)
@@ -398,6 +400,9 @@ class Project(ImagesMixin, ClassesMixin, MasksMixin, GuardMixin):
             rec = ImageRecord.from_dict(d)
             if rec.mask is not None:
                 check_mask_ref(self.folder, rec.id, rec.mask)
+            slide = rec.extra.get("slide")
+            if isinstance(slide, dict) and slide.get("regions") is not None:
+                check_mask_ref(self.folder, rec.id, str(slide["regions"]))
             if rec.id.casefold() in seen:
                 raise ValueError(f"image id {rec.id!r} appears twice")
             seen.add(rec.id.casefold())
