@@ -113,6 +113,9 @@ class ImageRecord:
             if not isinstance(d.get(key), str) or not d[key]:
                 raise ValueError(f"an image record has no valid {key!r}: {d!r}"[:300])
         check_id(d["id"])
+        for key in ("path", "mask"):
+            if isinstance(d.get(key), str) and "\x00" in d[key]:
+                raise ValueError(f"image {d['id']!r}: {key!r} holds a NUL character")
         for key in ("label", "mask", "suggested"):
             if d.get(key) is not None and not isinstance(d[key], str):
                 raise ValueError(f"image {d['id']!r}: {key!r} must be a string or null")

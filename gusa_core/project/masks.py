@@ -15,6 +15,14 @@ __all__ = ["MasksMixin", "MASK_DIR"]
 MASK_DIR = "masks"
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name the system cannot even look up (too long, NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 class MasksMixin:
     """The mask methods of :class:`~gusa_core.project.Project` (which owns ``folder``,
     ``image``, ``image_path``, ``_resolve``, ``_sizes``, ``_lock``, ``_touch``, ``events``, ``save``)."""
@@ -54,12 +62,12 @@ class MasksMixin:
     def has_mask(self, image_id: str) -> bool:
         """Whether the image has a mask file."""
         rec = self.image(image_id)
-        return rec.mask is not None and self._resolve(rec.mask).is_file()
+        return rec.mask is not None and _is_file(self._resolve(rec.mask))
 
     def missing_masks(self, ids=None) -> list[str]:
         """Ids (of ``ids``, default all images) whose record names a mask file that does not exist."""
         records = self.images if ids is None else [self.image(i) for i in ids]
-        return [r.id for r in records if r.mask is not None and not self._resolve(r.mask).is_file()]
+        return [r.id for r in records if r.mask is not None and not _is_file(self._resolve(r.mask))]
 
     def image_shape(self, image_id: str) -> tuple[int, int]:
         """``(H, W)`` of an image, read from its header (cached on path and mtime).
@@ -72,7 +80,7 @@ class MasksMixin:
         path = self.image_path(image_id)
         try:
             mtime = path.stat().st_mtime_ns
-        except OSError:
+        except (OSError, ValueError):
             mtime = -1
         key = (str(path), mtime)
         cached = self._sizes.get(image_id)
@@ -102,7 +110,7 @@ class MasksMixin:
         if rec.mask is None:
             return None
         path = self._resolve_mask(rec)
-        if not path.is_file():
+        if not _is_file(path):
             raise MaskError(path, f"mask missing for {rec.id} (the manifest names it but the file is gone)")
         return read_mask(path, shape=self.image_shape(image_id))
 
