@@ -48,14 +48,14 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,239}")  # + ".regions.png" stays under 255
 #: What an image id may be (it names the files ``masks/<id>.png``).
-ID_RULE = "letters, digits, '.', '_' and '-' only, not starting with a dot, at most 200 characters"
+ID_RULE = "letters, digits, '.', '_' and '-' only, not starting with a dot, at most 240 characters"
 
 
 def safe_id(stem: str) -> str:
     """A filename-safe image id made from a file stem (the same stem always gives the same id)."""
-    text = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._ ")[:200].rstrip(".")
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._ ")[:220].rstrip(".")  # room for a "-N" suffix
     return text or "image"
 
 
