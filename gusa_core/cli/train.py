@@ -12,8 +12,7 @@ from tqdm import tqdm
 
 from .. import DEFAULT_INPUT_SIZE
 from ..models_registry import DEFAULT_VARIANT, VARIANT_NAMES
-from ..project.lock import ProjectLock
-from ..runs import read_run_meta, run_lock_path
+from ..runs import read_run_meta
 from ..training import TrainCallbacks, TrainConfig, Trainer
 from .options import parse_size
 
@@ -172,19 +171,8 @@ def run(args) -> int:
         # One share of the CPUs per local process: oversubscribed threads slow training many times over.
         configure_cpu_threads(max(1, _cpu_count() // local_world) if local_world > 1 else None)
     callbacks = ProgressCallbacks(enabled=rank == 0)
-    # No project lock: training only reads the project (the app may go on painting) and writes its own
-    # run folder, which one trainer at a time holds (rank 0 for all ranks of a distributed run).
-    created = not Path(args.out).exists()
-    lock_file = run_lock_path(args.out)
-    run_lock = ProjectLock(lock_file.parent, purpose="gusa train", name=lock_file.name)
-    if rank == 0:
-        run_lock.acquire()
-    try:
-        return _train(args, config, callbacks, rank)
-    finally:
-        run_lock.release()
-        if rank == 0 and created and Path(args.out).is_dir() and not any(Path(args.out).iterdir()):
-            Path(args.out).rmdir()  # refused before anything was written: leave no empty folder
+    # Trainer.run holds the run folder's lock (no project lock: the app may go on painting).
+    return _train(args, config, callbacks, rank)
 
 
 def _train(args, config: TrainConfig, callbacks: ProgressCallbacks, rank: int) -> int:

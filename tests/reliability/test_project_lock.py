@@ -193,3 +193,24 @@ def test_writing_cli_in_another_process_names_the_holder(tmp_path):
     assert "GuSA Studio" in proc.stderr and f"pid {os.getpid()}" in proc.stderr
     assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME]
     lock.release()
+
+
+def test_cli_training_takes_no_project_lock_but_its_run_folder_is_one_trainers(tmp_path, outside_snapshot, capsys):
+    from gusa_core.runs import run_lock_path
+
+    folder = tmp_path / "case" / "project"
+    make_project(folder, n=4, labels=("Normal", "Benign"))
+    app = Project.open(folder, lock="GuSA Studio")  # the app is open and painting
+    run_dir = folder / "runs" / "r"
+    lock_file = run_lock_path(run_dir)
+    other = ProjectLock(lock_file.parent, purpose="training", name=lock_file.name).acquire()  # the app trains into r
+    check = outside_snapshot(folder)
+    code = main(["train", str(folder), "--out", str(run_dir), "--epochs", "1", "--pretrained", "none", "--resume"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "training (host" in err and f"pid {os.getpid()}" in err
+    assert sorted(p.name for p in run_dir.iterdir()) == [lock_file.name]
+    other.release()
+    assert app.locked and ProjectLock(folder).holder().purpose == "GuSA Studio"  # never touched by train
+    app.close()
+    check()
