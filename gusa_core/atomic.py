@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +20,19 @@ def _umask() -> int:
 
 _FILE_MODE = 0o666 & ~_umask()
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "is_temp_name"]
+
+# The temporary files of `atomic_write`: ".<final name>.<8 random chars from mkstemp><suffix>.tmp".
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]{1,8})?\.tmp")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` (a bare file name) is one of `atomic_write`'s temporary files.
+
+    A save killed mid-write leaves one behind; only files of this exact
+    pattern may be cleaned up as stale.
+    """
+    return _TEMP_NAME.fullmatch(name) is not None
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], None], *, suffix: str = "") -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
+from .errors import MaskError
 from .imageio import DownsampleCache, image_size, read_mask, resize_image
 from .slides import open_slide
 from .slides.annotations import read_labels
@@ -224,7 +225,8 @@ class ProjectDataset(Dataset):
             rec = project.image(image_id)
             self.labels.append(classes.index(rec.label) if rec.label in classes else -1)
             self.paths.append(Path(project.image_path(image_id)))
-            self.mask_paths.append(Path(project.mask_path(image_id)) if rec.mask else None)
+            # a mask the manifest names but that is gone: trained without RoI guidance (setup reports it)
+            self.mask_paths.append(Path(project.mask_path(image_id)) if rec.mask and project.has_mask(image_id) else None)
         self._masks: dict[tuple[int, int], np.ndarray] = {}
         self._slides: dict[Path, Any] = {}
         self._fields: dict[int, np.ndarray] = {}
@@ -263,7 +265,10 @@ class ProjectDataset(Dataset):
         path = self.mask_paths[index]
         if path is None:
             return None
-        mtime = os.stat(path).st_mtime_ns
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except FileNotFoundError:
+            raise MaskError(path, f"mask missing for {self.ids[index]} (the manifest names it but the file is gone)") from None
         key = (index, mtime)
         packed = self._masks.get(key)
         if packed is None and index in self.fields:

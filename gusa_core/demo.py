@@ -449,8 +449,12 @@ def write_demo_project(
     unlabelled: int = 4,
     size: tuple[int, int] = (512, 384),
     masked_fraction: float = 0.8,
+    lock: str | None = None,
 ):
     """Write a ready-to-train demo project of synthetic H&E images.
+
+    ``lock``: hold the folder's write lock while writing, naming this purpose
+    (see `gusa_core.project.Project.open`); the caller calls ``close()``.
 
     Parameters
     ----------
@@ -475,7 +479,7 @@ def write_demo_project(
     """
     folder = Path(folder)
     rng = np.random.default_rng(seed)
-    project = Project.create(folder, classes=DEMO_CLASSES)
+    project = Project.create(folder, classes=DEMO_CLASSES, lock=lock)
     images_dir = folder / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
 

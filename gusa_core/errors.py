@@ -11,6 +11,9 @@ __all__ = [
     "ProjectError",
     "CheckpointError",
     "ModelOutputError",
+    "ProjectLockedError",
+    "ReadOnlyProjectError",
+    "NewerVersionError",
 ]
 
 
@@ -55,3 +58,19 @@ class ProjectError(_FileError):
 
 class ModelOutputError(CheckpointError):
     """A model that produced NaN or infinite probabilities: a fault of the model file, never a prediction."""
+
+
+class NewerVersionError(ProjectError):
+    """A manifest written by a newer version: it is neither read nor overwritten."""
+
+
+class ProjectLockedError(ProjectError):
+    """Another writer holds the project (``holder`` describes it: host, pid, since)."""
+
+    def __init__(self, path: str | os.PathLike, reason: str, holder=None):
+        self.holder = holder
+        super().__init__(path, reason)
+
+
+class ReadOnlyProjectError(ProjectError):
+    """A change asked of a project opened read-only."""

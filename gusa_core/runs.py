@@ -39,6 +39,8 @@ __all__ = [
     "list_runs",
     "runs_dir",
     "run_json_path",
+    "run_lock_path",
+    "RUN_LOCK",
     "new_run_meta",
     "fold_dir",
     "fold_number",
@@ -52,6 +54,8 @@ __all__ = [
 ]
 
 RUN_FILE = "run.json"
+#: The lock of a run being trained (one trainer per run folder).
+RUN_LOCK = "run.lock"
 RUN_FORMAT = "gusa-run"
 RUNS_DIR = "runs"
 _FOLD_PREFIX = "fold-"
@@ -63,6 +67,11 @@ _STATE_DIR = "last.pt-state"
 def runs_dir(project_folder: str | os.PathLike) -> Path:
     """The folder that holds a project's runs."""
     return Path(project_folder) / RUNS_DIR
+
+
+def run_lock_path(run_dir: str | os.PathLike) -> Path:
+    """``<run_dir>/run.lock``: held while a trainer writes the run."""
+    return Path(run_dir) / RUN_LOCK
 
 
 def run_json_path(run_dir: str | os.PathLike) -> Path:

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from app.workspace.canvas_view import numpy_to_qimage
 from app.review.run_choice import RunChooser
+from app.base import errors
 from app.base.dialogs import Dialogs
 from app.base.workers import Worker
 
@@ -364,16 +365,21 @@ class ClassifyFolderDialog(QDialog):
         """Add the classified images (not the errors) to the project with suggested classes."""
         if self.project is None:
             return 0
+        from gusa_core.errors import GusaError
+
         known = {str(self.project.image_path(r.id).resolve()) for r in self.project.images}
         added = 0
-        for rec in self.model.records:
-            if rec.get("error") or str(Path(rec["path"]).resolve()) in known:
-                continue
-            record = self.project.add_image(rec["path"])
-            self.project.set_suggested(record.id, rec["predicted"])
-            added += 1
-        if added:
-            self.project.save()
+        try:
+            for rec in self.model.records:
+                if rec.get("error") or str(Path(rec["path"]).resolve()) in known:
+                    continue
+                record = self.project.add_image(rec["path"])
+                self.project.set_suggested(record.id, rec["predicted"])
+                added += 1
+            if added:
+                self.project.save()
+        except GusaError as exc:  # read-only, or another writer holds the project
+            errors.show_error(self, "Cannot add to the project", errors.describe(exc))
         return added
 
     # ---------------------------------------------------------------- misc

@@ -42,6 +42,7 @@ from app.base.runs_model import RunsModel
 from app.shell.window_actions import WindowActionsMixin
 from app.shell.window_images import WindowImagesMixin
 from app.shell.window_layout import WindowLayoutMixin
+from app.shell.window_lock import WindowLockMixin
 from app.shell.window_menus import WindowMenusMixin
 from app.shell.window_slides import WindowSlidesMixin
 
@@ -50,7 +51,7 @@ __all__ = ["MainWindow", "APP_NAME"]
 APP_NAME = "GuSA Studio"
 
 
-class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, WindowSlidesMixin, WindowLayoutMixin, QMainWindow):
+class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, WindowSlidesMixin, WindowLayoutMixin, WindowLockMixin, QMainWindow):
     """The annotation workspace; implements :class:`app.shell.host.Host` for the features."""
 
     current_image_changed = Signal(str)
@@ -92,6 +93,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
         self._build_status_bar()
         self._build_actions()
         self._build_menus()
+        self._build_lock_bar()
         self._connect()
         self._class_key_only_on_images(self.unlabel_action)
         self._restore_settings()
@@ -231,6 +233,8 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
             self._show_canvas_page()
             self._save_settings()
             self.autosave.flush()
+            if self.project is not project:
+                self.project.close()  # gives its write lock up
         if self._bridge is not None:
             self._bridge.disconnect_project()
             self._bridge.deleteLater()
@@ -259,8 +263,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
         except Exception:
             pass
         self.canvas.set_placeholder("This project has no images yet: File ▸ Add images…")
-        self._update_title()
-        self._update_enabled()
+        self._show_lock_state()
         self.project_opened.emit(project)
         first = settings().value(self._last_image_key())
         ids = [r.id for r in project.images]
@@ -273,12 +276,20 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
             self._update_side_panel()
 
     def open_project(self, folder: str | os.PathLike) -> bool:
-        """Open the project in ``folder``; a message names it if it cannot be opened."""
-        from gusa_core.errors import GusaError
+        """Open the project in ``folder``; a message names it if it cannot be opened.
+
+        The window takes the project's write lock; when another window or
+        program holds it, the project opens read-only with a bar naming the
+        holder and a *Take over* action.
+        """
+        from gusa_core.errors import GusaError, ProjectLockedError
         from gusa_core.project import Project
 
         try:
-            project = Project.open(folder)
+            try:
+                project = Project.open(folder, lock=self.lock_purpose())
+            except ProjectLockedError:
+                project = Project.open(folder, read_only=True)
         except GusaError as exc:
             errors.show_error(self, "Cannot open project", errors.describe(exc))
             return False
@@ -333,6 +344,8 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
     def save_now(self) -> bool:
         """Write everything pending now (blocks until it is on disk)."""
         self._commit_notes()
+        if self.refuse_if_read_only():
+            return False
         if self.project is not None and getattr(self.project, "dirty", False):
             self.autosave.save_manifest(self.project)
         ok = self.autosave.flush()
@@ -346,18 +359,22 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
 
     def _on_autosave_failed(self, message: str) -> None:
         self._update_title()
+        if self.project is not None and (self.is_read_only() or not self.check_lock()):
+            self.refuse_if_read_only()  # not a disk problem: another writer has the project
+            return
         if not self._closing:
             errors.show_error(self, "Autosave failed", message + "\n\nYour edits are kept in memory; free space or fix the permissions, then use File ▸ Save now.")
 
     def _update_title(self, *args) -> None:
         name = Path(self.project.folder).name if self.project is not None else None
+        ro = " (read-only)" if self.project is not None and self.is_read_only() else ""
         # the platform appends the application's display name ("demo — GuSA Studio"): do not say it twice
         if name is None:
             self.setWindowTitle(f"{APP_NAME}[*]")
         elif QApplication.applicationDisplayName() == APP_NAME:
-            self.setWindowTitle(f"{name}[*]")
+            self.setWindowTitle(f"{name}{ro}[*]")
         else:
-            self.setWindowTitle(f"{APP_NAME} — {name}[*]")
+            self.setWindowTitle(f"{APP_NAME} — {name}{ro}[*]")
         pending = self.autosave.has_pending() or self._notes_pending is not None
         self.setWindowModified(pending)
         lab = self._status_labels["save"]
@@ -366,7 +383,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closing = True
         self._commit_notes()
-        if self.project is not None and getattr(self.project, "dirty", False):
+        if self.project is not None and getattr(self.project, "dirty", False) and not self.is_read_only():
             self.autosave.save_manifest(self.project)
         if not self.autosave.shutdown(timeout=60):
             errors.show_error(self, "Saving is taking long", "Some changes could not be written yet; the window stays open.")
@@ -382,6 +399,9 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
         self.image_list.model._pool.waitForDone(3000)
         if self._bridge is not None:
             self._bridge.disconnect_project()
+        if self.project is not None:
+            self._lock_timer.stop()
+            self.project.close()  # gives the write lock up
         event.accept()
 
     # ============================================================ callbacks
@@ -402,6 +422,9 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
             return
         image_id, text = self._notes_pending
         self._notes_pending = None
+        if self.refuse_if_read_only():
+            self._update_title()
+            return
         if image_id in self.project:
             self.project.set_notes(image_id, text)
             self.autosave.save_manifest(self.project)

@@ -38,7 +38,7 @@ class WindowActionsMixin:
         if not target:
             return
         try:
-            project = Project.from_folder(target, images)
+            project = Project.from_folder(target, images, lock=self.lock_purpose())
         except GusaError as exc:
             errors.show_error(self, "Cannot create project", errors.describe(exc))
             return
@@ -47,7 +47,7 @@ class WindowActionsMixin:
     def add_images_dialog(self) -> None:
         from gusa_core.imageio import IMAGE_SUFFIXES
 
-        if self.project is None:
+        if self.project is None or self.refuse_if_read_only():
             return
         from gusa_core.slides import SLIDE_SUFFIXES
 
@@ -59,6 +59,8 @@ class WindowActionsMixin:
     def add_images(self, paths) -> None:
         from gusa_core.errors import GusaError
 
+        if self.refuse_if_read_only():
+            return
         try:
             from gusa_core.project.slides import add_paths
 
@@ -73,7 +75,7 @@ class WindowActionsMixin:
         from gusa_core.errors import GusaError
         from gusa_core.geojson import import_geojson
 
-        if self._image is None:
+        if self._image is None or self.refuse_if_read_only():
             return False
         path = path or self.dialogs.open_path(self, "Import GeoJSON (QuPath)", "GeoJSON (*.geojson *.json);;All files (*)")
         if not path:
@@ -112,7 +114,7 @@ class WindowActionsMixin:
         from gusa_core.errors import GusaError
         from gusa_core.imageio import read_mask
 
-        if self._image is None:
+        if self._image is None or self.refuse_if_read_only():
             return False
         path = path or self.dialogs.open_path(self, "Import mask PNG", "Masks (*.png *.tif *.tiff);;All files (*)")
         if not path:
@@ -162,7 +164,7 @@ class WindowActionsMixin:
 
     def set_image_label(self, image_id: str, label: str | None) -> None:
         """Label any image of the project (saved in the background)."""
-        if self.project is None:
+        if self.project is None or self.refuse_if_read_only():
             return
         if image_id == self._current_id:
             self.set_label(label)
@@ -174,7 +176,7 @@ class WindowActionsMixin:
 
     def remove_image(self, image_id: str, *, confirm: bool = True) -> bool:
         """Remove an image from the project (its file stays on disk)."""
-        if self.project is None or image_id not in self.project:
+        if self.project is None or image_id not in self.project or self.refuse_if_read_only():
             return False
         if confirm and not self.dialogs.confirm(self, "Remove image", f"Remove {image_id} from the project? The image file stays where it is."):
             return False
@@ -237,7 +239,7 @@ class WindowActionsMixin:
         New runs fit their colour normalisation to it; a run keeps the reference
         it was trained with (stored in its model.json).
         """
-        if self.project is None:
+        if self.project is None or self.refuse_if_read_only():
             return
         if image_id == "current":
             image_id = self.current_image_id()

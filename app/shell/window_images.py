@@ -79,8 +79,13 @@ class WindowImagesMixin:
                     mask = self.project.load_mask(image_id)
                 except GusaError as exc:
                     mask = None
-                    self.canvas.show_banner(f"{errors.describe(exc)} — painting is disabled for this image so the file is kept as it is.")
-                    editor = None
+                    if image_id in self.project.missing_masks([image_id]):  # nothing left to keep: paint anew
+                        self.canvas.show_banner(f"{errors.describe(exc)} — paint the RoI again to replace it.")
+                        editor = MaskEditor(np.zeros(image.shape[:2], np.uint8), max_history_bytes=HISTORY_BYTES)
+                        self._remember_editor(image_id, editor)
+                    else:
+                        self.canvas.show_banner(f"{errors.describe(exc)} — painting is disabled for this image so the file is kept as it is.")
+                        editor = None
                 else:
                     initial = mask if mask is not None else np.zeros(image.shape[:2], np.uint8)
                     editor = MaskEditor(initial, max_history_bytes=HISTORY_BYTES, label=self.project.image(image_id).label)
@@ -148,7 +153,7 @@ class WindowImagesMixin:
     # =============================================================== labels
     def set_label(self, label: str | None) -> None:
         """Label the current image ``label`` (a class name or ``None``); saved in the background."""
-        if self.project is None or self._current_id is None:
+        if self.project is None or self._current_id is None or self.refuse_if_read_only():
             return
         image_id = self._current_id
         if self._is_slide_record(image_id):  # a slide's classes are its painted regions
@@ -184,6 +189,9 @@ class WindowImagesMixin:
         if rect is None or editor is None or self.project is None or self._current_id is None:
             self._update_undo_state()
             return
+        if self.refuse_if_read_only():  # a last stroke that raced the switch to read-only: not written
+            self._update_undo_state()
+            return
         self.autosave.save_mask(self.project, self._current_id, editor.mask)
         self._update_title()
         self._update_undo_state()
@@ -191,12 +199,12 @@ class WindowImagesMixin:
     def undo(self) -> None:
         """Take back the current image's last stroke or label change."""
         editor = self.canvas.editor()
-        if editor is not None:
+        if editor is not None and not self.refuse_if_read_only():
             self._after_history_step(editor, editor.undo())
 
     def redo(self) -> None:
         editor = self.canvas.editor()
-        if editor is not None:
+        if editor is not None and not self.refuse_if_read_only():
             self._after_history_step(editor, editor.redo())
 
     def _after_history_step(self, editor, rect) -> None:
@@ -208,12 +216,12 @@ class WindowImagesMixin:
 
     def fill_holes(self) -> None:
         editor = self.canvas.editor()
-        if editor is not None:
+        if editor is not None and not self.refuse_if_read_only():
             self._after_edit(editor.fill_holes())
 
     def clear_mask(self) -> None:
         editor = self.canvas.editor()
-        if editor is None or not editor.mask.any():
+        if editor is None or not editor.mask.any() or self.refuse_if_read_only():
             return
         if self.dialogs.confirm(self, "Clear mask", f"Erase the whole RoI of {self._current_id}? (Undo brings it back.)"):
             self._after_edit(editor.clear())
@@ -221,7 +229,7 @@ class WindowImagesMixin:
     def replace_mask(self, mask: np.ndarray, *, how: str = "union") -> None:
         """Put ``mask`` into the current image's RoI (``how``: ``"union"`` or ``"replace"``)."""
         editor = self.canvas.editor()
-        if editor is None:
+        if editor is None or self.refuse_if_read_only():
             return
         new = np.maximum(editor.mask, mask) if how == "union" else mask.astype(np.uint8)
         if hasattr(editor, "replace"):
@@ -269,14 +277,15 @@ class WindowImagesMixin:
     def _update_enabled(self) -> None:
         has_project = self.project is not None
         has_image = self._current_id is not None
-        editable = self.canvas.editor() is not None
-        self.add_images_action.setEnabled(has_project)
+        writable = not self.is_read_only()
+        editable = self.canvas.editor() is not None and writable
+        self.add_images_action.setEnabled(has_project and writable)
         for a in (self.import_geojson_action, self.import_mask_action, self.export_geojson_action, self.export_mask_action,
                   self.fill_holes_action, self.clear_mask_action):
             a.setEnabled(editable)
         for a in self.label_actions + [self.unlabel_action]:
-            a.setEnabled(has_image)
-        self.side_panel.set_classes_enabled(has_image)
+            a.setEnabled(has_image and writable)
+        self.side_panel.set_classes_enabled(has_image and writable)
         self.side_panel.notes_edit.setEnabled(has_image)
         for name in ("fill_button", "clear_button"):
             getattr(self.side_panel, name).setEnabled(editable)

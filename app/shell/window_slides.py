@@ -139,7 +139,7 @@ class WindowSlidesMixin:
         from gusa_core.project.slides import save_regions
 
         editor = self._slide_editors.get(image_id)
-        if editor is None or self.project is None:
+        if editor is None or self.project is None or self.refuse_if_read_only():
             return
         project, snapshot = self.project, np.array(editor.mask, copy=True)
         self.autosave.schedule(f"regions:{image_id}", lambda: save_regions(project, image_id, snapshot))
@@ -179,7 +179,7 @@ class WindowSlidesMixin:
 
         editor = self.current_slide_editor()
         image_id = self.slide_workspace.slide_id()
-        if editor is None or image_id is None:
+        if editor is None or image_id is None or self.refuse_if_read_only():
             return False
         path = path or self.dialogs.open_path(self, "Import regions from GeoJSON (QuPath)", "GeoJSON (*.geojson *.json);;All files (*)")
         if not path:

@@ -59,7 +59,13 @@ class AutosaveWorker(QObject):
             self._cond.notify_all()
 
     def save_mask(self, project, image_id: str, mask: np.ndarray) -> None:
-        """Save ``mask`` (copied here) for ``image_id``, then the manifest if it changed."""
+        """Save ``mask`` (copied here) for ``image_id``, then the manifest if it changed.
+
+        A read-only project is never scheduled (the window says why); the
+        core refuses its writes anyway.
+        """
+        if getattr(project, "read_only", False):
+            return
         snapshot = np.array(mask, dtype=np.uint8, copy=True)
 
         def job():
@@ -70,7 +76,9 @@ class AutosaveWorker(QObject):
         self.schedule(f"mask:{image_id}", job)
 
     def save_manifest(self, project) -> None:
-        """Save the project's manifest."""
+        """Save the project's manifest (never for a read-only project)."""
+        if getattr(project, "read_only", False):
+            return
         self.schedule("manifest", project.save)
 
     # --------------------------------------------------------------- state

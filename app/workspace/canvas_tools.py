@@ -56,6 +56,7 @@ class AnnotationView(CanvasView):
     stroke_finished = Signal(object)
     brush_size_changed = Signal(int)
     tool_changed = Signal(str)
+    edit_refused = Signal()  # a paint or lasso press on a read-only canvas
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -74,6 +75,7 @@ class AnnotationView(CanvasView):
         self._press_pos = QPointF()
         self._lasso_value = 255
         self._lasso_travel = 0.0
+        self._read_only = False
         self._update_cursor()
 
     # ----------------------------------------------------------- editor
@@ -95,6 +97,15 @@ class AnnotationView(CanvasView):
 
     def editor(self):
         return self._editor
+
+    def set_read_only(self, read_only: bool) -> None:
+        """Show the mask but refuse every paint and lasso stroke (zoom and pan still work)."""
+        self._read_only = bool(read_only)
+        self._cancel_lasso()
+        self._painting = False
+
+    def is_read_only(self) -> bool:
+        return self._read_only
 
     def _on_editor_changed(self, rect) -> None:
         if self._editor is not None and self.mask() is not self._editor.mask:
@@ -198,6 +209,10 @@ class AnnotationView(CanvasView):
             return
         if button != Qt.MouseButton.LeftButton or self._editor is None or not self.has_image():
             super().mousePressEvent(event)
+            return
+        if self._read_only:
+            self.edit_refused.emit()
+            event.accept()
             return
         if self._tool in ("brush", "eraser"):
             self._painting = True

@@ -95,12 +95,14 @@ class ClassesDialog(QDialog):
 
     # ------------------------------------------------------------- changes
     def _apply(self, change) -> bool:
+        from gusa_core.errors import GusaError
+
         try:
             change()
-        except (ValueError, KeyError) as exc:
+            self.project.save()
+        except (ValueError, KeyError, GusaError) as exc:  # GusaError: read-only, or another writer holds the project
             show_warning(self, "Classes", str(exc).strip("'\""))
             return False
-        self.project.save()
         self.refresh()
         return True
 

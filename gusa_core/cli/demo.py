@@ -19,6 +19,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..demo import write_demo_project
 
-    project = write_demo_project(args.dir, seed=args.seed, per_class=args.per_class, size=args.size)
+    project = write_demo_project(args.dir, seed=args.seed, per_class=args.per_class, size=args.size, lock="gusa demo")
+    project.close()
     print(f"demo project written to {project.folder} ({len(project.images)} images)")
     return 0

@@ -1,7 +1,8 @@
-"""``gusa init``: create a project from a folder of images."""
+"""``gusa init``: create a project from a folder of images, listing what would harm the results."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -15,13 +16,27 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..project import Project
-
+    from ..project.importer import check_images
     from ..project.slides import slide_ids
 
-    project = Project.from_folder(args.dir, args.images, masks=args.masks)
+    created = not args.dir.exists()
+    try:
+        project = Project.from_folder(args.dir, args.images, masks=args.masks, lock="gusa init")
+    except BaseException:
+        if created and args.dir.is_dir() and not any(args.dir.iterdir()):
+            args.dir.rmdir()  # refused: leave no empty folder behind
+        raise
+    try:
+        warnings = check_images(project)
+    finally:
+        project.close()
     n_slides = len(slide_ids(project))
     n_lab = sum(1 for r in project.images if r.label is not None)
     n_mask = sum(1 for r in project.images if r.mask is not None)
     print(f"project {project.folder}: {len(project.images)} images, {n_lab} labelled, {n_mask} with RoI masks"
           + (f", {n_slides} whole-slide images (paint their regions in the app)" if n_slides else ""))
+    if warnings:
+        print(f"gusa: warning: {len(warnings)} problem(s) that would harm training or evaluation:", file=sys.stderr)
+        for w in warnings:
+            print(f"  - {w}", file=sys.stderr)
     return 0

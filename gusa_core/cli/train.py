@@ -202,6 +202,11 @@ def run(args) -> int:
         # One share of the CPUs per local process: oversubscribed threads slow training many times over.
         configure_cpu_threads(max(1, _cpu_count() // local_world) if local_world > 1 else None)
     callbacks = ProgressCallbacks(enabled=rank == 0)
+    # Trainer.run holds the run folder's lock (no project lock: the app may go on painting).
+    return _train(args, config, callbacks, rank)
+
+
+def _train(args, config: TrainConfig, callbacks: ProgressCallbacks, rank: int) -> int:
     trainer = Trainer(args.project, args.out, config, callbacks=callbacks, resume=args.resume)
 
     def _on_sigint(signum, frame):

@@ -32,7 +32,7 @@ __all__ = ["evaluate_run", "format_result"]
 
 
 def _open_project(project):
-    return project if hasattr(project, "images") and hasattr(project, "labelled") else Project.open(project)
+    return project if hasattr(project, "images") and hasattr(project, "labelled") else Project.open(project, read_only=True)
 
 
 def _score(predictor, project, records, out: list, errors: list, notes: list, progress, done_total) -> None:

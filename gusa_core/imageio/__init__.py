@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -74,11 +75,15 @@ _MAX_PIXELS = 40_000 * 40_000
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise ImageReadError(path, "file does not exist")
-    if path.is_dir():
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageReadError(path, "file does not exist") from None
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, no permission
+        raise ImageReadError(path, f"cannot reach the file ({getattr(exc, 'strerror', None) or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise ImageReadError(path, "is a folder, not an image file")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise ImageReadError(path, "file is empty (0 bytes)")
 
 

@@ -54,6 +54,7 @@ class ClassesMixin:
 
     def add_class(self, name: str, color: tuple[int, int, int] | None = None) -> None:
         """Add a class at the end of `classes`."""
+        self._check_editable()
         with self._lock:
             self._check_new_class(name)
             self.class_colors[name] = parse_color(color) if color is not None else self._default_color(name, None)
@@ -63,6 +64,7 @@ class ClassesMixin:
 
     def remove_class(self, name: str) -> None:
         """Remove a class; images labelled with it become unlabelled."""
+        self._check_editable()
         relabelled: list[str] = []
         with self._lock:
             if name not in self.classes:
@@ -82,6 +84,7 @@ class ClassesMixin:
 
     def rename_class(self, old: str, new: str) -> None:
         """Rename a class, keeping its place and colour; labels follow."""
+        self._check_editable()
         if old == new:
             return
         relabelled: list[str] = []
@@ -108,6 +111,7 @@ class ClassesMixin:
 
     def set_class_color(self, name: str, color: tuple[int, int, int]) -> None:
         """Change a class's display colour."""
+        self._check_editable()
         with self._lock:
             if name not in self.classes:
                 raise KeyError(f"no class {name!r} in the project")

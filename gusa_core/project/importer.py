@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import GusaError, ProjectError
 from ..imageio import IMAGE_SUFFIXES, image_size, list_images
 
-__all__ = ["GROUND_TRUTH_CSV", "class_key", "scan_folder", "read_ground_truth"]
+__all__ = ["GROUND_TRUTH_CSV", "class_key", "scan_folder", "read_ground_truth", "check_images"]
 
 #: BACH's label file (rows ``filename,class``, no header).
 GROUND_TRUTH_CSV = "microscopy_ground_truth.csv"
@@ -29,9 +29,16 @@ def class_key(name: str) -> str:
 
 
 def scan_folder(
-    src: str | os.PathLike, classes: Iterable[str], masks: str | os.PathLike | None = None
+    src: str | os.PathLike,
+    classes: Iterable[str],
+    masks: str | os.PathLike | None = None,
+    warnings: list[str] | None = None,
 ) -> tuple[list[tuple[Path, str | None]], list[str | None], dict[int, Path]]:
     """Find the images of ``src`` with their labels, and their masks in ``masks``.
+
+    ``warnings``, when given, receives what does not stop the import but
+    would harm the results: one file found twice with contradicting labels,
+    a CSV that labels one file twice with different classes.
 
     Returns
     -------
@@ -62,11 +69,20 @@ def scan_folder(
     if not found:
         raise ProjectError(src, f"no images found (looked for {', '.join(list(IMAGE_SUFFIXES))} files and class sub-folders)")
 
-    csv_labels = read_ground_truth(src, by_key, problems)
+    warnings = [] if warnings is None else warnings
+    csv_labels = read_ground_truth(src, by_key, problems, warnings)
     labels: list[str | None] = []
+    first: dict[Path, tuple[Path, str | None]] = {}
     for path, label in found:
         name = path.name.casefold()
         labels.append(csv_labels.get(name, csv_labels.get(path.stem.casefold(), label)))
+        key = path.resolve()
+        if key in first and first[key][1] != labels[-1]:
+            warnings.append(
+                f"{path} is the same file as {first[key][0]} but their labels contradict "
+                f"({labels[-1] or 'unlabelled'} vs {first[key][1] or 'unlabelled'}): the same image would train as both"
+            )
+        first.setdefault(key, (path, labels[-1]))
 
     mask_files: dict[int, Path] = {}
     if masks is not None:
@@ -95,8 +111,13 @@ def scan_folder(
     return found, labels, mask_files
 
 
-def read_ground_truth(src: Path, by_key: dict[str, str], problems: list[str]) -> dict[str, str]:
-    """Labels from ``microscopy_ground_truth.csv`` in ``src`` or its parent: casefolded name → class."""
+def read_ground_truth(
+    src: Path, by_key: dict[str, str], problems: list[str], warnings: list[str] | None = None
+) -> dict[str, str]:
+    """Labels from ``microscopy_ground_truth.csv`` in ``src`` or its parent: casefolded name → class.
+
+    A file labelled twice with different classes goes to ``warnings`` (the later line wins).
+    """
     csv_path = None
     for folder in (src, src.parent):
         if folder.is_dir():
@@ -123,6 +144,33 @@ def read_ground_truth(src: Path, by_key: dict[str, str], problems: list[str]) ->
                 continue  # a header row such as "filename,class"
             problems.append(f"{csv_path} line {n}: unknown class {cls!r} (classes: {', '.join(by_key.values())})")
             continue
-        labels[Path(name).name.casefold()] = label
+        key = Path(name).name.casefold()
+        if key in labels and labels[key] != label and warnings is not None:
+            warnings.append(f"{csv_path} line {n}: {name} is labelled {label} but an earlier line says {labels[key]}: kept {label}")
+        labels[key] = label
         labels.setdefault(Path(name).stem.casefold(), label)
     return labels
+
+
+def check_images(project) -> list[str]:
+    """Problems of a project's images that would harm training: missing, empty or unreadable files.
+
+    Reads each image's header only (not the pixels). Returns one message per
+    problem, naming the file; the import warnings of
+    `~gusa_core.project.Project.from_folder` come first.
+    """
+    out = list(getattr(project, "import_warnings", []))
+    for rec in project.images:
+        path = project.image_path(rec.id)
+        if rec.extra.get("kind") == "slide":
+            continue  # a whole-slide image: its headers were read when it was added
+        try:
+            if path.stat().st_size == 0:
+                out.append(f"{path}: empty file (0 bytes)")
+                continue
+            image_size(path)
+        except OSError as exc:
+            out.append(f"{path}: cannot read ({exc.strerror or exc})")
+        except GusaError as exc:
+            out.append(f"{path}: unreadable ({getattr(exc, 'reason', exc)})")
+    return out

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..atomic import atomic_write_bytes, atomic_write_text
-from ..errors import ProjectError
+from ..errors import NewerVersionError, ProjectError
 
 __all__ = [
     "MANIFEST_NAME",
@@ -25,9 +25,12 @@ __all__ = [
     "ImageRecord",
     "now",
     "safe_id",
+    "check_id",
+    "ID_RULE",
     "read_manifest",
     "manifest_ok",
     "write_manifest",
+    "check_not_newer",
 ]
 
 MANIFEST_NAME = "gusa-project.json"
@@ -45,10 +48,22 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,239}")  # + ".regions.png" stays under 255
+#: What an image id may be (it names the files ``masks/<id>.png``).
+ID_RULE = "letters, digits, '.', '_' and '-' only, not starting with a dot, at most 240 characters"
+
+
 def safe_id(stem: str) -> str:
-    """A filename-safe image id made from a file stem."""
-    text = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._ ")
+    """A filename-safe image id made from a file stem (the same stem always gives the same id)."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._ ")[:220].rstrip(".")  # room for a "-N" suffix
     return text or "image"
+
+
+def check_id(image_id: object) -> str:
+    """Return ``image_id`` if it is a safe id (see `ID_RULE`), else raise ValueError naming it."""
+    if not isinstance(image_id, str) or _ID.fullmatch(image_id) is None:
+        raise ValueError(f"image id {image_id!r} is not allowed ({ID_RULE})"[:400])
+    return image_id
 
 
 @dataclass
@@ -97,6 +112,10 @@ class ImageRecord:
         for key in ("id", "path"):
             if not isinstance(d.get(key), str) or not d[key]:
                 raise ValueError(f"an image record has no valid {key!r}: {d!r}"[:300])
+        check_id(d["id"])
+        for key in ("path", "mask"):
+            if isinstance(d.get(key), str) and "\x00" in d[key]:
+                raise ValueError(f"image {d['id']!r}: {key!r} holds a NUL character")
         for key in ("label", "mask", "suggested"):
             if d.get(key) is not None and not isinstance(d[key], str):
                 raise ValueError(f"image {d['id']!r}: {key!r} must be a string or null")
@@ -137,7 +156,7 @@ def read_manifest(path: Path) -> dict:
         raise ProjectError(path, "the manifest is empty (0 bytes)")
     try:
         data = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ProjectError(path, f"the manifest is not valid JSON ({exc})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise ProjectError(path, f"not a GuSA project manifest (no \"format\": \"{FORMAT_NAME}\")")
@@ -145,7 +164,7 @@ def read_manifest(path: Path) -> dict:
     if not isinstance(version, int) or version < 1:
         raise ProjectError(path, f"the manifest has no valid version (got {version!r})")
     if version > FORMAT_VERSION:
-        raise ProjectError(path, _newer_reason(version))
+        raise NewerVersionError(path, _newer_reason(version))
     return data
 
 
@@ -171,16 +190,39 @@ def write_manifest(path: Path, backup: Path, text: str) -> None:
     except OSError as exc:
         raise ProjectError(path, f"cannot read the current manifest: {exc}") from exc
     if old is not None:
-        try:
-            old_data = json.loads(old.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            old_data = None  # damaged: replaced, but never copied over a good backup
+        old_data = _parse(old)
         if isinstance(old_data, dict):
-            version = old_data.get("version")
-            if isinstance(version, int) and version > FORMAT_VERSION:
-                raise ProjectError(path, _newer_reason(version))
+            _refuse_newer(path, old_data)
             atomic_write_bytes(backup, old)
     try:
         atomic_write_text(path, text)
     except OSError as exc:
         raise ProjectError(path, f"cannot write the manifest: {exc}") from exc
+
+
+def _parse(raw: bytes):
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None  # damaged: replaced, but never copied over a good backup
+
+
+def _refuse_newer(path: Path, data: dict) -> None:
+    version = data.get("version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise NewerVersionError(path, _newer_reason(version))
+
+
+def check_not_newer(path: Path) -> None:
+    """Raise `NewerVersionError` if the manifest at ``path`` was written by a newer version.
+
+    Called before any file of the project is written (a mask, for example), so
+    that a project a newer version has taken over is left exactly as it is.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return
+    data = _parse(raw)
+    if isinstance(data, dict):
+        _refuse_newer(path, data)

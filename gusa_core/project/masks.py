@@ -6,12 +6,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ImageReadError, MaskError
+from ..errors import ImageReadError, MaskError, ProjectError
 from ..imageio import image_size, read_mask, write_mask
+from .manifest import check_id
 
 __all__ = ["MasksMixin", "MASK_DIR"]
 
 MASK_DIR = "masks"
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name the system cannot even look up (too long, NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 class MasksMixin:
@@ -24,14 +33,41 @@ class MasksMixin:
         return self.folder / MASK_DIR
 
     def mask_path(self, image_id: str) -> Path:
-        """Where the image's mask is (or would be saved): ``masks/<id>.png``."""
+        """Where the image's mask is (or would be saved): ``masks/<id>.png``.
+
+        Raises
+        ------
+        ProjectError
+            The path would lie outside the project folder.
+        """
         rec = self.image(image_id)
-        return self._resolve(rec.mask) if rec.mask else self.masks_dir / f"{rec.id}.png"
+        return self._resolve(rec.mask) if rec.mask else self._mask_target(rec)
+
+    def _mask_target(self, rec) -> Path:
+        """``masks/<id>.png`` of a record, checked to lie inside the project (ProjectError)."""
+        try:
+            check_id(rec.id)
+        except ValueError as exc:
+            raise ProjectError(self.masks_dir, str(exc)) from None
+        path = self.masks_dir / f"{rec.id}.png"
+        self._inside(path, f"the mask of image {rec.id!r}")
+        return path
+
+    def _resolve_mask(self, rec) -> Path:
+        """The record's stored mask path, checked to lie inside the project (ProjectError)."""
+        path = self._resolve(rec.mask)
+        self._inside(path, f"the mask of image {rec.id!r}")
+        return path
 
     def has_mask(self, image_id: str) -> bool:
         """Whether the image has a mask file."""
         rec = self.image(image_id)
-        return rec.mask is not None and self._resolve(rec.mask).is_file()
+        return rec.mask is not None and _is_file(self._resolve(rec.mask))
+
+    def missing_masks(self, ids=None) -> list[str]:
+        """Ids (of ``ids``, default all images) whose record names a mask file that does not exist."""
+        records = self.images if ids is None else [self.image(i) for i in ids]
+        return [r.id for r in records if r.mask is not None and not _is_file(self._resolve(r.mask))]
 
     def image_shape(self, image_id: str) -> tuple[int, int]:
         """``(H, W)`` of an image, read from its header (cached on path and mtime).
@@ -44,7 +80,7 @@ class MasksMixin:
         path = self.image_path(image_id)
         try:
             mtime = path.stat().st_mtime_ns
-        except OSError:
+        except (OSError, ValueError):
             mtime = -1
         key = (str(path), mtime)
         cached = self._sizes.get(image_id)
@@ -65,15 +101,18 @@ class MasksMixin:
         Raises
         ------
         MaskError
-            The mask file is missing, unreadable or of the wrong size (the
-            message names the mask file).
+            The mask file is missing ("mask missing for <id>"), unreadable
+            or of the wrong size (the message names the mask file).
         ImageReadError
             The image itself cannot be found or read (its size is unknown).
         """
         rec = self.image(image_id)
         if rec.mask is None:
             return None
-        return read_mask(self._resolve(rec.mask), shape=self.image_shape(image_id))
+        path = self._resolve_mask(rec)
+        if not _is_file(path):
+            raise MaskError(path, f"mask missing for {rec.id} (the manifest names it but the file is gone)")
+        return read_mask(path, shape=self.image_shape(image_id))
 
     def save_mask(self, image_id: str, mask: np.ndarray | None, *, save_manifest: bool = True) -> Path | None:
         """Save an image's RoI mask as ``masks/<id>.png`` (atomic PNG).
@@ -96,9 +135,19 @@ class MasksMixin:
         ------
         MaskError
             ``mask`` does not have the image's size.
+        ProjectError
+            Read-only, another writer holds the project, the manifest on disk
+            is of a newer version, or a path would lie outside the project.
+
+        Notes
+        -----
+        Order of writes: a new mask file is written before the manifest names
+        it; a cleared mask is dropped from the manifest first and its file
+        deleted after, so a crash in between leaves at worst an unreferenced
+        file, never a manifest naming a missing mask.
         """
         rec = self.image(image_id)
-        target = self.masks_dir / f"{rec.id}.png"
+        target = self._mask_target(rec)
         if mask is not None:
             mask = np.asarray(mask)
             try:
@@ -110,22 +159,29 @@ class MasksMixin:
                 want = f"{shape[1]}x{shape[0]}" if shape else "2-D"
                 raise MaskError(target, f"mask is {size} (width x height) but its image is {want}")
         empty = mask is None or not mask.any()
+        old = self._resolve_mask(rec) if rec.mask else target
+        if empty and rec.mask is None and not target.exists():
+            return None  # nothing to remove: no change
+        self._check_disk_write()
         if not empty:
             write_mask(target, mask)  # outside the lock: encoding takes a while
         with self._lock:
-            if empty and rec.mask is None and not target.exists():
-                return None  # nothing to remove: no change
-            if empty:
-                old = self._resolve(rec.mask) if rec.mask else target
-                old.unlink(missing_ok=True)
-                new_ref = None
-            else:
-                new_ref = f"{MASK_DIR}/{rec.id}.png"
+            previous = rec.mask
+            new_ref = None if empty else f"{MASK_DIR}/{rec.id}.png"
             changed = rec.mask != new_ref
             rec.mask = new_ref
             if changed:
                 self._touch()
-        self.events.mask_changed.emit(image_id)
         if save_manifest and self.dirty:
-            self.save()
+            try:
+                self.save()
+            except BaseException:
+                if empty:
+                    with self._lock:
+                        if rec.mask is None:
+                            rec.mask = previous  # the file stays: the manifest on disk still names it
+                raise
+        if empty:
+            old.unlink(missing_ok=True)
+        self.events.mask_changed.emit(image_id)
         return None if empty else target

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,11 +28,12 @@ from typing import Any
 from psygnal import Signal, SignalGroup
 
 from .. import DEFAULT_CLASSES
-from ..atomic import atomic_write
-from ..errors import ImageReadError, ProjectError
+from ..errors import NewerVersionError, ProjectError
 from ..imageio import read_mask, write_mask
 from ..runs import runs_dir
 from .classes import ClassesMixin, parse_color
+from .guard import GuardMixin, check_mask_ref
+from .images import ImagesMixin
 from .importer import scan_folder
 from .manifest import (
     BACKUP_NAME,
@@ -45,15 +45,12 @@ from .manifest import (
     manifest_ok,
     now,
     read_manifest,
-    safe_id,
     write_manifest,
 )
 from .masks import MASK_DIR, MasksMixin
 from .slides import mark_slide
 
 __all__ = ["Project", "ProjectEvents"]
-
-_IMAGE_DIR = "images"
 
 
 class ProjectEvents(SignalGroup):
@@ -70,7 +67,7 @@ class ProjectEvents(SignalGroup):
     saved = Signal()
 
 
-class Project(ClassesMixin, MasksMixin):
+class Project(ImagesMixin, ClassesMixin, MasksMixin, GuardMixin):
     """A project folder: images with labels, notes and RoI masks.
 
     Use the class methods `create`, `open` or `from_folder`; the constructor
@@ -88,6 +85,9 @@ class Project(ClassesMixin, MasksMixin):
     images : list of ImageRecord
         In the order they were added. Change them through the methods.
     events : ProjectEvents
+    read_only : bool
+        Opened read-only (or the write lock was taken over): every change is
+        refused with `~gusa_core.errors.ReadOnlyProjectError`.
     """
 
     def __init__(
@@ -117,6 +117,9 @@ class Project(ClassesMixin, MasksMixin):
         self._changes = 1  # a project never saved is dirty
         self._saved_changes = 0
         self._sizes: dict[str, tuple[str, int, tuple[int, int]]] = {}
+        self.read_only = False
+        self._write_lock = None
+        self.import_warnings: list[str] = []  # what `from_folder` found that may harm results
 
     # ------------------------------------------------------------ paths
     @property
@@ -131,13 +134,17 @@ class Project(ClassesMixin, MasksMixin):
 
     @property
     def runs_dir(self) -> Path:
-        """``<folder>/runs``."""
-        return runs_dir(self.folder)
+        """``<folder>/runs`` (ProjectError if it resolves outside the project folder)."""
+        path = runs_dir(self.folder)
+        self._inside(path, "the runs folder")
+        return path
 
     @property
     def cache_dir(self) -> Path:
-        """``<folder>/cache`` (safe to delete)."""
-        return self.folder / "cache"
+        """``<folder>/cache`` (safe to delete; ProjectError if it resolves outside the project folder)."""
+        path = self.folder / "cache"
+        self._inside(path, "the cache folder")
+        return path
 
     # ------------------------------------------------------------ creation
     @classmethod
@@ -147,21 +154,35 @@ class Project(ClassesMixin, MasksMixin):
         *,
         classes: Iterable[str] = DEFAULT_CLASSES,
         colors: dict[str, tuple[int, int, int]] | None = None,
+        lock: str | None = None,
     ) -> "Project":
         """Create a new, empty project in ``folder`` and write its manifest.
+
+        ``lock``: take the folder's write lock first, naming this purpose (see `open`).
 
         Raises
         ------
         ProjectError
-            ``folder`` already holds a project, or is a file.
+            ``folder`` already holds a project, or is a file; `ProjectLockedError`
+            when another writer holds the folder.
         ValueError
             Empty or duplicate class names.
         """
         project = cls(folder, classes=classes, colors=colors)
         project._check_free()
         project.folder.mkdir(parents=True, exist_ok=True)
-        project.save()
+        project._locked_save(lock)
         return project
+
+    def _locked_save(self, lock: str | None) -> None:
+        if lock is not None:
+            self._take_lock(lock)
+        try:
+            self._check_free()  # again, under the lock: another writer may have been quicker
+            self.save()
+        except BaseException:
+            self.close()
+            raise
 
     def _check_free(self) -> None:
         if self.folder.exists() and not self.folder.is_dir():
@@ -171,7 +192,15 @@ class Project(ClassesMixin, MasksMixin):
                 raise ProjectError(path, "this folder already holds a GuSA project: open it instead")
 
     @classmethod
-    def open(cls, folder: str | os.PathLike, *, use_backup: bool = False) -> "Project":
+    def open(
+        cls,
+        folder: str | os.PathLike,
+        *,
+        use_backup: bool = False,
+        read_only: bool = False,
+        lock: str | None = None,
+        take_over: bool = False,
+    ) -> "Project":
         """Open an existing project.
 
         Parameters
@@ -181,13 +210,27 @@ class Project(ClassesMixin, MasksMixin):
         use_backup : bool
             Read ``gusa-project.json.bak`` instead (after the manifest was
             damaged). The next `save` writes a fresh manifest.
+        read_only : bool
+            Refuse every change (`~gusa_core.errors.ReadOnlyProjectError`);
+            needs no lock. Reading verbs (predict, evaluate, info) use this.
+        lock : str, optional
+            Take the folder's write lock, naming this purpose (``"GuSA
+            Studio"``, ``"gusa init"``); `close` releases it. Without ``lock``
+            and ``read_only`` the project may be changed but refuses to save
+            while another live writer holds the lock.
+        take_over : bool
+            With ``lock``: take the lock over from a live holder, which stops
+            writing at its next save.
 
         Raises
         ------
         ProjectError
             Missing folder or manifest, a manifest that is not valid JSON or
             not a GuSA manifest (the message says whether the backup is
-            usable), or one written by a newer version (it is left untouched).
+            usable), one written by a newer version (`NewerVersionError`; it is
+            left untouched), a hostile manifest (an image id that is not
+            filename-safe, a mask path outside the folder: the entry is
+            named), or `ProjectLockedError` naming the writer holding the lock.
         """
         folder = Path(folder)
         if folder.name == MANIFEST_NAME and folder.is_file():
@@ -197,6 +240,19 @@ class Project(ClassesMixin, MasksMixin):
         if not folder.is_dir():
             raise ProjectError(folder, "is not a folder")
         project = cls(folder, classes=())
+        if lock is not None and not read_only:
+            project._take_lock(lock, force=take_over)
+        try:
+            project._read(use_backup)
+        except BaseException:
+            project.close()
+            raise
+        project.read_only = bool(read_only)
+        project._clean_temp_files()
+        return project
+
+    def _read(self, use_backup: bool) -> None:
+        project, folder = self, self.folder
         path = project.backup_path if use_backup else project.manifest_path
         if not path.is_file():
             if use_backup:
@@ -205,6 +261,8 @@ class Project(ClassesMixin, MasksMixin):
             raise ProjectError(path, f"not a GuSA project (no {MANIFEST_NAME}){hint}")
         try:
             data = read_manifest(path)
+        except NewerVersionError:
+            raise  # the backup is older still: never advise going back to it
         except ProjectError as exc:
             if not use_backup and manifest_ok(project.backup_path):
                 raise ProjectError(
@@ -215,10 +273,9 @@ class Project(ClassesMixin, MasksMixin):
             raise
         try:
             project._load_dict(data)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
             raise ProjectError(path, f"malformed manifest: {exc}") from exc
         project._saved_changes = project._changes = 0
-        return project
 
     @classmethod
     def from_folder(
@@ -228,6 +285,7 @@ class Project(ClassesMixin, MasksMixin):
         *,
         masks: str | os.PathLike | None = None,
         classes: Iterable[str] = DEFAULT_CLASSES,
+        lock: str | None = None,
     ) -> "Project":
         """Create a project from a folder of images, understanding BACH's layout.
 
@@ -250,6 +308,8 @@ class Project(ClassesMixin, MasksMixin):
             size is checked against the image's.
         classes : iterable of str
             The project's classes.
+        lock : str, optional
+            Take the folder's write lock (see `open`) before writing anything.
 
         Returns
         -------
@@ -267,16 +327,19 @@ class Project(ClassesMixin, MasksMixin):
         project = cls(folder, classes=classes)
         project._check_free()
         src = Path(images_src)
-        found, labels, mask_files = scan_folder(src, project.classes, masks)
+        found, labels, mask_files = scan_folder(src, project.classes, masks, project.import_warnings)
         for (path, _), label in zip(found, labels):
             rec = project._add_record(path, label=label, copy=False, emit=False)
             mark_slide(project, rec)  # whole-slide images become slides (headers only)
         project.folder.mkdir(parents=True, exist_ok=True)
+        if lock is not None:
+            project._take_lock(lock)
         written: list[Path] = []
         try:
+            project._check_free()
             for i, mpath in mask_files.items():
                 rec = project.images[i]
-                target = project.masks_dir / f"{rec.id}.png"
+                target = project._inside(project.masks_dir / f"{rec.id}.png", f"the mask of image {rec.id!r}")
                 write_mask(target, read_mask(mpath))
                 written.append(target)
                 rec.mask = f"{MASK_DIR}/{rec.id}.png"
@@ -284,6 +347,7 @@ class Project(ClassesMixin, MasksMixin):
         except BaseException:
             for p in written:
                 p.unlink(missing_ok=True)
+            project.close()
             raise
         return project
 
@@ -334,6 +398,11 @@ class Project(ClassesMixin, MasksMixin):
         seen: set[str] = set()
         for d in images:
             rec = ImageRecord.from_dict(d)
+            if rec.mask is not None:
+                check_mask_ref(self.folder, rec.id, rec.mask)
+            slide = rec.extra.get("slide")
+            if isinstance(slide, dict) and slide.get("regions") is not None:
+                check_mask_ref(self.folder, rec.id, str(slide["regions"]))
             if rec.id.casefold() in seen:
                 raise ValueError(f"image id {rec.id!r} appears twice")
             seen.add(rec.id.casefold())
@@ -370,6 +439,7 @@ class Project(ClassesMixin, MasksMixin):
             overwritten), or the folder cannot be written.
         """
         with self._save_lock:
+            self._check_disk_write()
             with self._lock:
                 changes = self._changes
                 previous_modified = self.modified
@@ -394,163 +464,10 @@ class Project(ClassesMixin, MasksMixin):
 
     @reinhard_reference.setter
     def reinhard_reference(self, value: str | None) -> None:
+        self._check_editable()
         with self._lock:
             if value == self._reinhard:
                 return
             self._reinhard = value
             self._touch()
         self.events.reinhard_changed.emit(value)
-
-    # ------------------------------------------------------------ images
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __contains__(self, image_id: object) -> bool:
-        return image_id in self._by_id
-
-    def image(self, image_id: str) -> ImageRecord:
-        """The record of an image (KeyError when unknown)."""
-        try:
-            return self._by_id[image_id]
-        except KeyError:
-            raise KeyError(f"no image {image_id!r} in the project") from None
-
-    def ids(self) -> list[str]:
-        """Image ids, in order."""
-        return [r.id for r in self.images]
-
-    def labelled(self) -> list[ImageRecord]:
-        """Images whose label is one of the project's classes."""
-        classes = set(self.classes)
-        return [r for r in self.images if r.label in classes]
-
-    def image_path(self, image_id: str) -> Path:
-        """Absolute path of an image (which may no longer exist)."""
-        return self._resolve(self.image(image_id).path)
-
-    def _resolve(self, stored: str) -> Path:
-        p = Path(stored)
-        return p if p.is_absolute() else self.folder / p
-
-    def _stored_path(self, path: Path) -> str:
-        path = Path(os.path.abspath(path))
-        for base, target in ((self.folder, path), (self.folder.resolve(), path.resolve())):
-            try:
-                return target.relative_to(base).as_posix()
-            except ValueError:
-                continue
-        return path.as_posix()
-
-    def _unique_id(self, stem: str, extra_taken: Iterable[str] = ()) -> str:
-        base = safe_id(stem)
-        taken = {k.casefold() for k in self._by_id} | {t.casefold() for t in extra_taken}
-        candidate, n = base, 1
-        while candidate.casefold() in taken:
-            n += 1
-            candidate = f"{base}-{n}"
-        return candidate
-
-    def _check_label(self, label: str | None) -> None:
-        if label is not None and label not in self.classes:
-            raise ValueError(f"unknown class {label!r}; the project's classes are {', '.join(self.classes)}")
-
-    def _add_record(self, path: Path, *, label: str | None, copy: bool, emit: bool = True) -> ImageRecord:
-        path = Path(path)
-        with self._lock:
-            self._check_label(label)
-            stored = self._stored_path(path)
-            existing = next((r for r in self.images if r.path == stored), None)
-            if existing is not None:
-                return existing
-            if not path.is_file():
-                raise ImageReadError(path, "file does not exist")
-            if copy:
-                image_dir = self.folder / _IMAGE_DIR
-                taken = [p.stem for p in image_dir.iterdir()] if image_dir.is_dir() else []
-                image_id = self._unique_id(path.stem, taken)
-                target = image_dir / f"{image_id}{path.suffix.lower()}"
-                atomic_write(target, lambda tmp: shutil.copyfile(path, tmp), suffix=path.suffix.lower())
-                stored = self._stored_path(target)
-            else:
-                image_id = self._unique_id(path.stem)
-            rec = ImageRecord(id=image_id, path=stored, label=label)
-            self.images.append(rec)
-            self._by_id[image_id] = rec
-            self._touch()
-        if emit:
-            self.events.image_added.emit(rec)
-        return rec
-
-    def add_image(self, path: str | os.PathLike, *, label: str | None = None, copy: bool = False) -> ImageRecord:
-        """Add an image.
-
-        Parameters
-        ----------
-        path : path-like
-            The image file (not decoded here).
-        label : str, optional
-            One of `classes`.
-        copy : bool
-            Copy the file into ``images/`` instead of referencing it in place.
-
-        Returns
-        -------
-        ImageRecord
-            The new record; an image already in the project is not added
-            again, and its existing record is returned unchanged.
-
-        Raises
-        ------
-        ImageReadError
-            The file does not exist.
-        ValueError
-            ``label`` is not a class of the project.
-        """
-        return self._add_record(Path(path), label=label, copy=copy)
-
-    def add_images(self, paths: Iterable[str | os.PathLike], *, label: str | None = None, copy: bool = False) -> list[ImageRecord]:
-        """Add several images (see `add_image`); returns their records."""
-        return [self.add_image(p, label=label, copy=copy) for p in paths]
-
-    def remove_image(self, image_id: str) -> None:
-        """Remove an image from the project. Its files (image, mask) are left on disk."""
-        with self._lock:
-            rec = self.image(image_id)
-            self.images.remove(rec)
-            del self._by_id[image_id]
-            self._sizes.pop(image_id, None)
-            self._touch()
-        self.events.image_removed.emit(image_id)
-
-    def set_label(self, image_id: str, label: str | None) -> None:
-        """Set (or clear, with None) an image's class."""
-        with self._lock:
-            rec = self.image(image_id)
-            self._check_label(label)
-            if rec.label == label:
-                return
-            rec.label = label
-            self._touch()
-        self.events.label_changed.emit(image_id, label)
-
-    def set_suggested(self, image_id: str, label: str | None) -> None:
-        """Set (or clear) the class a model suggests for an image."""
-        with self._lock:
-            rec = self.image(image_id)
-            if rec.suggested == label:
-                return
-            rec.suggested = label
-            self._touch()
-        self.events.suggested_changed.emit(image_id, label)
-
-    def set_notes(self, image_id: str, text: str) -> None:
-        """Set an image's notes."""
-        text = str(text or "")
-        with self._lock:
-            rec = self.image(image_id)
-            if rec.notes == text:
-                return
-            rec.notes = text
-            self._touch()
-        self.events.notes_changed.emit(image_id)
-

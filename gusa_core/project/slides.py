@@ -147,7 +147,8 @@ def slide_info(project, slide_id: str) -> SlideInfo:
 
 
 def _regions_file(project, slide_id: str) -> Path:
-    return project.masks_dir / f"{slide_id}.regions.png"
+    """``masks/<id>.regions.png``, checked to lie inside the project (ProjectError)."""
+    return project._inside(project.masks_dir / f"{slide_id}.regions.png", f"the regions of slide {slide_id!r}")  # noqa: SLF001
 
 
 def load_regions(project, slide_id: str) -> np.ndarray:
@@ -161,13 +162,17 @@ def load_regions(project, slide_id: str) -> np.ndarray:
     info = slide_info(project, slide_id)
     if info.regions is None:
         return np.zeros(info.label_shape, np.uint8)
-    return read_labels(project.folder / info.regions, info.label_shape, classes=len(project.classes))
+    path = project._inside(info.regions, f"the regions of slide {slide_id!r}")  # noqa: SLF001
+    return read_labels(path, info.label_shape, classes=len(project.classes))
 
 
 def save_regions(project, slide_id: str, labels: np.ndarray, *, save_manifest: bool = True) -> Path | None:
     """Write the slide's label mask atomically (an empty one removes the file); emits ``mask_changed``.
 
-    Returns the file, or None when nothing is painted.
+    Returns the file, or None when nothing is painted. Like
+    :meth:`~gusa_core.project.Project.save_mask`: refused for a read-only
+    project, another live writer or a newer manifest; an emptied mask is
+    dropped from the manifest before its file is deleted.
     """
     info = slide_info(project, slide_id)
     labels = np.asarray(labels)
@@ -176,18 +181,25 @@ def save_regions(project, slide_id: str, labels: np.ndarray, *, save_manifest: b
         raise MaskError(target, f"label mask is {labels.shape[1]}x{labels.shape[0]}, the slide needs "
                                 f"{info.label_shape[1]}x{info.label_shape[0]}")
     empty = not labels.any()
-    if empty:
-        target.unlink(missing_ok=True)
-    else:
+    project._check_disk_write()  # noqa: SLF001 - read-only, another writer, newer manifest
+    if not empty:
         write_labels(target, np.ascontiguousarray(labels, np.uint8))
     rec = project.image(slide_id)
-    new_ref = None if empty else target.relative_to(project.folder).as_posix()
-    if rec.extra[_SLIDE].get("regions") != new_ref:
+    previous = rec.extra[_SLIDE].get("regions")
+    new_ref = None if empty else f"{project.masks_dir.name}/{target.name}"
+    if previous != new_ref:
         rec.extra[_SLIDE]["regions"] = new_ref
         project._touch()  # noqa: SLF001 - the project owns the manifest; this module owns the field
-    project.events.mask_changed.emit(slide_id)
     if save_manifest and project.dirty:
-        project.save()
+        try:
+            project.save()
+        except BaseException:
+            if empty:
+                rec.extra[_SLIDE]["regions"] = previous  # the file stays: the manifest on disk names it
+            raise
+    if empty:
+        target.unlink(missing_ok=True)
+    project.events.mask_changed.emit(slide_id)
     return None if empty else target
 
 

@@ -130,11 +130,20 @@ def prepare(trainer, dist, cb) -> _Prepared:
             n_fields = len(ids) - len(records)
             messages.append(f"{n_fields} field(s) of {cfg.field_size[0]}x{cfg.field_size[1]} px at {cfg.field_mpp:g} µm/px "
                             f"from the painted regions of {len({g for g in groups[len(records):]})} of {n_slides} slide(s)")
+        present = sorted(set(labels))
+        if len(present) < 2:
+            found = f"only class {prep.classes[present[0]]!r} has images" if present else "no image is labelled"
+            raise GusaError(f"training needs labelled images of at least two classes; in {project.folder} {found}: label more images")
         index_splits, split_msgs = make_folds(labels, folds=cfg.folds, val_fraction=cfg.val_fraction, seed=cfg.seed, groups=groups)
         messages += split_msgs
         splits = [([ids[i] for i in tr], [ids[i] for i in va]) for tr, va in index_splits]
     prep.splits = splits
-    prep.fields = field_samples(project, [i for tr, va in splits for i in tr + va], _fields(project, cfg))
+    used = [i for tr, va in splits for i in tr + va]
+    for image_id in dict.fromkeys(project.missing_masks([i for i in used if i in project])):
+        note = f"mask missing for {image_id}: trained without its RoI (restore the file or clear the mask)"
+        if note not in messages:
+            messages.append(note)
+    prep.fields = field_samples(project, used, _fields(project, cfg))
     n_masked = sum(1 for r in project.images if r.label in prep.classes and r.mask is not None and not is_slide(r))
     n_masked += len(prep.fields)
     prep.normalizer = _normalizer(project, cfg, stored.get("reinhard") if stored else None, cb)

@@ -32,6 +32,8 @@ import threading
 from pathlib import Path
 
 from ..project import Project
+from ..project.lock import ProjectLock
+from ..runs import run_lock_path
 from .config import Silent, TrainCallbacks, TrainConfig
 from .seeding import seed_everything
 
@@ -63,7 +65,7 @@ class Trainer:
 
     def __init__(self, project, out_dir, config: TrainConfig | None = None, *, callbacks: TrainCallbacks | None = None, resume: bool = False):
         if not hasattr(project, "images"):
-            project = Project.open(project)
+            project = Project.open(project, read_only=True)  # training reads the project, writes only its run
         self.project = project
         self.out_dir = Path(out_dir)
         self.config = config or TrainConfig()
@@ -98,7 +100,15 @@ class Trainer:
         ------
         GusaError
             Bad settings or project (too few labelled images, run folder
-            exists without ``resume``). Any exception marks the run "failed".
+            exists without ``resume``), or another trainer holds the run
+            folder's lock (`ProjectLockedError` naming it). Any exception
+            marks the run "failed".
+
+        Notes
+        -----
+        Training takes no project lock: it only reads the project, so the
+        app may go on painting. It holds the run folder's lock
+        (``runs/<name>/run.lock``, rank 0 for all ranks) while it writes.
         """
         # torch is imported here, not with the module (see the module's docstring).
         from ..device import setup_distributed
@@ -110,7 +120,12 @@ class Trainer:
         dist = setup_distributed(self.config.device)
         cb = self.callbacks if dist.is_main else Silent()
         state = None
+        created = not self.out_dir.exists()
+        lock_file = run_lock_path(self.out_dir)
+        run_lock = ProjectLock(lock_file.parent, purpose="training", name=lock_file.name)
         try:
+            if dist.is_main:
+                run_lock.acquire()
             prep = prepare(self, dist, cb)
             state = prep.run_state
             for k, (train_ids, val_ids) in enumerate(prep.splits):
@@ -145,4 +160,7 @@ class Trainer:
                 cb.on_log(f"training failed: {type(exc).__name__}: {exc}")
             raise
         finally:
+            run_lock.release()
+            if dist.is_main and created and self.out_dir.is_dir() and not any(self.out_dir.iterdir()):
+                self.out_dir.rmdir()  # refused before anything was written: leave no empty folder
             dist.cleanup()
