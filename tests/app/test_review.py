@@ -341,10 +341,12 @@ def test_install_adds_the_dock_and_follows_the_current_image(qtbot, project):
 
         current_image_changed = Signal(str)
         project_opened = Signal(object)
+        slide_shown = Signal(str)
 
         def __init__(self):
             super().__init__()
             self.project = project
+            self.slide_view = None  # no slide workspace in this host
             self.canvas = RecordingCanvas()
             self.image_list = RecordingList()
             self.file_menu, self.model_menu, self.image_menu, self.view_menu = (
@@ -357,6 +359,9 @@ def test_install_adds_the_dock_and_follows_the_current_image(qtbot, project):
             return None
 
         def current_image(self):
+            return None
+
+        def current_slide(self):
             return None
 
         def select_image(self, image_id):
