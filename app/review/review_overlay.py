@@ -2,8 +2,8 @@
 
 A mixin of :class:`~app.review.review_panel.ReviewPanel`: it turns a
 prediction into the attention overlay (colour map, opacity, threshold τ and
-its outline) and the ground-truth RoI outline on the main canvas, and keeps
-the display settings.
+its outline) and the ground-truth RoI outline on the main canvas (or, for a
+field under review, into the panel's preview), and keeps the display settings.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class ReviewOverlayMixin:
         self.status_label.setText(f"{info.name} · {info.variant} · {fold_label(self.fold, len(info.folds))}" if info else "")
         self._update_truth()
         self._redraw_attention()
-        self.prediction_ready.emit(self.image_id or "", prediction)
+        self.prediction_ready.emit(self.image_id or (self.field.title if self.field is not None else ""), prediction)
 
     def _update_truth(self) -> None:
         truth = None
@@ -137,15 +137,21 @@ class ReviewOverlayMixin:
         self._set_attention_overlay(rgba, polygons)
 
     def _canvas_has_outlines(self) -> bool:
-        return self.canvas is not None and hasattr(self.canvas, "set_outline")
+        return self.canvas is not None and hasattr(self.canvas, "set_outline") and self.field is None
 
     def _set_attention_overlay(self, rgba, polygons=None) -> None:
         self.overlay = rgba
         self.threshold_polygons = polygons
+        on_canvas = rgba
+        if self.field is not None:  # a field is drawn in the panel's preview, not over the canvas's image
+            self._paint_field(rgba)
+            on_canvas = None
         if self.canvas is not None:
-            self.canvas.set_overlay(ATTENTION_LAYER, rgba)
+            self.canvas.set_overlay(ATTENTION_LAYER, on_canvas)
             if self._canvas_has_outlines():
                 self.canvas.set_outline(THRESHOLD_LAYER, polygons, color=THRESHOLD_COLOR)
+            elif hasattr(self.canvas, "set_outline"):
+                self.canvas.set_outline(THRESHOLD_LAYER, None, color=THRESHOLD_COLOR)
         self.overlay_changed.emit(rgba)
 
     # -- ground truth ----------------------------------------------------------

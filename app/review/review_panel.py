@@ -51,6 +51,7 @@ from app.review.prediction_cache import (
     shared_predictor_cache,
 )
 from app.workspace.project_bridge import ProjectBridge
+from app.review.review_field import ReviewFieldMixin
 from app.review.review_overlay import ATTENTION_LAYER, ROI_LAYER, THRESHOLD_LAYER, ReviewOverlayMixin
 from app.review.review_widgets import ProbabilityBarsWidget, predict_many, predict_one
 from app.base.workers import Worker, run_in_thread
@@ -82,7 +83,7 @@ def _slider(minimum: int, maximum: int, value: int) -> QSlider:
     return s
 
 
-class ReviewPanel(ReviewOverlayMixin, QWidget):
+class ReviewPanel(ReviewFieldMixin, ReviewOverlayMixin, QWidget):
     """The review dock: probabilities, predicted vs. pathologist's label, attention overlay.
 
     Parameters
@@ -103,7 +104,8 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
     Signals
     -------
     prediction_ready(str, object)
-        ``(image id, Prediction)`` for the shown image (cached or new).
+        ``(image id, Prediction)`` for the shown image (cached or new); for a
+        field shown with :meth:`show_field`, ``(its title, Prediction)``.
     prediction_failed(str, str)
         ``(image id, message)``.
     overlay_changed(object)
@@ -165,6 +167,7 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
         self.status_label = QLabel("Choose a trained run.")
         self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
+        layout.addWidget(self._build_field_view())
 
         self.bars = ProbabilityBarsWidget()
         layout.addWidget(self.bars)
@@ -251,6 +254,7 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
         self._disconnect_project()
         self.project = project
         self._connect_project()
+        self._leave_field()
         self.image_id = None
         self._clear_result()
         self.refresh_runs()
@@ -361,6 +365,7 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
     # -- current image -------------------------------------------------------
     def set_image(self, image_id: str | None) -> None:
         """Review ``image_id`` (shows a cached result at once, else predicts in a worker)."""
+        self._leave_field()
         self.image_id = image_id or None
         self._on_selection_changed()
 
@@ -377,6 +382,9 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
         self._stale = False
         self._update_truth()
         self._update_roi()
+        if self.field is not None:
+            self._predict_field()
+            return
         key = self._key()
         if key is None:
             self._clear_result()
@@ -426,6 +434,9 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
                 self._show(self.cache.get(key))
 
     def _on_predict_button_clicked(self) -> None:
+        if self.field is not None:
+            self._predict_field()
+            return
         key = self._key()
         if key is None:
             return
@@ -434,8 +445,7 @@ class ReviewPanel(ReviewOverlayMixin, QWidget):
     @property
     def busy(self) -> bool:
         """Whether a prediction worker is running."""
-        return (self._worker is not None and self._worker.is_running) or (
-            self._all_worker is not None and self._all_worker.is_running)
+        return any(w is not None and w.is_running for w in (self._worker, self._all_worker, self._field_worker))
 
     # -- predict all -----------------------------------------------------------
     def _on_predict_all_button_clicked(self) -> None:

@@ -4,7 +4,8 @@ The sweep (:func:`gusa_core.inference.slide.iter_predict_slide`) runs in a :clas
 progress and cancel (stopped within one batch of fields). Its result stays with the panel: the
 class map, each class's probability and the attention map are drawn over the slide viewer
 with a colour map, an opacity and the τ outline, classes toggled one by one; clicking a field
-with the pan tool shows its probabilities; Add fields as suggestions puts the most probable
+with the pan tool shows its probabilities, and Open in Review shows that field, read from the slide at the
+run's input size, in the Review dock with its prediction and attention map; Add fields as suggestions puts the most probable
 fields of each class (``p >= τ``) into the project as images whose suggested class is the
 prediction, for review; Save outputs… writes the heatmaps, fields and summary that
 ``gusa predict-slide`` writes.
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
 from app.base import errors
 from app.base.workers import Worker, run_in_thread
 from app.review.colormaps import COLORMAPS
+from app.review.review_panel import ReviewPanel
 from app.slides.heatmap_overlay import ATTENTION, CLASS_MAP, field_at, heatmap_rgba
 
 if TYPE_CHECKING:
@@ -62,6 +64,8 @@ class SlidePredictPanel(QWidget):
         super().__init__(parent)
         self.host = host
         self.result = None
+        self.result_run: str | None = None  # the run that swept the shown result
+        self.field = None  # the clicked field (a FieldResult of the result)
         self._slide_id: str | None = None
         self._worker: Worker | None = None
         self.run_label = QLabel()
@@ -95,6 +99,9 @@ class SlidePredictPanel(QWidget):
         self.field_label = QLabel("Click a field (pan tool) to read its probabilities.")
         self.field_label.setWordWrap(True)
         self.field_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.review_button = QPushButton("Open in Review")
+        self.review_button.setToolTip("Show the clicked field in the Review dock with the run's attention map over it")
+        self.review_button.setEnabled(False)
         self.summary_label = QLabel()
         self.summary_label.setWordWrap(True)
         self.save_button = QPushButton("Save outputs…")
@@ -123,6 +130,7 @@ class SlidePredictPanel(QWidget):
         layout.addWidget(QLabel("Classes on the class map"))
         layout.addWidget(self.class_list)
         layout.addWidget(self.field_label)
+        layout.addWidget(self.review_button)
         layout.addWidget(self.summary_label)
         layout.addWidget(self.suggest_button)
         layout.addWidget(self.save_button)
@@ -132,6 +140,7 @@ class SlidePredictPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.save_button.clicked.connect(self.save_outputs)
         self.suggest_button.clicked.connect(self.add_suggestions)
+        self.review_button.clicked.connect(self.open_in_review)
         for signal in (self.mode_combo.currentIndexChanged, self.colormap_combo.currentIndexChanged,
                        self.opacity_slider.valueChanged, self.tau_spin.valueChanged, self.outline_check.toggled,
                        self.visible_check.toggled, self.class_list.itemChanged):
@@ -160,6 +169,7 @@ class SlidePredictPanel(QWidget):
             return False
         self._slide_id, path = slide
         self.result = None
+        self.result_run = str(run)
         self.host.slide_view.set_heatmap(None)
         self.progress.setRange(0, 0)
         self.predict_button.setEnabled(False)
@@ -206,6 +216,8 @@ class SlidePredictPanel(QWidget):
     def set_result(self, result, slide_id: str | None) -> None:
         """Show ``result`` (a :class:`~gusa_core.inference.slide.SlideResult`) over slide ``slide_id``."""
         self.result, self._slide_id = result, slide_id
+        self.field = None
+        self.review_button.setEnabled(False)
         self.mode_combo.blockSignals(True)
         self.mode_combo.clear()
         self.mode_combo.addItems([CLASS_MAP, *result.class_names, ATTENTION])
@@ -257,6 +269,8 @@ class SlidePredictPanel(QWidget):
         if self.result is None:
             return
         f = field_at(self.result, x, y)
+        self.field = f
+        self.review_button.setEnabled(f is not None)
         if f is None:
             self.field_label.setText(f"No field at ({x:.0f}, {y:.0f}).")
             return
@@ -264,6 +278,25 @@ class SlidePredictPanel(QWidget):
         fx, fy, fw, fh = f.box
         self.field_label.setText(f"Field at ({fx}, {fy}), {fw}×{fh} px: <b>{self.result.class_names[f.index]}</b><br>{probs}"
                                  f"<br>tissue {f.tissue:.2f}, attention {f.attention:.2f}")
+
+    def open_in_review(self) -> Worker | None:
+        """Read the clicked field at the run's input size (in the background) and review it in the Review dock."""
+        review = self.host.findChild(ReviewPanel)  # the Review feature's dock, when installed
+        run = self.result_run or self.host.runs.active_run
+        if self.result is None or self.field is None or not run:
+            return None
+        if review is None:
+            self.host.show_status("The Review dock is not available", 4000)
+            return None
+        box = tuple(self.field.box)
+        title = f"{Path(self.result.path).name}, field at ({box[0]}, {box[1]})"
+
+        def show(image):
+            self.host.show_dock("Review")
+            review.show_field(image, title, run_dir=run, fold=None)
+
+        return run_in_thread(_read_field_job, run, str(self.result.path), box, on_result=show,
+                             on_error=lambda m, d: errors.show_error(self.host, "Cannot read the field", m, d))
 
     def add_suggestions(self) -> Worker | None:
         """Read the suggested fields in the background, then add them to the project (copied into it)."""
@@ -308,6 +341,16 @@ class SlidePredictPanel(QWidget):
                       on_result=lambda _s: self.host.show_status(f"Slide outputs saved to {target}", 5000),
                       on_error=lambda m, d: errors.show_error(self.host, "Cannot save the slide outputs", m, d))
         return True
+
+
+def _read_field_job(run_dir: str, slide_path: str, box):
+    """The field at ``box`` (level-0 pixels) read at the run's input size, as the sweep read it."""
+    from gusa_core.runs import Run
+    from gusa_core.slides import open_slide
+
+    size = Run(run_dir).input_size
+    with open_slide(slide_path) as slide:
+        return slide.read_field(box, size)
 
 
 def _field_images_job(result, fields):

@@ -42,10 +42,10 @@ from app.training.training_job import (
     imagenet_weights_path,
     parse_input_size,
 )
-from app.training.training_plots import EtaEstimator
 from app.training.training_progress import TrainingProgressMixin
 from gusa_core.errors import GusaError
 from gusa_core.runs import Run, list_runs, read_run_meta, runs_dir
+from gusa_core.training.eta import EtaEstimator
 
 if TYPE_CHECKING:
     from app.shell.host import Host

@@ -1,22 +1,20 @@
-"""Live training curves and an honest time estimate for the training panel.
+"""Live training curves for the training panel.
 
 :class:`TrainingCurvesWidget` draws one pyqtgraph plot per metric (loss,
 accuracy, validation RoI IoU), one colour per fold, training solid and
-validation dashed. :class:`EtaEstimator` turns measured batch and validation
-times into a remaining-time estimate; it is plain Python so it can be tested
-without a window.
+validation dashed. The remaining-time estimate is
+:class:`gusa_core.training.eta.EtaEstimator`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-__all__ = ["FOLD_COLORS", "TrainingCurvesWidget", "EtaEstimator", "format_duration"]
+__all__ = ["FOLD_COLORS", "TrainingCurvesWidget", "format_duration"]
 
 #: Colour of each fold's curves (cycled past 8 folds).
 FOLD_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
@@ -147,106 +145,3 @@ class TrainingCurvesWidget(QWidget):
     def points(self, title: str) -> int:
         """Number of points drawn in the plot ``title`` (for tests)."""
         return sum(len(xs) for (t, _f, _k), (xs, _ys) in self._data.items() if t == title)
-
-
-@dataclass
-class EtaEstimator:
-    """Remaining time of a run from measured batch and validation times.
-
-    Feed it every ``on_batch_end`` record (with the wall time between this
-    batch and the previous event) and every epoch end (with the validation
-    time measured after the last batch). The estimate is
-    ``remaining training batches × mean batch time + remaining validations ×
-    validation time``; until a validation has been measured, a validation is
-    assumed to cost its images at a third of the training time per image
-    (a forward pass without a backward pass). Returns ``None`` until two
-    batches have been measured.
-
-    Parameters
-    ----------
-    folds, epochs : int
-        Size of the run.
-    batches : int
-        Training batches per epoch (updated from the records).
-    batch_size : int
-    val_images : int
-        Validation images per epoch (0 when unknown).
-    """
-
-    folds: int = 1
-    epochs: int = 1
-    batches: int = 1
-    batch_size: int = 1
-    val_images: int = 0
-    _batch_times: list[float] = field(default_factory=list)
-    _val_times: list[float] = field(default_factory=list)
-    _done_batches: int = 0
-    _done_vals: int = 0
-
-    #: Measured batches kept for the mean (recent ones describe the present speed).
-    WINDOW = 50
-
-    def add_batch(self, done_batches: int, seconds: float | None, *, batches: int | None = None) -> None:
-        """A training batch ended.
-
-        Parameters
-        ----------
-        done_batches : int
-            Training batches done in the whole run so far, this one included
-            (a resumed run starts past zero).
-        seconds : float or None
-            Wall time of this batch; ``None`` when not measurable (the first
-            batch after a resume or a fold start includes set-up time).
-        batches : int, optional
-            Batches per epoch, when the record tells it.
-        """
-        if batches:
-            self.batches = max(1, int(batches))
-        if seconds is not None and seconds > 0:
-            self._batch_times.append(float(seconds))
-            del self._batch_times[: -self.WINDOW]
-        self._done_batches = int(done_batches)
-
-    def add_validation(self, done_vals: int, seconds: float | None) -> None:
-        """A validation ended; ``done_vals`` validations are done in the run so far."""
-        if seconds is not None and seconds > 0:
-            self._val_times.append(float(seconds))
-        self._done_vals = int(done_vals)
-
-    @property
-    def measured_batches(self) -> int:
-        return len(self._batch_times)
-
-    @property
-    def batch_seconds(self) -> float | None:
-        """Mean measured time of a training batch."""
-        times = self._batch_times
-        return sum(times) / len(times) if times else None
-
-    @property
-    def validation_seconds(self) -> float:
-        """Measured (or, before the first validation, estimated) time of one validation."""
-        if self._val_times:
-            recent = self._val_times[-3:]
-            return sum(recent) / len(recent)
-        per_batch = self.batch_seconds or 0.0
-        return self.val_images * per_batch / max(1, self.batch_size) / 3.0
-
-    @property
-    def total_batches(self) -> int:
-        return self.folds * self.epochs * self.batches
-
-    def remaining_seconds(self) -> float | None:
-        """Estimated seconds left in the whole run, or ``None`` while estimating."""
-        if self.measured_batches < 2 or self.batch_seconds is None:
-            return None
-        left_batches = max(0, self.total_batches - self._done_batches)
-        left_vals = max(0, self.folds * self.epochs - self._done_vals) if self.val_images or self._val_times else 0
-        return left_batches * self.batch_seconds + left_vals * self.validation_seconds
-
-    def text(self) -> str:
-        """``"about 3 min 05 s left"`` or ``"estimating…"``."""
-        left = self.remaining_seconds()
-        if left is None:
-            return "estimating…"
-        return f"about {format_duration(left)} left"

@@ -59,8 +59,9 @@ class TrainingProgressMixin:
         handler = getattr(self, f"_on_trainer_{kind}", None)
         if handler is not None:
             handler(payload, t)
-        self._t_last = t
-        self._last_kind = kind
+        if kind != "log":  # a message between two batches does not split the batch's time
+            self._t_last = t
+            self._last_kind = kind
 
     def _on_trainer_run_start(self, info: dict, t: float) -> None:
         self._folds = int(info.get("folds") or self._config.get("folds") or 1)
@@ -108,14 +109,14 @@ class TrainingProgressMixin:
         self._epochs = int(rec.get("epochs") or self._config.get("epochs", 1))
         epochs_before, epochs = self._position(rec)
         done = epochs_before * batches + self._batch_in_epoch
-        # A batch's own time is measurable unless the fold (or the run) just began.
-        seconds = None
-        if self._t_last is not None and self._last_kind in ("batch_end", "epoch_end"):
-            seconds = t - self._t_last
+        # The first batch after the run (or a fold) began includes building the model:
+        # the estimator keeps it and the warm-up after it out of the rate.
+        seconds = t - self._t_last if self._t_last is not None else None
+        fold_start = self._last_kind not in ("batch_end", "epoch_end")
         est = self._estimator
         if est is not None:
             est.epochs = epochs
-            est.add_batch(done, seconds, batches=batches)
+            est.add_batch(done, seconds, batches=batches, fold_start=fold_start)
             est.add_validation(epochs_before, None)  # a resumed run starts with validations done
         self.epoch_bar.setRange(0, batches)
         self.epoch_bar.setValue(min(self._batch_in_epoch, batches))

@@ -129,3 +129,63 @@ def test_predict_slide_can_be_cancelled(qtbot, slide_run_project, error_messages
     assert panel.result is None and win.slide_view.heatmap() is None
     assert panel.predict_button.isEnabled() and error_messages == []
     win.close()
+
+
+def test_a_clicked_field_opens_in_review_with_its_prediction(qtbot, slide_run_project, error_messages):
+    """Open in Review: the field read at the run's input size, predicted as the sweep predicted it."""
+    import math
+
+    from app.review.review_panel import ReviewPanel
+
+    project, run_dir = slide_run_project
+    from app.shell.main_window import MainWindow
+
+    win = MainWindow(features=False)
+    qtbot.addWidget(win)
+    win.install_features(["app.training.runs_panel", "app.review.review_panel", "app.slides.slide_predict_panel"])
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_project(project.folder)
+    win.runs.set_active_run(run_dir)
+    [sid] = [r.id for r in project.images]
+    with qtbot.waitSignal(win.slide_shown, timeout=20000):
+        win.show_image(sid)
+    panel = _panel(win)
+    [review] = win.findChildren(ReviewPanel)
+    assert panel.start()
+    qtbot.waitUntil(lambda: panel.result is not None and not panel.is_running(), timeout=120000)
+    r = panel.result
+    assert not panel.review_button.isEnabled()  # nothing clicked yet
+    f = r.fields[len(r.fields) // 2]
+    x, y, w, h = f.box
+    view = win.slide_view
+    view.set_tool("pan")
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.level0_to_widget(QPointF(x + w / 2, y + h / 2)).toPoint())
+    assert panel.field is f and panel.review_button.isEnabled()
+    with qtbot.waitSignal(review.prediction_ready, timeout=60000) as ready:
+        qtbot.mouseClick(panel.review_button, Qt.MouseButton.LeftButton)
+    title, prediction = ready.args
+    assert title == f"two.tif, field at ({x}, {y})"
+    assert review.isVisible() and review.field is not None and review.field.image.shape == (48, 64, 3)
+    # the field's own record in the sweep is the same prediction
+    np.testing.assert_allclose(prediction.probs, f.probs, atol=1e-5)
+    assert review.bars.values() == pytest.approx(dict(zip(r.class_names, f.probs)), abs=1e-5)
+    # the heatmap dock's probability at the field's centre is a blend of the fields over it, this one among them
+    ds = r.downsample
+    col, row = int((x + w / 2) // ds), int((y + h / 2) // ds)
+    over = [g for g in r.fields
+            if math.floor(g.box[0] / ds) <= col < math.ceil((g.box[0] + g.box[2]) / ds)
+            and math.floor(g.box[1] / ds) <= row < math.ceil((g.box[1] + g.box[3]) / ds)]
+    assert f in over
+    for k in range(len(r.class_names)):
+        ps = [g.probs[k] for g in over]
+        assert min(ps) - 1e-5 <= r.probs[k, row, col] <= max(ps) + 1e-5
+    # the attention map is drawn over the field in the panel, not over the canvas's image
+    assert review.overlay is not None and review.field_view.isVisible() and not review.field_view.pixmap().isNull()
+    assert not np.array_equal(review.field_rgb, review.field.image)
+    # a project image leaves field mode
+    review.set_image(None)
+    assert review.field is None and not review.field_view.isVisible()
+    assert error_messages == []
+    win.close()

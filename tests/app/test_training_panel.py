@@ -103,22 +103,42 @@ def test_device_list_comes_from_the_core(qtbot):
     assert [panel.device_combo.itemData(i) for i in range(panel.device_combo.count())] == expected
 
 
-def test_eta_estimator_says_estimating_then_counts_batches_and_validation():
-    from app.training.training_plots import EtaEstimator
+def test_eta_label_ignores_warm_up_and_says_minutes_left(qtbot):
+    """The trainer's events, as the job's bridge delivers them, drive the estimate shown in the panel.
 
-    est = EtaEstimator(folds=2, epochs=3, batches=10, batch_size=4, val_images=8)
-    assert est.text() == "estimating…"
-    est.add_batch(1, None, batches=10)  # first batch of the run: set-up time, not measured
-    est.add_batch(2, 2.0)
-    assert est.remaining_seconds() is None  # one measured batch is not an estimate
-    est.add_batch(3, 2.0)
-    # 57 batches x 2 s + 6 validations x (8 images x 0.5 s/img / 3)
-    assert est.remaining_seconds() == pytest.approx(57 * 2.0 + 6 * (8 * 0.5 / 3))
-    for done in range(4, 11):
-        est.add_batch(done, 2.0)
-    est.add_validation(1, 5.0)  # measured validation replaces the guess
-    assert est.remaining_seconds() == pytest.approx(50 * 2.0 + 5 * 5.0)
-    assert est.text().startswith("about 2 min")
+    The model build and warm-up batches take 30 s; a steady batch 1 s, a validation 10 s.
+    """
+    from app.training.training_panel import TrainingPanel
+    from gusa_core.training.eta import EtaEstimator
+
+    panel = TrainingPanel(None)
+    qtbot.addWidget(panel)
+    panel._config = {"folds": 2, "epochs": 3}
+    panel._reset_progress_state()
+    panel._estimator = EtaEstimator(folds=2, epochs=3, batch_size=4)
+    clock = [0.0]
+
+    def emit(kind, payload, seconds):
+        clock[0] += seconds
+        panel._bridge.event.emit((kind, payload, clock[0]))
+
+    emit("run_start", {"folds": 2, "epochs": 3}, 0.0)
+    emit("fold_start", (0, 2), 1.0)
+    shown = []
+    for epoch in (1, 2):
+        for b in range(20):
+            warm = epoch == 1 and b < 3
+            emit("batch_end", {"fold": 0, "epoch": epoch, "epochs": 3, "batches": 20, "loss": 0.5},
+                 (20.0, 5.0, 5.0)[b] if warm else 1.0)
+            if b == 2 and epoch == 1:
+                emit("log", "a message between batches", 0.5)
+            shown.append(panel.eta_label.text())
+        emit("epoch_end", {"fold": 0, "epoch": epoch, "epochs": 3}, 10.0)
+    assert shown[:7] == ["estimating…"] * 7  # three warm-up batches, then four steady ones
+    # Left: one epoch of this fold (20 s + 10 s) and a fold of three epochs (90 s)
+    # plus its build and warm-up (27 s over three steady batches): 147 s.
+    assert panel._estimator.remaining_seconds() == pytest.approx(147.0, rel=0.02)
+    assert panel.eta_label.text() == "about 2 min left"
 
 
 # --------------------------------------------------------------- runs panel
