@@ -1,8 +1,4 @@
-"""The predictor's CPU engines: backend names, the agreement gate at the Predictor, prediction without torch.
-
-The torch-free subprocess test runs first in this file, before this process
-holds any OpenVINO model (see ``gusa_core.inference.backends`` on forks).
-"""
+"""The predictor's CPU engines: backend names, the agreement gate at the Predictor, prediction without torch."""
 
 from __future__ import annotations
 
@@ -46,7 +42,7 @@ def _images(n=3):
     return [rng.integers(0, 256, size=(40 + 9 * i, 70, 3), dtype=np.uint8) for i in range(n)]
 
 
-# ------------------------------------------------------------------ no torch (runs first: see the module notes)
+# ------------------------------------------------------------------ no torch
 def test_prediction_needs_no_torch_once_the_export_is_cached(tmp_path):
     run = _run(tmp_path / "run")
     images = np.stack([im[:40] for im in _images()])
