@@ -169,3 +169,17 @@ def test_predictor_keeps_bf16_that_agrees_on_the_runs_validation_images(tmp_path
     assert "agrees with fp32" in p.engine_info.reason
     assert "validation images of the run" in p.engine_info.reason
     assert len(p.predict(_images(2))) == 2
+
+
+def test_predict_json_names_the_engine_and_why(tmp_path, capsys):
+    import cv2
+
+    from gusa_core.cli.main import main
+
+    run = _run(tmp_path / "run")
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), _images(1)[0][:, :, ::-1])
+    assert main(["predict", str(run), str(image), "--json", "--backend", "onnxruntime"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["engine"]["backend"] == "onnxruntime" and record["engine"]["precision"] == "fp32"
+    assert "onnxruntime asked for" in record["engine"]["reason"]
