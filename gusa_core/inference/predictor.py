@@ -208,7 +208,7 @@ class Predictor:
                 and all(_backends.export_is_fresh(f) for f in folders)):
             models = [(None, read_model_meta(f)) for f in folders]
         else:
-            models = [load_model(f, device="cpu") for f in folders]
+            models = [_load_model(f) for f in folders]
         return cls(models, device=device, backend=backend, folders=folders)
 
     def _make_preps(self) -> list[_Prep]:
@@ -260,7 +260,7 @@ class Predictor:
             self.device = torch.device(self.device.type)
         for m in self._members:
             if m.model is None:
-                m.model, _ = load_model(m.folder, device="cpu")
+                m.model, _ = _load_model(m.folder)
             model = m.model
             model.eval()
             model.to(self.device)
@@ -276,7 +276,7 @@ class Predictor:
                 from .export import export_model_onnx
 
                 if m.model is None:
-                    m.model, _ = load_model(m.folder, device="cpu")
+                    m.model, _ = _load_model(m.folder)
                 if not self.has_roi and not _cam_is_exact(m.model):
                     raise GusaError(f"the class activation map of {self.variant} is not its Grad-CAM; torch is used")
                 m.model.eval()
@@ -460,6 +460,17 @@ class Predictor:
         dev = next(member.model.parameters()).device
         cams = grad_cam(member.model, torch.from_numpy(x).to(dev), class_idx=torch.as_tensor(index))
         return np.asarray(cams.float().cpu().numpy(), dtype=np.float32)
+
+
+def _load_model(folder):
+    """A fold model on the CPU; a clear message where torch is missing (an inference-only install)."""
+    try:
+        return load_model(folder, device="cpu")
+    except ImportError as exc:
+        if "torch" not in str(exc):
+            raise
+        raise GusaError(f"torch is not installed, and {folder} has no up-to-date ONNX export to predict "
+                        "with: predict this run once where torch is installed") from exc
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

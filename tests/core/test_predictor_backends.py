@@ -63,12 +63,20 @@ def test_prediction_needs_no_torch_once_the_export_is_cached(tmp_path):
                             "maps": [pr.attention_lowres.tolist() for pr in p.predict(images)],
                             "engine": p.engine_info.as_dict(), "device": str(p.device)}}
         assert not [m for m in sys.modules if m.startswith("torch") and sys.modules[m] is not None]
+        import os
+        from gusa_core.errors import GusaError
+        os.remove({str(run / "fold-0" / "model.onnx")!r})
+        try:
+            Predictor.from_run({str(run)!r})
+        except GusaError as exc:  # no export and no torch: said in words, not a traceback
+            out["missing"] = str(exc)
         print(json.dumps(out))
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, GUSA_PRECISION="auto"))
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "torch is not installed" in out.pop("missing")
     expected = np.array([p.probs for p in reference])
     maps = np.array([p.attention_lowres for p in reference])
     for backend, got in out.items():
