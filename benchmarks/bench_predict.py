@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         # the same with the attention up-sampled to 2048x1536, as a folder run does
         full_res = [(shape, tensors)] * args.batch_size
         model = build_model("fa-gusa", num_classes=4, pretrained="none").eval()
-        x1 = tensors[0][None].contiguous()
+        x1 = torch.from_numpy(np.ascontiguousarray(tensors[0][None]))
         torch_pred = Predictor.from_run(run, backend="torch") if args.torch_backend else None
 
         _eager_rate(model, x1, 1)  # warm-up

@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from .errors import MaskError
-from .imageio import DownsampleCache, image_size, read_mask, resize_image
+from .imageio import DownsampleCache, image_size, read_mask
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess_array, to_array
 from .slides import open_slide
 from .slides.annotations import read_labels
 from .slides.fields import FieldSample, field_roi
@@ -38,16 +39,8 @@ __all__ = [
     "sample_seed",
 ]
 
-#: ImageNet channel means and standard deviations (RGB, for inputs in [0, 1]).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-_MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32) * 255.0
-_INV_STD = 1.0 / (np.asarray(IMAGENET_STD, dtype=np.float32) * 255.0)
-
-
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """Turn an RGB image into a normalised network input.
+    """Turn an RGB image into a normalised network input (:func:`gusa_core.preprocess.to_array`).
 
     Parameters
     ----------
@@ -59,12 +52,7 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     tensor : torch.Tensor of shape (3, H, W), float32
         ``(image / 255 - mean) / std`` with the ImageNet mean and std.
     """
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
-    x = image.transpose(2, 0, 1).astype(np.float32)  # planar copy first, then in place: fewer passes
-    x -= _MEAN[:, None, None]
-    x *= _INV_STD[:, None, None]
-    return torch.from_numpy(x)
+    return torch.from_numpy(to_array(image))
 
 
 def preprocess(image: np.ndarray, input_size: Sequence[int], normalizer=None) -> torch.Tensor:
@@ -83,11 +71,9 @@ def preprocess(image: np.ndarray, input_size: Sequence[int], normalizer=None) ->
     Returns
     -------
     tensor : torch.Tensor of shape (3, height, width), float32
+        :func:`gusa_core.preprocess.preprocess_array` as a tensor.
     """
-    small = resize_image(image, (int(input_size[0]), int(input_size[1])))
-    if normalizer is not None:
-        small = normalizer.transform(small)
-    return to_tensor(small)
+    return torch.from_numpy(preprocess_array(image, input_size, normalizer))
 
 
 def resize_mask(mask: np.ndarray, input_size: Sequence[int]) -> np.ndarray:

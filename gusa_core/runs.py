@@ -47,6 +47,7 @@ __all__ = [
     "last_model_dir",
     "state_dir",
     "model_folders",
+    "project_candidates",
     "read_run_meta",
     "summarize",
     "check_run_meta",
@@ -349,6 +350,18 @@ def model_folders(path: str | os.PathLike, *, fold: int | None = None) -> list[P
     if not folders:
         raise CheckpointError(path, "the run holds no finished fold model (train it first)")
     return folders
+
+
+def project_candidates(model_folder: str | os.PathLike) -> list[Path]:
+    """Where the project a fold model was trained from may be, most likely first.
+
+    ``run.json``'s ``project``, then the folder two levels above the run
+    (``<project>/runs/<name>/fold-k``); the caller checks which holds a project.
+    """
+    run_folder = Path(model_folder).parent
+    meta = read_run_meta(run_folder) or {}
+    found = [Path(meta["project"])] if meta.get("project") else []
+    return found + [run_folder.parent.parent]
 
 
 # --------------------------------------------------------------- writing

@@ -296,6 +296,13 @@ class PredictorCache:
                     self._items.popitem(last=False)
             return predictor
 
+    def engine_info(self, run_dir: str | os.PathLike, fold: int | None = None, device: str = "auto"):
+        """The loaded predictor's :class:`~gusa_core.inference.backends.EngineInfo`, or None (never loads one)."""
+        key = (_norm_run(run_dir), None if fold is None else int(fold), str(device))
+        with self._lock:
+            predictor = self._items.get(key)
+        return getattr(predictor, "engine_info", None)
+
     def cached(self, run_dir: str | os.PathLike, fold: int | None = None, device: str = "auto") -> bool:
         """Whether that model is already loaded."""
         key = (_norm_run(run_dir), None if fold is None else int(fold), str(device))

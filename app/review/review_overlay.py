@@ -56,7 +56,13 @@ class ReviewOverlayMixin:
         self.kind_label.setText(_ATTENTION_TEXT.get(prediction.attention_kind, f"Attention: {prediction.attention_kind}"))
         self.outline_check.setText("Outline ỹ > τ" if prediction.attention_kind == "roi" else "Outline Grad-CAM > τ")
         info = self.run_info
-        self.status_label.setText(f"{info.name} · {info.variant} · {fold_label(self.fold, len(info.folds))}" if info else "")
+        text = f"{info.name} · {info.variant} · {fold_label(self.fold, len(info.folds))}" if info else ""
+        key = self._key()
+        engine = None if key is None else self.predictors.engine_info(key.run_dir, key.fold, self.device)
+        if engine is not None:  # which engine and precision ran, and why (e.g. bf16 after the agreement check)
+            text += f" · {engine.backend} {engine.precision}"
+        self.status_label.setText(text)
+        self.status_label.setToolTip("" if engine is None else f"{engine.reason} ({engine.device})")
         self._update_truth()
         self._redraw_attention()
         self.prediction_ready.emit(self.image_id or (self.field.title if self.field is not None else ""), prediction)

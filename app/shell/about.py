@@ -1,8 +1,8 @@
 """Help ▸ About: the GuSA Studio version and the versions of what it runs on.
 
 :func:`about_text` lists GuSA Studio, Python, torch (its CUDA build, whether
-CUDA is available and the GPUs it sees), torchvision, Qt/PySide6 and
-onnxruntime. Torch is imported only here, when the dialog opens, so the
+CUDA is available and the GPUs it sees), torchvision, Qt/PySide6,
+onnxruntime, OpenVINO, and the CPU engine chosen for this machine. Torch is imported only here, when the dialog opens, so the
 application still starts without it. :func:`version_info` returns the same as
 a dict, for bug reports.
 """
@@ -65,6 +65,19 @@ def _torch_info() -> dict[str, str]:
     return info
 
 
+def _engine_info() -> dict[str, str]:
+    """The CPU and the inference engine a CPU prediction uses on it, with the reason."""
+    try:
+        from gusa_core.engines import choose_engine, cpu_info
+
+        cpu = cpu_info()
+        name, precision, reason = choose_engine(cpu)
+    except Exception as exc:  # noqa: BLE001 - no engine installed: say so in the dialog
+        return {"Inference": f"torch only ({exc})"}
+    return {"CPU": cpu.model, "Inference": f"{name} {precision} ({reason}; bf16 only once it agrees with fp32 "
+                                           "on a run's validation images)" if precision != "fp32" else f"{name} fp32 ({reason})"}
+
+
 def version_info() -> dict[str, str]:
     """Versions of GuSA Studio and the libraries it runs on (imports torch).
 
@@ -73,7 +86,8 @@ def version_info() -> dict[str, str]:
     dict of str to str
         In display order: ``GuSA Studio``, ``Python``, ``torch``, ``CUDA``
         (and ``GPUs``, ``cuDNN`` where available), ``torchvision``, ``Qt``,
-        ``PySide6``, ``onnxruntime``, ``Platform``.
+        ``PySide6``, ``onnxruntime``, ``OpenVINO``, ``CPU``, ``Inference`` (the CPU
+        engine and precision chosen for this machine, and why), ``Platform``.
     """
     from PySide6 import __version__ as pyside_version
     from PySide6.QtCore import qVersion
@@ -87,6 +101,8 @@ def version_info() -> dict[str, str]:
     info["Qt"] = qVersion()
     info["PySide6"] = pyside_version
     info["onnxruntime"] = _module_version("onnxruntime")
+    info["OpenVINO"] = _module_version("openvino")
+    info.update(_engine_info())
     info["Platform"] = f"{platform.system()} {platform.release()} ({platform.machine()})"
     return info
 

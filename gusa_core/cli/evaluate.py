@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     s.add_argument("--fold", type=int, default=None)
     s.add_argument("--validation", action="store_true", help="score each fold on its own validation images only")
     s.add_argument("--device", default="auto")
-    s.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
+    s.add_argument("--backend", choices=("auto", "openvino", "onnxruntime", "torch", "onnx"), default="auto")
     s.set_defaults(func=run)
 
 

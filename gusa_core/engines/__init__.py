@@ -134,7 +134,7 @@ def create_engine(name: str, onnx_path, *, precision: str = "auto", threads: int
 
 
 def open_engine(onnx_path, *, record_path, weights_sha256: str, validation_images, threads: int | None = None,
-                info: CpuInfo | None = None):
+                info: CpuInfo | None = None, name: str | None = None):
     """The default engine for this CPU over an ONNX file, bf16 only once it agreed with fp32.
 
     Parameters
@@ -146,11 +146,14 @@ def open_engine(onnx_path, *, record_path, weights_sha256: str, validation_image
     weights_sha256 : str
         Hash of the fold's weights (:func:`gusa_core.engines.agreement.sha256_file`).
     validation_images : callable
-        Returns pre-processed images, ndarray of shape (N, 3, H, W); called
+        Returns pre-processed images, ndarray of shape (N, 3, H, W), or
+        ``(images, source)`` with a few words on where they came from; called
         only when the agreement check runs (once per weights and engine version).
     threads : int, optional
     info : CpuInfo, optional
         The processor; :func:`cpu_info` if None.
+    name : {"openvino", "onnxruntime"}, optional
+        The engine; :func:`choose_engine` decides if None.
 
     Returns
     -------
@@ -160,7 +163,8 @@ def open_engine(onnx_path, *, record_path, weights_sha256: str, validation_image
     """
     from .agreement import gate
 
-    name, _, _ = choose_engine(info)
+    if name is None:
+        name, _, _ = choose_engine(info)
     candidate = create_engine(name, onnx_path, precision="auto", threads=threads)
     if candidate.precision == "fp32":
         return candidate, None

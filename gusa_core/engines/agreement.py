@@ -184,7 +184,9 @@ def gate(engine_factory: Callable[[], object], fp32_factory: Callable[[], object
         Builds the fp32 reference engine, used instead when the candidate fails.
     images : ndarray of shape (N, 3, H, W), or a callable returning one
         Pre-processed validation images (float32), a handful is enough; a
-        callable is called only when the check really runs.
+        callable is called only when the check really runs, and may return
+        ``(images, source)``: ``source`` (where the images came from) is
+        added to the record's detail.
     record_path : path-like
         The fold's ``engine.json``.
     weights_sha256 : str
@@ -205,9 +207,13 @@ def gate(engine_factory: Callable[[], object], fp32_factory: Callable[[], object
     previous = load_records(record_path).get(f"{name}/{precision}")
     if previous is not None and previous.matches(name, precision, version, weights_sha256):
         return (candidate, previous) if previous.ok else (fp32_factory(), previous)
-    images = np.ascontiguousarray(images() if callable(images) else images, dtype=np.float32)
+    images = images() if callable(images) else images
+    images, source = images if isinstance(images, tuple) else (images, "")
+    images = np.ascontiguousarray(images, dtype=np.float32)
     reference = fp32_factory()
     ok, detail = check_agreement(_probs(reference, images, batch_size), _probs(candidate, images, batch_size))
+    if source:
+        detail = f"{detail}, on {source}"
     if ok:
         reason = f"{name} {precision} agrees with fp32 ({detail}): {candidate.reason}"
     else:

@@ -5,10 +5,25 @@ OpenVINO reads the same ``model.onnx`` that onnxruntime runs (one input,
 ``cam``: see :mod:`gusa_core.inference.export`) and compiles it for the CPU in hand, in
 fp32 or bf16 (:func:`gusa_core.engines.cpu.choose_precision`). The compiled
 blob is cached beside the ONNX file, so the second start skips compilation.
+
+OpenVINO's CPU plugin, when it is created (the first compile on an
+``ov.Core``), installs an alternate signal stack (``sigaltstack``) on the
+calling thread in memory of its own, and frees that memory with the plugin.
+The thread keeps pointing at it: the next signal it handles on the
+alternate stack (every handler Python installs asks for it; torch's
+DataLoader installs one for SIGCHLD, so the end of any child process
+delivers one) is written into freed memory, and the process dies of SIGSEGV
+(``si_code`` SI_KERNEL) or has its heap silently corrupted. Compiling
+therefore runs inside :func:`keep_signal_stack`, which puts the thread's
+previous alternate stack back.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import sys
 import threading
 from pathlib import Path
 
@@ -17,7 +32,7 @@ import numpy as np
 from ..errors import CheckpointError, GusaError
 from .cpu import PRECISIONS, choose_precision, cpu_info, usable_cores
 
-__all__ = ["OpenVinoEngine", "OV_CACHE_DIRNAME"]
+__all__ = ["OpenVinoEngine", "OV_CACHE_DIRNAME", "keep_signal_stack", "signal_stack"]
 
 OV_CACHE_DIRNAME = "ov-cache"
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
@@ -98,10 +113,12 @@ class OpenVinoEngine:
                 config["CACHE_DIR"] = str(self.cache_dir)
             except OSError:  # a read-only run folder: compile every time rather than fail
                 self.cache_dir = None
-        core = ov.Core()
         try:
-            # compiling from the path lets a cache hit skip reading the ONNX graph
-            self._compiled = core.compile_model(str(self.path), "CPU", config)
+            with keep_signal_stack():  # see the module notes: the CPU plugin replaces this thread's
+                core = ov.Core()
+                # compiling from the path lets a cache hit skip reading the ONNX graph
+                self._compiled = core.compile_model(str(self.path), "CPU", config)
+                self.device_name = str(core.get_property("CPU", "FULL_DEVICE_NAME"))
         except RuntimeError as exc:
             raise CheckpointError(self.path, f"OpenVINO cannot compile this ONNX model ({_first_line(exc)})") from exc
         got = str(self._compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
@@ -109,7 +126,6 @@ class OpenVinoEngine:
         if self.precision != precision:
             reason = f"{precision} asked for but OpenVINO compiled {self.precision} on this CPU"
         self.reason = reason
-        self.device_name = str(core.get_property("CPU", "FULL_DEVICE_NAME"))
         self.version = ov.get_version()
         inputs = self._compiled.inputs
         if len(inputs) != 1:
@@ -158,6 +174,64 @@ class OpenVinoEngine:
 
     def __repr__(self) -> str:
         return f"OpenVinoEngine({str(self.path)!r}, precision={self.precision!r}, threads={self.threads})"
+
+
+# ------------------------------------------------------------ the thread's alternate signal stack
+class _StackLinux(ctypes.Structure):
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+class _StackBSD(ctypes.Structure):  # macOS orders the fields differently
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_size", ctypes.c_size_t), ("ss_flags", ctypes.c_int)]
+
+
+_STACK_T, _SS_DISABLE = (_StackBSD, 4) if sys.platform == "darwin" else (_StackLinux, 2)
+
+
+def _libc():
+    if sys.platform.startswith("win"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc.sigaltstack  # noqa: B018 - present on every POSIX libc; absent means nothing to guard
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc()
+
+
+def signal_stack() -> tuple[int, int, int] | None:
+    """This thread's alternate signal stack as ``(address, size, flags)``; None where there is no ``sigaltstack``."""
+    if _LIBC is None:
+        return None
+    current = _STACK_T()
+    if _LIBC.sigaltstack(None, ctypes.byref(current)) != 0:
+        return None
+    return int(current.ss_sp or 0), int(current.ss_size), int(current.ss_flags)
+
+
+@contextlib.contextmanager
+def keep_signal_stack():
+    """Restore the calling thread's alternate signal stack after the block, should the block replace it.
+
+    OpenVINO's CPU plugin installs one that it frees later (see the module
+    notes). A no-op where the C library has no ``sigaltstack`` (Windows).
+    """
+    before = signal_stack()
+    try:
+        yield
+    finally:
+        after = signal_stack()
+        if before is not None and after is not None and after != before:
+            address, size, flags = before
+            old = _STACK_T()
+            if flags & _SS_DISABLE:
+                old.ss_sp, old.ss_size, old.ss_flags = None, 0, _SS_DISABLE
+            else:
+                old.ss_sp, old.ss_size, old.ss_flags = address, size, 0
+            _LIBC.sigaltstack(ctypes.byref(old), None)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -91,7 +91,7 @@ def evaluate_run(
     validation : bool
         The paper's protocol: each fold scores only its own validation images.
     device : str
-    backend : {"auto", "torch", "onnx"}
+    backend : {"auto", "openvino", "onnxruntime", "torch"}
     progress : callable, optional
         ``progress(done, total)`` after each image.
 

@@ -9,14 +9,16 @@ Attention maps are ỹ itself for the RoI variants (``"roi"``) and Grad-CAM of
 the predicted class for the others (``"gradcam"``), up-sampled bilinearly to
 the image's own resolution; the ensemble's map is the mean of its folds' maps.
 
-Backends: ``"torch"`` (eval mode, ``inference_mode``, channels-last; autocast
-fp16 on CUDA) and ``"onnx"`` (onnxruntime; each fold is exported once to
-``<fold>/model.onnx`` and re-exported when the SHA-256 of its weights or the
-export settings differ from what ``model.onnx.json`` records).
-``"auto"`` picks onnxruntime on the CPU, where it is the fastest path with no
-compile wait (``PERF.md``), whenever the ONNX graph yields every output
-needed, and torch otherwise. torch and onnxruntime are imported when a
-backend is set up, not with this module (the app imports it on its GUI thread).
+Backends (:mod:`.backends`): ``"torch"`` (eval mode, ``inference_mode``,
+channels-last; autocast fp16 on CUDA), and the CPU engines ``"openvino"`` and
+``"onnxruntime"`` (``"onnx"``) over each fold's ``<fold>/model.onnx``, exported
+once and re-exported when the SHA-256 of its weights or the export
+settings differ from what ``model.onnx.json`` records. ``"auto"`` picks the engine
+:func:`gusa_core.engines.choose_engine` names for this CPU (OpenVINO, bf16
+behind the agreement gate) whenever the ONNX graph yields every output needed,
+and torch otherwise or on a GPU. With a fresh export and the CPU, torch is
+never imported. Engines are imported when a backend is set up, not with this
+module (the app imports it on its GUI thread).
 """
 
 from __future__ import annotations
@@ -29,18 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import (
-    forget_onnx_cache,
-    load_model,
-    onnx_cache_is_fresh,
-    onnx_cache_path,
-    record_onnx_cache,
-    weights_path,
-)
+from ..checkpoint import forget_onnx_cache, load_model, onnx_cache_path, read_model_meta, record_onnx_cache, weights_path
 from ..errors import GusaError, ModelOutputError
 from ..models_registry import ROI_VARIANTS
+from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess_array
 from ..runs import model_folders
 from ..stain import ReinhardNormalizer
+from . import backends as _backends
 from .outputs import upsample_map as _upsample
 
 __all__ = ["Prediction", "Predictor"]
@@ -115,8 +112,9 @@ class _Member:
 
     folder: Path | None
     meta: dict
-    model: object = None  # nn.Module (torch backend)
-    onnx: object = None  # OnnxModel (onnx backend)
+    model: object = None  # nn.Module (torch backend; None when an engine runs a fresh export)
+    onnx: object = None  # OpenVinoEngine or OnnxRuntimeEngine
+    info: object = None  # backends.EngineInfo
     group: int = 0  # index of its pre-processing settings
 
 
@@ -146,17 +144,24 @@ class Predictor:
         Fold models and their ``model.json`` dicts (see
         :func:`gusa_core.checkpoint.load_model`).
     device : str or torch.device
-    backend : {"auto", "torch", "onnx"}
+    backend : {"auto", "openvino", "onnxruntime", "torch"}
+        ``"onnx"`` is ``"onnxruntime"``.
     folders : list of path, optional
-        The fold folders, where ONNX exports are cached (needed for ``"onnx"``).
+        The fold folders, where ONNX exports are cached (needed by the engines).
+
+    Attributes
+    ----------
+    backend : {"openvino", "onnxruntime", "torch"}
+        The backend in use.
+    engine_info : EngineInfo
+        Backend, precision, the reason for them and the processor.
     """
 
     def __init__(self, models, *, device="auto", backend: str = "auto", folders=None):
-        from ..device import resolve_device
-
         if not models:
             raise GusaError("no model to predict with")
-        self.device = resolve_device(device)
+        backend = _backends.normalize_backend(backend)
+        self.device = _backends.resolve_device(device, backend)
         metas = [meta for _, meta in models]
         self.class_names = [str(c) for c in metas[0]["class_names"]]
         self.variant = str(metas[0].get("variant"))
@@ -189,7 +194,9 @@ class Predictor:
             Use only this fold of the run; ``None`` = the ensemble.
         device : str
             ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
-        backend : {"auto", "torch", "onnx"}
+        backend : {"auto", "openvino", "onnxruntime", "torch"}
+            With a CPU engine and every fold's export fresh, the weights are
+            not loaded and torch is not imported.
 
         Raises
         ------
@@ -197,12 +204,15 @@ class Predictor:
             When the folder holds no finished model, or not the fold asked for.
         """
         folders = model_folders(run_dir, fold=fold)
-        models = [load_model(f, device="cpu") for f in folders]
+        name = _backends.normalize_backend(backend)
+        if (name != "torch" and _backends.resolve_device(device, name) is _backends.CPU
+                and all(_backends.export_is_fresh(f) for f in folders)):
+            models = [(None, read_model_meta(f)) for f in folders]
+        else:
+            models = [_load_model(f) for f in folders]
         return cls(models, device=device, backend=backend, folders=folders)
 
     def _make_preps(self) -> list[_Prep]:
-        from ..data import IMAGENET_MEAN, IMAGENET_STD
-
         preps: dict = {}
         out: list[_Prep] = []
         for i, member in enumerate(self._members):
@@ -221,59 +231,82 @@ class Predictor:
             out[member.group].members.append(i)
         return out
 
+    # ------------------------------------------------ backend choice (see .backends)
     def _choose_backend(self, backend: str) -> str:
-        backend = (backend or "auto").lower()
-        if backend not in ("auto", "torch", "onnx"):
-            raise GusaError(f"backend {backend!r} is not understood: use auto, torch or onnx")
-        if backend == "onnx" or (backend == "auto" and self.device.type == "cpu"):
+        if backend != "torch" and (backend != "auto" or self.device.type == "cpu"):
             try:
-                self._setup_onnx()
-                return "onnx"
+                self._setup_engines(backend)
+                return self._members[0].info.backend
             except Exception as exc:
-                if backend == "onnx":
+                if backend != "auto":
                     if isinstance(exc, GusaError):
                         raise
-                    raise GusaError(f"cannot run this model with onnxruntime: {exc}") from exc
+                    raise GusaError(f"cannot run this model with {backend}: {exc}") from exc
                 for m in self._members:
                     m.onnx = None
+                why = f"no CPU engine could run it ({exc}): torch is used"
+                self._setup_torch()
+                self._members[0].info = _backends.EngineInfo("torch", "fp32", why, str(self.device))
+                return "torch"
         self._setup_torch()
+        precision = "fp16" if self.device.type == "cuda" else "fp32"
+        why = "torch asked for" if backend == "torch" else f"torch on {self.device}"
+        self._members[0].info = _backends.EngineInfo("torch", precision, why, str(self.device))
         return "torch"
 
     def _setup_torch(self) -> None:
         import torch
 
+        if not isinstance(self.device, torch.device):
+            self.device = torch.device(self.device.type)
         for m in self._members:
+            if m.model is None:
+                m.model, _ = _load_model(m.folder)
             model = m.model
             model.eval()
             model.to(self.device)
             if self.device.type in ("cpu", "cuda"):
                 model.to(memory_format=torch.channels_last)
 
-    def _setup_onnx(self) -> None:
-        """Export (or reuse) each fold's ONNX graph; raise if one cannot give logits + attention."""
-        from .export import ONNX_OPSET, OnnxModel, export_model_onnx
-
+    def _setup_engines(self, backend: str) -> None:
+        """Export (or reuse) each fold's ONNX graph and open its engine; raise if one cannot give logits + attention."""
         for m in self._members:
             if m.folder is None:
-                raise GusaError("the ONNX backend needs the model's folder to cache its export")
-            onnx_path = onnx_cache_path(m.folder)
-            # keyed by the weights' SHA-256, never their mtime (``cp -p`` of older weights keeps it)
-            settings = {"input_size": [int(v) for v in m.meta["input_size"]], "opset": ONNX_OPSET}
-            if not onnx_cache_is_fresh(m.folder, settings):
+                raise GusaError("the CPU engines need the model's folder to cache its export")
+            if not _backends.export_is_fresh(m.folder, m.meta):
+                from .export import export_model_onnx
+
+                if m.model is None:
+                    m.model, _ = _load_model(m.folder)
                 if not self.has_roi and not _cam_is_exact(m.model):
                     raise GusaError(f"the class activation map of {self.variant} is not its Grad-CAM; torch is used")
                 m.model.eval()
                 forget_onnx_cache(m.folder)
-                export_model_onnx(m.model.to("cpu"), onnx_path, input_size=tuple(m.meta["input_size"]))
-                record_onnx_cache(m.folder, settings)
-            session = OnnxModel(onnx_path)
+                export_model_onnx(m.model.to("cpu"), onnx_cache_path(m.folder), input_size=tuple(m.meta["input_size"]))
+                record_onnx_cache(m.folder, _backends.export_settings(m.meta))
+            prep = self._preps[m.group]
+            m.onnx, m.info = _backends.open_fold_engine(m.folder, m.meta, backend,
+                                                        lambda im, p=prep: self._prepare_one(im, p))
             needed = {"logits", "attention"} if self.has_roi else {"logits", "cam"}
-            missing = needed - set(session.output_names)
+            missing = needed - set(m.onnx.output_names)
             if missing:
-                raise GusaError(f"{onnx_path} lacks the output(s) {', '.join(sorted(missing))}")
-            m.onnx = session
-        for m in self._members:  # onnxruntime gives every output: the torch copies are not needed
+                raise GusaError(f"{onnx_cache_path(m.folder)} lacks the output(s) {', '.join(sorted(missing))}")
+        for m in self._members:  # the engine gives every output: the torch copies are not needed
             m.model = None
+
+    @property
+    def engine_info(self) -> "_backends.EngineInfo":
+        """What runs the network: backend, precision, why, and on which processor.
+
+        For an ensemble whose folds ended on different precisions, the reasons are joined.
+        """
+        infos = [m.info for m in self._members if m.info is not None]
+        first = infos[0]
+        if all(i.precision == first.precision for i in infos):
+            return first
+        precisions = "/".join(i.precision for i in infos)
+        reason = "; ".join(f"fold {k}: {i.reason}" for k, i in enumerate(infos))
+        return _backends.EngineInfo(first.backend, precisions, reason, first.device)
 
     # ......................................................... properties
     @property
@@ -302,26 +335,24 @@ class Predictor:
         Returns
         -------
         tuple
-            ``((H, W), [tensor (3, h, w) per setting])``; pass a list of these
+            ``((H, W), [ndarray (3, h, w) float32 per setting])``; pass a list of these
             to :meth:`predict_prepared`.
         """
-        from ..data import preprocess
-
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise GusaError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
-        tensors = []
-        for prep in self._preps:
-            x = preprocess(image, prep.input_size, prep.normalizer)
-            if prep.mean is not None:
-                from ..data import IMAGENET_MEAN, IMAGENET_STD
+        return image.shape[:2], [self._prepare_one(image, prep) for prep in self._preps]
 
-                im_mean = np.asarray(IMAGENET_MEAN, np.float32)[:, None, None]
-                im_std = np.asarray(IMAGENET_STD, np.float32)[:, None, None]
-                raw = x.numpy() * im_std + im_mean
-                x = x.new_tensor((raw - np.asarray(prep.mean, np.float32)[:, None, None]) / np.asarray(prep.std, np.float32)[:, None, None])
-            tensors.append(x)
-        return image.shape[:2], tensors
+    @staticmethod
+    def _prepare_one(image: np.ndarray, prep: _Prep) -> np.ndarray:
+        x = preprocess_array(image, prep.input_size, prep.normalizer)
+        if prep.mean is None:
+            return x
+        im_mean = np.asarray(IMAGENET_MEAN, np.float32)[:, None, None]
+        im_std = np.asarray(IMAGENET_STD, np.float32)[:, None, None]
+        raw = x * im_std + im_mean
+        return ((raw - np.asarray(prep.mean, np.float32)[:, None, None])
+                / np.asarray(prep.std, np.float32)[:, None, None]).astype(np.float32)
 
     # ........................................................... network
     def predict(self, images: Sequence[np.ndarray], *, paths: Sequence[str | None] | None = None) -> list[Prediction]:
@@ -350,7 +381,7 @@ class Predictor:
         if not prepared:
             return []
         shapes = [p[0] for p in prepared]
-        batches = [np.stack([p[1][g].numpy() for p in prepared]) for g in range(len(self._preps))]
+        batches = [np.stack([np.asarray(p[1][g], dtype=np.float32) for p in prepared]) for g in range(len(self._preps))]
         with self._lock:
             probs, maps = self._run(batches)
         preds = []
@@ -375,7 +406,7 @@ class Predictor:
 
     def _run(self, batches: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Ensemble forward: mean softmax (eq. 10) and mean attention of the folds, low resolution."""
-        run = self._run_onnx if self.backend == "onnx" else self._run_torch_forward
+        run = self._run_torch_forward if self.backend == "torch" else self._run_onnx
         outs = [run(m, batches[m.group]) for m in self._members]
         for m, (p, _) in zip(self._members, outs):  # NaN never becomes a prediction
             if not np.isfinite(p).all():
@@ -443,6 +474,17 @@ class Predictor:
         dev = next(member.model.parameters()).device
         cams = grad_cam(member.model, torch.from_numpy(x).to(dev), class_idx=torch.as_tensor(index))
         return np.asarray(cams.float().cpu().numpy(), dtype=np.float32)
+
+
+def _load_model(folder):
+    """A fold model on the CPU; a clear message where torch is missing (an inference-only install)."""
+    try:
+        return load_model(folder, device="cpu")
+    except ImportError as exc:
+        if "torch" not in str(exc):
+            raise
+        raise GusaError(f"torch is not installed, and {folder} has no up-to-date ONNX export to predict "
+                        "with: predict this run once where torch is installed") from exc
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

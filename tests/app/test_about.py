@@ -25,6 +25,11 @@ def test_about_text_names_every_version():
     assert info["Qt"] == qVersion()
     assert info["PySide6"] == pyside_version
     assert info["onnxruntime"] == onnxruntime.__version__
+    from gusa_core.engines import choose_engine, cpu_info
+
+    name, precision, reason = choose_engine()
+    assert info["CPU"] == cpu_info().model
+    assert info["Inference"].startswith(f"{name} {precision} ({reason}")
     if torch.version.cuda:
         assert info["CUDA"].startswith(torch.version.cuda)
         assert ("available: yes" in info["CUDA"]) == torch.cuda.is_available()

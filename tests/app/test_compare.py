@@ -91,9 +91,12 @@ def test_panels_show_gt_and_titled_attention_maps(qtbot, project):
     assert "ground-truth RoI" in view.panels[0].content.title
     image = read_image(project.image_path(image_id))
     for panel, run in zip(view.panels[1:], _runs(project)):
-        expected = Predictor.from_run(run, device="cpu").predict_image(image)
+        oracle = Predictor.from_run(run, device="cpu")
+        expected = oracle.predict_image(image)
         assert panel.view.has_overlay()
-        np.testing.assert_allclose(panel.prediction.probs, expected.probs, atol=1e-5)
+        # two compiled bf16 models of the same weights may round differently; bf16 passed the agreement gate
+        tol = 1e-5 if oracle.engine_info.precision == "fp32" else 2e-3
+        np.testing.assert_allclose(panel.prediction.probs, expected.probs, atol=tol)
         assert run.name in panel.content.title
         assert f"{expected.label} p={expected.probs.max():.2f}" in panel.content.subtitle
     assert "Grad-CAM" in view.panels[1].content.subtitle and "ỹ" in view.panels[2].content.subtitle

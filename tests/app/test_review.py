@@ -228,6 +228,9 @@ def test_review_shows_predictors_probabilities_and_overlay(qtbot, project):
     truth = project.image(image_id).label
     assert panel.disagrees == (truth != expected.label)
     assert ("disagrees" in panel.agreement_label.text()) == (truth != expected.label)
+    engine = panel.predictors.engine_info(run, None, "cpu")  # which engine ran, and why
+    assert f"{engine.backend} {engine.precision}" in panel.status_label.text()
+    assert engine.reason in panel.status_label.toolTip()
 
 
 def test_display_options_redraw_without_predicting_again(qtbot, project):

@@ -155,7 +155,6 @@ def exported(tmp_path_factory):
     return path, x, out.logits.numpy(), out.roi.numpy()
 
 
-# runs first among the engine tests: its child process starts before this process holds any OpenVINO model
 def test_engines_run_without_torch(exported, tmp_path):
     path, x, logits, _ = exported
     np.save(tmp_path / "x.npy", x)
@@ -176,6 +175,37 @@ def test_engines_run_without_torch(exported, tmp_path):
     out = np.load(tmp_path / "out.npy")
     np.testing.assert_allclose(out[0], logits, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(out[1], logits, atol=1e-4, rtol=1e-4)
+
+
+# ------------------------------------------------------------------ the thread's alternate signal stack
+def test_compiling_keeps_the_threads_signal_stack(exported):
+    from gusa_core.engines.openvino import signal_stack
+
+    before = signal_stack()
+    if before is None:
+        pytest.skip("no sigaltstack in this C library")
+    OpenVinoEngine(exported[0], precision="fp32", threads=1, cache=False)
+    assert signal_stack() == before
+
+
+def test_signals_after_a_dropped_engine_do_not_crash(exported, tmp_path):
+    """OpenVINO's CPU plugin left the thread on a freed alternate signal stack: the next SIGCHLD crashed."""
+    script = textwrap.dedent(f"""
+        import gc, signal, subprocess, sys
+        import numpy as np
+        from gusa_core.engines import OpenVinoEngine
+        signal.signal(signal.SIGCHLD, lambda *a: None)  # what torch's DataLoader installs
+        x = np.zeros((2, 3, {H}, {W}), np.float32)
+        for precision in ("fp32", "auto", "fp32"):
+            engine = OpenVinoEngine({str(exported[0])!r}, precision=precision, threads=1, cache=False)
+            engine.run(x)
+        del engine
+        gc.collect()
+        for _ in range(5):
+            subprocess.run([sys.executable, "-c", "pass"], check=True, timeout=60)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
 
 
 def test_openvino_fp32_matches_onnxruntime_and_torch(exported, tmp_path):

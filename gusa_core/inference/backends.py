@@ -1,0 +1,225 @@
+"""Which engine runs a fold's model, and why: the predictor's side of :mod:`gusa_core.engines`.
+
+Backends (``gusa predict --backend``): ``"auto"`` (the fastest engine this
+CPU offers, :func:`gusa_core.engines.choose_engine`; torch on a GPU),
+``"openvino"``, ``"onnxruntime"`` (``"onnx"``, its older name) and ``"torch"``.
+The CPU engines run the fold's ``model.onnx``, exported once and re-exported
+when the weights are newer; with a fresh export no torch is imported at all.
+A reduced precision (bf16) is used only once it agreed with fp32 on the run's
+validation images (generated tissue when the project is not at hand): see
+:func:`gusa_core.engines.agreement.gate`.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import onnx_cache_is_fresh, onnx_cache_path, read_model_meta, weights_path
+from ..demo import DEMO_CLASSES, generate_tissue
+from ..engines import create_engine, open_engine
+from ..engines.agreement import RECORD_NAME, sha256_file
+from ..errors import GusaError
+from ..imageio import read_image
+from ..project import Project
+from ..project.slides import is_slide
+from ..runs import project_candidates
+from .export import ONNX_OPSET
+
+__all__ = ["BACKENDS", "EngineInfo", "CPU", "normalize_backend", "resolve_device", "export_is_fresh", "export_settings",
+           "validation_images", "open_fold_engine"]
+
+BACKENDS = ("auto", "openvino", "onnxruntime", "torch")
+_ALIASES = {"onnx": "onnxruntime"}
+#: Validation images the agreement gate classifies at most.
+GATE_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """The engine a predictor runs, for ``gusa predict --json``, the About dialog and the Review panel.
+
+    Attributes
+    ----------
+    backend : {"openvino", "onnxruntime", "torch"}
+    precision : str
+        ``"fp32"``, ``"bf16"``, or ``"fp16"`` (torch on CUDA).
+    reason : str
+        Why this engine and precision, including the agreement check's verdict.
+    device : str
+        The processor's name.
+    """
+
+    backend: str
+    precision: str
+    reason: str
+    device: str
+
+    def as_dict(self) -> dict:
+        """The fields as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _CpuDevice:
+    """The CPU, named like ``torch.device("cpu")`` for a predictor that never imports torch."""
+
+    type: str = "cpu"
+
+    def __str__(self) -> str:
+        return "cpu"
+
+
+CPU = _CpuDevice()
+
+
+def normalize_backend(backend: str | None) -> str:
+    """The backend's name in :data:`BACKENDS` (``"onnx"`` is ``"onnxruntime"``); GusaError if unknown."""
+    name = (backend or "auto").strip().lower()
+    name = _ALIASES.get(name, name)
+    if name not in BACKENDS:
+        raise GusaError(f"backend {backend!r} is not understood: use {', '.join(BACKENDS)}")
+    return name
+
+
+def _accelerator_possible() -> bool:
+    """Whether a GPU torch could use may be here, judged without importing torch."""
+    if sys.platform == "darwin":
+        return os.uname().machine == "arm64"  # Metal (MPS)
+    if sys.platform.startswith("win"):
+        return Path(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll").is_file()
+    return Path("/proc/driver/nvidia/version").is_file() or Path("/dev/kfd").exists()
+
+
+def resolve_device(device, backend: str):
+    """The device to predict on; :data:`CPU` (torch not imported) where only the CPU can serve.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    backend : str
+        A name from :data:`BACKENDS`.
+    """
+    name = str(device or "auto").lower()
+    if backend != "torch" and (name == "cpu" or (name == "auto" and not _accelerator_possible())):
+        return CPU
+    try:
+        from ..device import resolve_device as _torch_resolve
+    except ImportError:
+        if name in ("auto", "cpu") and backend != "torch":
+            return CPU
+        raise GusaError(f"torch is not installed: the {backend} backend on {name} needs it; use the CPU") from None
+    return _torch_resolve(device)
+
+
+def export_settings(meta: dict) -> dict:
+    """The settings an ONNX export depends on besides the weights (recorded beside it)."""
+    return {"input_size": [int(v) for v in meta["input_size"]], "opset": ONNX_OPSET}
+
+
+def export_is_fresh(folder: str | os.PathLike, meta: dict | None = None) -> bool:
+    """Whether the fold's ``model.onnx`` was exported from its current weights (by SHA-256, never mtime)."""
+    try:
+        meta = read_model_meta(folder) if meta is None else meta
+    except GusaError:
+        return False
+    return onnx_cache_is_fresh(folder, export_settings(meta))
+
+
+def _project_images(folder: Path, meta: dict) -> list[np.ndarray]:
+    wanted = [str(i) for i in meta.get("validation_ids") or []]
+    if not wanted:
+        return []
+    for candidate in project_candidates(folder):
+        try:
+            project = Project.open(candidate)
+        except (GusaError, OSError):
+            continue
+        records = {r.id: r for r in project.images}
+        ids = [i for i in wanted if i in records and not is_slide(records[i])]
+        step = max(1, len(ids) // GATE_IMAGES)
+        images = []
+        for image_id in ids[::step][:GATE_IMAGES]:
+            try:
+                images.append(read_image(project.image_path(image_id)))
+            except (GusaError, OSError):
+                continue
+        return images
+    return []
+
+
+def validation_images(folder, meta: dict, prepare) -> tuple[np.ndarray, str]:
+    """Pre-processed images for the agreement gate, and where they came from.
+
+    Up to :data:`GATE_IMAGES` of the fold's validation images (``validation_ids``
+    in its ``model.json``) from the project the run was trained on, when that
+    project is found; otherwise two generated tissue images per class.
+
+    Parameters
+    ----------
+    folder : path-like
+        The fold folder.
+    meta : dict
+        Its ``model.json``.
+    prepare : callable
+        ``image (H, W, 3) uint8 -> ndarray (3, h, w) float32``, the fold's pre-processing.
+
+    Returns
+    -------
+    images : ndarray of shape (N, 3, h, w), float32
+    source : str
+    """
+    images = _project_images(Path(folder), meta)
+    if images:
+        source = "validation images of the run"
+    else:
+        size = tuple(int(v) for v in meta["input_size"])
+        labels = [c if c in DEMO_CLASSES else DEMO_CLASSES[i % len(DEMO_CLASSES)]
+                  for i, c in enumerate(meta.get("class_names") or DEMO_CLASSES)]
+        images = [generate_tissue(label, size=size, rng=1000 * i + j)[0]
+                  for i, label in enumerate(labels) for j in range(2)]
+        source = "generated tissue (the run's validation images were not at hand)"
+    return np.stack([prepare(im) for im in images]), source
+
+
+def open_fold_engine(folder, meta: dict, backend: str, prepare):
+    """The engine for one fold's fresh ``model.onnx``, and what it is.
+
+    Parameters
+    ----------
+    folder : path-like
+        The fold folder (its ``model.onnx`` exists).
+    meta : dict
+        Its ``model.json``.
+    backend : {"auto", "openvino", "onnxruntime"}
+    prepare : callable
+        The fold's pre-processing (see :func:`validation_images`).
+
+    Returns
+    -------
+    engine : OpenVinoEngine or OnnxRuntimeEngine
+    info : EngineInfo
+    """
+    onnx_path = onnx_cache_path(folder)
+    if backend == "onnxruntime":
+        engine = create_engine("onnxruntime", onnx_path, precision="fp32")
+        return engine, EngineInfo("onnxruntime", engine.precision, f"onnxruntime asked for: {engine.reason}",
+                                  engine.device_name)
+    weights = weights_path(folder)
+    digest = meta.get("weights_sha256") or (sha256_file(weights) if weights.is_file() else "")
+    engine, record = open_engine(
+        onnx_path, record_path=Path(folder) / RECORD_NAME, weights_sha256=digest,
+        validation_images=lambda: validation_images(folder, meta, prepare),
+        name=None if backend == "auto" else backend,
+    )
+    reason = record.reason if record is not None else engine.reason
+    if backend != "auto":
+        reason = f"{backend} asked for; {reason}"
+    return engine, EngineInfo(engine.name, engine.precision, reason, engine.device_name)
