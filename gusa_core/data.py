@@ -32,7 +32,11 @@ __all__ = [
     "ProjectDataset",
     "SeededSampler",
     "sample_seed",
+    "SUGGESTED_MASKS",
 ]
+
+#: What training does with masks accepted from a model's suggestion (``TrainConfig.suggested_masks``).
+SUGGESTED_MASKS = ("include", "weight", "exclude")
 
 #: ImageNet channel means and standard deviations (RGB, for inputs in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -173,13 +177,22 @@ class ProjectDataset(Dataset):
         indexed with ``(index, seed)`` pairs (see :class:`SeededSampler`).
     cache : DownsampleCache, optional
         Defaults to one in ``project.cache_dir``.
+    suggested_masks : {"include", "weight", "exclude"}
+        What to do with masks accepted from a model's suggestion as they were
+        (``mask_source == "accepted"``): train on them as on painted masks,
+        weigh their dice term by ``suggested_weight``, or leave them out
+        (the image then trains the classifier only). Edited suggestions
+        count as painted.
+    suggested_weight : float
+        The dice weight of accepted suggestions with ``"weight"``.
 
     Notes
     -----
     ``dataset[i]`` or ``dataset[(i, seed)]`` returns ``(image, label, mask,
     has_mask)``: image ``(3, h, w)`` float32, label the class index (``-1``
     if unlabelled), mask ``(1, h, w)`` float32 of 0 / 1 (all zeros without a
-    mask) and has_mask a bool.
+    mask) and has_mask a bool, or, with ``suggested_masks="weight"``, the
+    image's dice weight as a float (0 without a mask).
     """
 
     def __init__(
@@ -191,7 +204,11 @@ class ProjectDataset(Dataset):
         normalizer=None,
         augmenter=None,
         cache: DownsampleCache | None = None,
+        suggested_masks: str = "include",
+        suggested_weight: float = 0.5,
     ):
+        if suggested_masks not in SUGGESTED_MASKS:
+            raise ValueError(f"suggested_masks must be one of {', '.join(SUGGESTED_MASKS)}, got {suggested_masks!r}")
         self.ids = list(ids)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.normalizer = normalizer
@@ -201,13 +218,18 @@ class ProjectDataset(Dataset):
         self.labels: list[int] = []
         self.mask_paths: list[Path | None] = []
         self.paths: list[Path] = []
+        self.mask_weights: list[float] = []
         # Only paths and labels are kept (not the project): the dataset pickles into
         # loader workers started by "spawn" (macOS, Windows).
         for image_id in self.ids:
             rec = project.image(image_id)
             self.labels.append(classes.index(rec.label) if rec.label in classes else -1)
             self.paths.append(Path(project.image_path(image_id)))
-            self.mask_paths.append(Path(project.mask_path(image_id)) if rec.mask else None)
+            accepted = rec.mask and getattr(rec, "mask_source", None) == "accepted"
+            keep = rec.mask and not (accepted and suggested_masks == "exclude")
+            self.mask_paths.append(Path(project.mask_path(image_id)) if keep else None)
+            self.mask_weights.append(float(suggested_weight) if accepted and keep and suggested_masks == "weight" else 1.0)
+        self._weighted = suggested_masks == "weight"
         self._masks: dict[tuple[int, int], np.ndarray] = {}
 
     def __getstate__(self):
@@ -265,6 +287,8 @@ class ProjectDataset(Dataset):
             m = torch.zeros(1, h, w, dtype=torch.float32)
         else:
             m = torch.from_numpy(np.ascontiguousarray(np.asarray(mask) > 0, dtype=np.float32)[None])
+        if self._weighted:
+            return x, self.labels[index], m, self.mask_weights[index] if mask is not None else 0.0
         return x, self.labels[index], m, mask is not None
 
 

@@ -9,6 +9,13 @@ Attention maps are ỹ itself for the RoI variants (``"roi"``) and Grad-CAM of
 the predicted class for the others (``"gradcam"``), up-sampled bilinearly to
 the image's own resolution; the ensemble's map is the mean of its folds' maps.
 
+Calibration: a run stores the temperature fitted on its out-of-fold
+validation predictions at the end of training (``run.json``'s
+``calibration``, see :mod:`gusa_core.training.calibrate`). :meth:`Predictor.from_run`
+applies it by default: ``softmax(log p̄ / T)`` of the ensemble mean ``p̄``
+(one ensemble temperature, never a mean of per-fold-scaled members), or of
+the fold's own softmax with its own T for one fold. The argmax is unchanged.
+
 Backends: ``"torch"`` (eval mode, ``inference_mode``, channels-last; autocast
 fp16 on CUDA) and ``"onnx"`` (onnxruntime; each fold is exported once to
 ``<fold>/model.onnx`` and re-exported when its weights are newer).
@@ -31,7 +38,8 @@ import numpy as np
 from ..checkpoint import load_model, onnx_cache_path, weights_path
 from ..errors import GusaError
 from ..models_registry import ROI_VARIANTS
-from ..runs import model_folders
+from ..calibration import apply_temperature
+from ..runs import model_folders, stored_temperature
 from ..stain import ReinhardNormalizer
 from .outputs import upsample_map as _upsample
 
@@ -141,9 +149,11 @@ class Predictor:
     backend : {"auto", "torch", "onnx"}
     folders : list of path, optional
         The fold folders, where ONNX exports are cached (needed for ``"onnx"``).
+    temperature : float, optional
+        Temperature applied to the (ensemble's) softmax; None or 1 = none.
     """
 
-    def __init__(self, models, *, device="auto", backend: str = "auto", folders=None):
+    def __init__(self, models, *, device="auto", backend: str = "auto", folders=None, temperature: float | None = None):
         from ..device import resolve_device
 
         if not models:
@@ -163,13 +173,18 @@ class Predictor:
         first = models[0][0]
         self.has_roi = bool(getattr(first, "has_roi", metas[0].get("variant") in ROI_VARIANTS))
         self.attention_kind = "roi" if self.has_roi else "gradcam"
+        self.temperature = 1.0 if temperature is None else float(temperature)
+        if not self.temperature > 0:
+            raise GusaError(f"temperature must be positive, got {temperature}")
         self._preps = self._make_preps()
         self.backend = self._choose_backend(backend)
         self._lock = threading.Lock()
 
     # .......................................................... building
     @classmethod
-    def from_run(cls, run_dir, *, fold: int | None = None, device="auto", backend: str = "auto") -> "Predictor":
+    def from_run(
+        cls, run_dir, *, fold: int | None = None, device="auto", backend: str = "auto", temperature: float | str = "stored"
+    ) -> "Predictor":
         """Load a run (all its folds: the ensemble) or one fold of it.
 
         Parameters
@@ -182,6 +197,10 @@ class Predictor:
         device : str
             ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         backend : {"auto", "torch", "onnx"}
+        temperature : float or "stored"
+            ``"stored"``: the run's calibration (the ensemble's T, or the
+            fold's own; 1.0 when the run stored none); a number overrides it
+            (1.0: raw softmax).
 
         Raises
         ------
@@ -190,7 +209,9 @@ class Predictor:
         """
         folders = model_folders(run_dir, fold=fold)
         models = [load_model(f, device="cpu") for f in folders]
-        return cls(models, device=device, backend=backend, folders=folders)
+        if temperature == "stored":
+            temperature = stored_temperature(run_dir, fold=fold) if len(folders) > 1 else stored_temperature(folders[0])
+        return cls(models, device=device, backend=backend, folders=folders, temperature=temperature)
 
     def _make_preps(self) -> list[_Prep]:
         from ..data import IMAGENET_MEAN, IMAGENET_STD
@@ -366,6 +387,8 @@ class Predictor:
         outs = [run(m, batches[m.group]) for m in self._members]
         probs = np.mean([o[0] for o in outs], axis=0).astype(np.float64)
         probs = probs / probs.sum(axis=1, keepdims=True)
+        if self.temperature != 1.0:
+            probs = apply_temperature(np.log(np.clip(probs, 1e-300, None)), self.temperature)
         index = probs.argmax(axis=1)
         maps = []
         for m, (_, att) in zip(self._members, outs):

@@ -16,6 +16,11 @@ class TrainConfig:
     Extra fields beyond the contract: ``channels_last`` and
     ``memory_efficient`` (gradient checkpointing of the dense layers) take
     ``None`` for the device's default, chosen by ``benchmarks/bench_train.py``.
+
+    ``suggested_masks`` (``"include"``, ``"weight"``, ``"exclude"``) says what
+    training does with masks accepted from a model's suggestion unedited;
+    ``suggested_weight`` is their dice weight with ``"weight"`` (see
+    :class:`gusa_core.data.ProjectDataset`).
     """
 
     variant: str = "fa-gusa"
@@ -37,6 +42,8 @@ class TrainConfig:
     color_normalize: bool = True
     channels_last: bool | None = None
     memory_efficient: bool | None = None
+    suggested_masks: str = "include"
+    suggested_weight: float = 0.5
 
     def to_dict(self) -> dict:
         d = asdict(self)
