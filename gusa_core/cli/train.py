@@ -35,6 +35,10 @@ def add_parser(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=None, help="data loader workers")
     s.add_argument("--no-augment", action="store_true")
+    s.add_argument("--suggested-masks", choices=("include", "weight", "exclude"), default="include",
+                   help="masks accepted from a model's suggestion unedited: train on them, weigh their dice term "
+                        "(--suggested-weight), or leave them out")
+    s.add_argument("--suggested-weight", type=float, default=0.5, help="dice weight of accepted suggestions with 'weight'")
     s.add_argument("--resume", action="store_true", help="continue a stopped or crashed run in --out")
     s.set_defaults(func=run)
 
@@ -140,6 +144,8 @@ def run(args) -> int:
         seed=args.seed,
         augment=not args.no_augment,
         workers=args.workers,
+        suggested_masks=args.suggested_masks,
+        suggested_weight=args.suggested_weight,
     )
     # torch comes with the device helpers: imported when the verb runs, so ``gusa --help`` stays instant.
     from ..device import configure_cpu_threads
