@@ -336,13 +336,15 @@ class MaskEditor:
 
         return self._edit((0, 0) + self.mask.shape, draw)
 
-    def replace(self, mask: np.ndarray) -> Rect | None:
+    def replace(self, mask: np.ndarray, *, binary: bool = True) -> Rect | None:
         """Replace the whole mask (an imported GeoJSON or PNG) as one undo step.
 
         Parameters
         ----------
         mask : ndarray of shape (H, W)
             The new mask, same shape as the current one; values > 0 become 255.
+        binary : bool
+            False keeps the values as they are (a slide's class-label mask).
 
         Returns
         -------
@@ -352,7 +354,7 @@ class MaskEditor:
         mask = np.asarray(mask)
         if mask.shape != self.mask.shape:
             raise ValueError(f"mask of shape {mask.shape} does not fit the image's {self.mask.shape}")
-        new = np.where(mask > 0, 255, 0).astype(np.uint8)
+        new = np.where(mask > 0, 255, 0).astype(np.uint8) if binary else np.asarray(mask, np.uint8)
 
         def draw(view: np.ndarray, r0: int, c0: int) -> None:
             view[:] = new

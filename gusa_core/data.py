@@ -22,6 +22,9 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from .imageio import DownsampleCache, image_size, read_mask, resize_image
+from .slides import open_slide
+from .slides.annotations import read_labels
+from .slides.fields import FieldSample, field_roi
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -185,6 +188,10 @@ class ProjectDataset(Dataset):
         count as painted.
     suggested_weight : float
         The dice weight of accepted suggestions with ``"weight"``.
+    fields : mapping of str to FieldSample, optional
+        Ids in ``ids`` that are slide fields (:mod:`gusa_core.slides.fields`): their image is read
+        from the slide's pyramid at the input size, their label is the painted class and their
+        RoI mask is that class's region inside the field.
 
     Notes
     -----
@@ -206,10 +213,13 @@ class ProjectDataset(Dataset):
         cache: DownsampleCache | None = None,
         suggested_masks: str = "include",
         suggested_weight: float = 0.5,
+        fields: dict[str, FieldSample] | None = None,
     ):
         if suggested_masks not in SUGGESTED_MASKS:
             raise ValueError(f"suggested_masks must be one of {', '.join(SUGGESTED_MASKS)}, got {suggested_masks!r}")
         self.ids = list(ids)
+        fields = fields or {}
+        self.fields: dict[int, FieldSample] = {}
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.normalizer = normalizer
         self.augmenter = augmenter
@@ -221,7 +231,15 @@ class ProjectDataset(Dataset):
         self.mask_weights: list[float] = []
         # Only paths and labels are kept (not the project): the dataset pickles into
         # loader workers started by "spawn" (macOS, Windows).
-        for image_id in self.ids:
+        for i, image_id in enumerate(self.ids):
+            if image_id in fields:
+                f = fields[image_id]
+                self.fields[i] = f
+                self.labels.append(int(f.label))
+                self.paths.append(Path(f.slide_path))
+                self.mask_paths.append(Path(f.regions_path))
+                self.mask_weights.append(1.0)
+                continue
             rec = project.image(image_id)
             self.labels.append(classes.index(rec.label) if rec.label in classes else -1)
             self.paths.append(Path(project.image_path(image_id)))
@@ -231,10 +249,14 @@ class ProjectDataset(Dataset):
             self.mask_weights.append(float(suggested_weight) if accepted and keep and suggested_masks == "weight" else 1.0)
         self._weighted = suggested_masks == "weight"
         self._masks: dict[tuple[int, int], np.ndarray] = {}
+        self._slides: dict[Path, Any] = {}
+        self._fields: dict[int, np.ndarray] = {}
+        self._labels: dict[tuple[Path, int], np.ndarray] = {}
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["cache"] = (self.cache.cache_dir, self.cache.memory_items)  # holds locks: rebuilt in the worker
+        state["_slides"] = {}  # open files: reopened in the worker
         return state
 
     def __setstate__(self, state):
@@ -251,7 +273,10 @@ class ProjectDataset(Dataset):
 
     def image(self, index: int) -> np.ndarray:
         """Image ``index`` at the input size, colour-normalised, not augmented: (h, w, 3) uint8."""
-        small = self.cache.get(self.paths[index], self.input_size)
+        if index in self.fields:
+            small = self._field_image(index)
+        else:
+            small = self.cache.get(self.paths[index], self.input_size)
         if self.normalizer is not None:
             small = self.normalizer.transform(small)
         return small
@@ -264,13 +289,32 @@ class ProjectDataset(Dataset):
         mtime = os.stat(path).st_mtime_ns
         key = (index, mtime)
         packed = self._masks.get(key)
-        if packed is None:
+        if packed is None and index in self.fields:
+            f = self.fields[index]
+            labels = self._labels.get((path, mtime))
+            if labels is None:
+                labels = read_labels(path, f.label_shape)  # MaskError naming the file if it does not fit
+                self._labels = {(path, mtime): labels}  # one slide's regions at a time: fields come grouped
+            packed = np.packbits(field_roi(labels, f.downsample, f.box, f.label, self.input_size))
+            self._masks[key] = packed
+        elif packed is None:
             w, h = image_size(self.paths[index])
             full = read_mask(path, shape=(h, w))  # MaskError naming the file if it does not fit
             packed = np.packbits(resize_mask(full, self.input_size))
             self._masks[key] = packed
         w, h = self.input_size
         return np.unpackbits(packed, count=w * h).reshape(h, w).astype(bool)
+
+    def _field_image(self, index: int) -> np.ndarray:
+        """A field read from its slide's pyramid at the input size (kept in memory: fields are small)."""
+        hit = self._fields.get(index)
+        if hit is None:
+            f = self.fields[index]
+            slide = self._slides.get(self.paths[index])
+            if slide is None:
+                slide = self._slides[self.paths[index]] = open_slide(self.paths[index])
+            hit = self._fields[index] = slide.read_field(f.box, self.input_size)
+        return hit.copy()
 
     def __getitem__(self, item: Any):
         if isinstance(item, (tuple, list)):

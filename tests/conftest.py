@@ -95,3 +95,16 @@ def tiny_run(tmp_path_factory):
                          pretrained="none", seed=0, workers=0, device="cpu")
     Trainer(project, run_dir, config).run()
     return project.folder, run_dir
+
+
+@pytest.fixture(scope="session")
+def huge_slide(tmp_path_factory) -> Path:
+    """A 40,000 x 30,000 JPEG-tiled pyramidal TIFF at 0.25 µm/px, objective 40x (written once per session).
+
+    Levels 1/4/16/64; written tile by tile (blank tiles from one cached encoding), so level 0 is
+    never held in memory.
+    """
+    from slide_fixtures import TissuePainter, write_pyramid_tiff
+
+    painter = TissuePainter(40_000, 30_000, n_blobs=4, size=0.03)
+    return write_pyramid_tiff(tmp_path_factory.mktemp("huge") / "huge.tif", 40_000, 30_000, painter=painter, mpp=0.25)

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-__all__ = ["Worker", "GeneratorWorker", "run_in_thread", "active_workers", "wait_all", "error_message",
+__all__ = ["Worker", "GeneratorWorker", "TaskPool", "run_in_thread", "active_workers", "wait_all", "error_message",
            "start_service_thread", "job_pool", "executor"]
 
 #: Workers that are running; keeps the Python objects alive until they finish.
@@ -282,6 +282,97 @@ def wait_all(timeout_ms: int = 30000, *, abort: bool = True) -> bool:
             worker.abort()
         ok = worker.wait(timeout_ms) and ok
     return ok
+
+
+class TaskPool(QObject):
+    """A few long-lived threads serving keyed jobs, newest request first: the viewer's tile loader.
+
+    :meth:`request` replaces the queue of jobs not yet started by a new list (what the view
+    needs now, most important first), so a pan never waits behind tiles that went off screen.
+    A key already queued or running is not queued twice.
+
+    Signals (delivered in the GUI thread)
+    -------------------------------------
+    done(object, object)
+        ``(key, result)`` of a finished job.
+    failed(object, str)
+        ``(key, message)`` of a job that raised.
+
+    Parameters
+    ----------
+    threads : int
+        Worker threads (decoding releases the GIL, so two already overlap well).
+    """
+
+    done = Signal(object, object)
+    failed = Signal(object, str)
+
+    def __init__(self, threads: int = 2, parent: QObject | None = None):
+        super().__init__(parent)
+        self._cond = threading.Condition()
+        self._queue: list[tuple[Any, Callable[[], Any]]] = []
+        self._running: set = set()
+        self._stop = False
+        self._threads = [threading.Thread(target=self._loop, name=f"gusa-pool-{i}", daemon=True) for i in range(max(1, threads))]
+        for t in self._threads:
+            t.start()
+
+    def request(self, jobs: list[tuple[Any, Callable[[], Any]]]) -> None:
+        """Queue ``[(key, func), ...]`` in this order, dropping every earlier job not yet started."""
+        with self._cond:
+            seen = set(self._running)
+            self._queue = []
+            for key, func in jobs:
+                if key not in seen:
+                    seen.add(key)
+                    self._queue.append((key, func))
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        """Jobs queued or running."""
+        with self._cond:
+            return len(self._queue) + len(self._running)
+
+    def clear(self) -> None:
+        """Drop the jobs not yet started."""
+        with self._cond:
+            self._queue = []
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Drop queued jobs and end the threads after their current job."""
+        with self._cond:
+            self._stop = True
+            self._queue = []
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout_s)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                key, func = self._queue.pop(0)
+                self._running.add(key)
+            try:
+                result = func()
+            except Exception as exc:  # reported to the GUI, never lost in a thread
+                message = error_message(exc)
+                with self._cond:
+                    self._running.discard(key)
+                self._emit(self.failed, key, message)
+                continue
+            with self._cond:
+                self._running.discard(key)
+            self._emit(self.done, key, result)
+
+    def _emit(self, signal, key, value) -> None:
+        try:
+            signal.emit(key, value)
+        except RuntimeError:  # the pool's QObject was deleted while a job ran
+            pass
 
 
 # ------------------------------------------------------------- other threads

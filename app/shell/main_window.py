@@ -41,13 +41,14 @@ from app.base.runs_model import RunsModel
 from app.shell.window_actions import WindowActionsMixin
 from app.shell.window_images import WindowImagesMixin
 from app.shell.window_menus import WindowMenusMixin
+from app.shell.window_slides import WindowSlidesMixin
 
 __all__ = ["MainWindow", "APP_NAME"]
 
 APP_NAME = "GuSA Studio"
 
 
-class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, QMainWindow):
+class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, WindowSlidesMixin, QMainWindow):
     """The annotation workspace; implements :class:`app.shell.host.Host` for the features."""
 
     current_image_changed = Signal(str)
@@ -79,7 +80,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, QMainW
         self.autosave.failed.connect(self._on_autosave_failed)
 
         self.canvas = AnnotationView()
-        self.setCentralWidget(self.canvas)
+        self.setCentralWidget(self._build_slide_workspace())  # the canvas, or a slide in the slide workspace
         self.image_list = ImageListPanel()
         self.side_panel = SidePanel()
         self.image_list_dock = self._make_dock(self.image_list, "Images", Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -231,6 +232,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, QMainW
         """Show ``project`` (a ``Project``); pending saves of the previous one are flushed first."""
         if self.project is not None:
             self._commit_notes()
+            self._show_canvas_page()
             self._save_settings()
             self.autosave.flush()
         if self._bridge is not None:
@@ -249,6 +251,9 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, QMainW
         self._bridge.image_added.connect(self._on_project_image_added)
         self._bridge.image_removed.connect(self._on_project_image_removed)
         self._bridge.classes_changed.connect(self._on_project_classes_changed)
+        self._show_canvas_page()
+        self._slide_editors.clear()
+        self.slide_workspace.set_classes(project.classes, project.class_colors)
         self.image_list.set_project(project)
         self.runs.set_project(project)
         self.side_panel.set_classes(project.classes, project.class_colors)
@@ -353,7 +358,9 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, QMainW
             self._closing = False
             event.ignore()
             return
+        self._show_canvas_page()  # the docks as the user arranged them, not as a slide shows them
         self._save_settings()
+        self.slide_workspace.shutdown()
         if self._prefetcher is not None:
             self._prefetcher.shutdown(wait=True, cancel_futures=True)
         self.image_list.model._pool.clear()

@@ -49,8 +49,10 @@ class WindowActionsMixin:
 
         if self.project is None:
             return
-        patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        paths = self.dialogs.open_paths(self, "Add images", f"Images ({patterns});;All files (*)")
+        from gusa_core.slides import SLIDE_SUFFIXES
+
+        patterns = " ".join(f"*{s}" for s in dict.fromkeys(IMAGE_SUFFIXES + SLIDE_SUFFIXES))
+        paths = self.dialogs.open_paths(self, "Add images or slides", f"Images and slides ({patterns});;All files (*)")
         if paths:
             self.add_images(paths)
 
@@ -58,7 +60,9 @@ class WindowActionsMixin:
         from gusa_core.errors import GusaError
 
         try:
-            self.project.add_images([Path(p) for p in paths])
+            from gusa_core.project.slides import add_paths
+
+            add_paths(self.project, [Path(p) for p in paths])  # whole-slide images become slides
         except GusaError as exc:
             errors.show_error(self, "Cannot add images", errors.describe(exc))
         self.autosave.save_manifest(self.project)
@@ -207,6 +211,7 @@ class WindowActionsMixin:
     def open_dropped(self, paths) -> None:
         """A project folder opens; image files and folders of images are added to the open project."""
         from gusa_core.imageio import IMAGE_SUFFIXES, list_images
+        from gusa_core.slides import SLIDE_SUFFIXES
 
         paths = [Path(p) for p in paths]
         projects = [p for p in paths if (p / "gusa-project.json").is_file()]
@@ -220,7 +225,7 @@ class WindowActionsMixin:
         for p in paths:
             if p.is_dir():
                 images.extend(list_images(p))
-            elif p.suffix.lower() in IMAGE_SUFFIXES:
+            elif p.suffix.lower() in IMAGE_SUFFIXES or p.suffix.lower() in SLIDE_SUFFIXES:
                 images.append(p)
         if images:
             self.add_images(images)

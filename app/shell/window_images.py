@@ -45,6 +45,10 @@ class WindowImagesMixin:
 
         if self.project is None or image_id == self._current_id:
             return
+        if self._is_slide_record(image_id):
+            self.show_slide(image_id)
+            return
+        self._show_canvas_page()
         self._commit_notes()
         self._current_id = image_id
         self.image_list.select_image(image_id)
@@ -146,6 +150,9 @@ class WindowImagesMixin:
         if self.project is None or self._current_id is None:
             return
         image_id = self._current_id
+        if self._is_slide_record(image_id):  # a slide's classes are its painted regions
+            self.slide_workspace.set_class_index(None if label is None else self.project.classes.index(label))
+            return
         if self.project.image(image_id).label != label:
             self.project.set_label(image_id, label)
             self.autosave.save_manifest(self.project)

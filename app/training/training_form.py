@@ -174,6 +174,15 @@ class TrainingFormMixin:
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setValue(0)
         adv.addRow("Seed", self.seed_spin)
+        self.field_mpp_spin = QDoubleSpinBox()
+        self.field_mpp_spin.setDecimals(3)
+        self.field_mpp_spin.setRange(0.05, 20.0)
+        self.field_mpp_spin.setSingleStep(0.05)
+        self.field_mpp_spin.setValue(0.42)
+        self.field_mpp_spin.setSuffix(" µm/px")
+        self.field_mpp_spin.setToolTip("Slides train through 2048x1536 fields at this pixel size (BACH: 0.42 µm/px, "
+                                       "about 20x), resized to the input size; 0.84 is about 10x")
+        adv.addRow("Slide field", self.field_mpp_spin)
         self.advanced_box.setVisible(False)
         form.addRow(self.advanced_button)
         form.addRow(self.advanced_box)
@@ -221,6 +230,7 @@ class TrainingFormMixin:
             "device": self.device_combo.currentData() or "auto",
             "pretrained": self.pretrained_combo.currentData() or "auto",
             "seed": self.seed_spin.value(),
+            "field_mpp": round(self.field_mpp_spin.value(), 4),
         }
     def _update_weights_status(self, *_args) -> None:
         choice = self.pretrained_combo.currentData()

@@ -208,7 +208,8 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
             return self._refuse(f"A run named {name!r} already exists in {run_dir.parent}: choose another name, or Resume it.")
         labelled = self._labelled_count()
         if labelled < 2:
-            return self._refuse(f"Training needs labelled images: the project has {labelled}. Label some images first.")
+            return self._refuse(f"Training needs labelled images or painted slide regions: the project has {labelled} "
+                                "labelled image(s) and field(s). Label images or paint class regions on a slide first.")
         self._launch(run_dir, config, resume=False)
         return True
 
@@ -295,10 +296,19 @@ class TrainingPanel(TrainingFormMixin, TrainingProgressMixin, QWidget):
         return False
 
     def _labelled_count(self) -> int:
-        try:
-            return len(self.project.labelled())
-        except Exception:
-            return sum(1 for r in getattr(self.project, "images", []) if getattr(r, "label", None))
+        """Labelled images, plus the fields the painted slides give at the form's settings."""
+        from gusa_core.project.slides import is_slide, project_fields, slide_ids
+
+        if self.project is None:
+            return 0
+        images = [r for r in getattr(self.project, "images", []) if getattr(r, "label", None) and not is_slide(r)]
+        n = len(images)
+        if slide_ids(self.project):
+            try:
+                n += len(project_fields(self.project, field_mpp=self.field_mpp_spin.value()))
+            except Exception:  # unreadable regions: the run reports them by name
+                pass
+        return n
 
     def _expected_val_images(self, config: dict) -> int:
         n = self._labelled_count()

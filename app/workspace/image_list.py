@@ -64,6 +64,17 @@ def _swatch(rgb, size: int = 12) -> QIcon:
     return QIcon(pm)
 
 
+_SLIDE_PIXELS = 64 * 2**20  # above this, a file is read as a slide from its smallest sufficient level
+_VENDOR_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
+
+
+def _slide_thumbnail(path: Path, size) -> np.ndarray:
+    from gusa_core.slides import open_slide
+
+    with open_slide(path) as slide:
+        return slide.get_thumbnail(tuple(size))
+
+
 class _ThumbSignals(QObject):
     done = Signal(str, QImage)
     failed = Signal(str, str)
@@ -81,10 +92,13 @@ class _ThumbJob(QRunnable):
         from gusa_core.imageio import image_size, read_image, resize_image
 
         try:
-            w, h = image_size(self.path)
-            scale = min(THUMB_SIZE.width() * 2 / w, THUMB_SIZE.height() * 2 / h)
+            box = (THUMB_SIZE.width() * 2, THUMB_SIZE.height() * 2)
+            w, h = (0, 0) if self.path.suffix.lower() in _VENDOR_SUFFIXES else image_size(self.path)
+            scale = min(box[0] / w, box[1] / h) if w else 1.0
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            if self.cache is not None:
+            if not w or w * h > _SLIDE_PIXELS:
+                small = _slide_thumbnail(self.path, box)  # never decode a whole slide
+            elif self.cache is not None:
                 small = self.cache.get(self.path, size)
             else:
                 small = resize_image(read_image(self.path), size)
@@ -312,13 +326,18 @@ class ImageListModel(QAbstractTableModel):
                 classes = list(self._project.classes)
                 return classes.index(label) if label in classes else len(classes)
         elif col == COL_ROI:
-            has = rec.mask is not None
+            slide = rec.extra.get("slide") if rec.extra.get("kind") == "slide" else None
+            has = rec.mask is not None or bool(slide and slide.get("regions"))
             source = getattr(rec, "mask_source", None)
             if role == Qt.ItemDataRole.DisplayRole:
+                if slide is not None:
+                    return "▦ ✓" if has else "▦"
                 return ("✓" if source in (None, "painted") else "✓*") if has else ""
             if role == Qt.ItemDataRole.TextAlignmentRole:
                 return int(Qt.AlignmentFlag.AlignCenter)
             if role == Qt.ItemDataRole.ToolTipRole:
+                if slide is not None:
+                    return "Whole-slide image with painted class regions" if has else "Whole-slide image, no regions painted yet"
                 extra = {"accepted": " (a model's suggestion, accepted)", "edited": " (a model's suggestion, edited)"}.get(source, "")
                 return f"Has an RoI mask{extra}" if has else "No RoI mask"
             if role == SORT_ROLE:

@@ -11,11 +11,11 @@ import sys
 
 from .. import __version__
 from ..errors import GusaError
-from . import demo, evaluate, export, info, init, predict, rank, suggest, train
+from . import demo, evaluate, export, info, info_slide, init, predict, rank, suggest, train
 
 __all__ = ["main", "build_parser"]
 
-_VERBS = (demo, init, info, train, predict, evaluate, export, suggest, rank)
+_VERBS = (demo, init, info, info_slide, train, predict, evaluate, export, suggest, rank)
 
 
 def build_parser() -> argparse.ArgumentParser:

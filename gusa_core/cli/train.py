@@ -40,6 +40,13 @@ def add_parser(sub) -> None:
                         "(--suggested-weight), or leave them out")
     s.add_argument("--suggested-weight", type=float, default=0.5, help="dice weight of accepted suggestions with 'weight'")
     s.add_argument("--resume", action="store_true", help="continue a stopped or crashed run in --out")
+    g = s.add_argument_group("slides", "fields sampled from the painted regions of the project's slides")
+    g.add_argument("--field-mpp", type=float, default=0.42, help="microns per pixel of a field (default: BACH's 0.42)")
+    g.add_argument("--field-size", type=parse_size, default=(2048, 1536), metavar="WxH",
+                   help="field size in pixels at --field-mpp (default: BACH's 2048x1536), resized to --input-size")
+    g.add_argument("--field-stride", type=float, default=0.5, help="grid step as a share of the field")
+    g.add_argument("--field-min-cover", type=float, default=0.5, help="least share of a field painted with its class")
+    g.add_argument("--fields-per-class", type=int, default=None, help="at most this many fields per class and slide")
     s.set_defaults(func=run)
 
 
@@ -146,6 +153,11 @@ def run(args) -> int:
         workers=args.workers,
         suggested_masks=args.suggested_masks,
         suggested_weight=args.suggested_weight,
+        field_mpp=args.field_mpp,
+        field_size=tuple(args.field_size),
+        field_stride=args.field_stride,
+        field_min_cover=args.field_min_cover,
+        fields_per_class=args.fields_per_class,
     )
     # torch comes with the device helpers: imported when the verb runs, so ``gusa --help`` stays instant.
     from ..device import configure_cpu_threads
@@ -158,6 +170,7 @@ def run(args) -> int:
         known.update(device=args.device, workers=args.workers)
         config = TrainConfig(**known)
         config.input_size = tuple(config.input_size)
+        config.field_size = tuple(config.field_size)
     rank = int(os.environ.get("RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     if args.device in ("cpu", "auto"):

@@ -49,6 +49,7 @@ from .manifest import (
     write_manifest,
 )
 from .masks import MASK_DIR, MasksMixin
+from .slides import mark_slide
 
 __all__ = ["Project", "ProjectEvents"]
 
@@ -268,7 +269,8 @@ class Project(ClassesMixin, MasksMixin):
         src = Path(images_src)
         found, labels, mask_files = scan_folder(src, project.classes, masks)
         for (path, _), label in zip(found, labels):
-            project._add_record(path, label=label, copy=False, emit=False)
+            rec = project._add_record(path, label=label, copy=False, emit=False)
+            mark_slide(project, rec)  # whole-slide images become slides (headers only)
         project.folder.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
         try:

@@ -21,6 +21,11 @@ class TrainConfig:
     training does with masks accepted from a model's suggestion unedited;
     ``suggested_weight`` is their dice weight with ``"weight"`` (see
     :class:`gusa_core.data.ProjectDataset`).
+
+    Slides train through fields of ``field_size`` pixels at ``field_mpp`` µm/px (the BACH
+    field by default) laid every ``field_stride`` of a field over their painted regions; a
+    field needs ``field_min_cover`` of it painted with one class (at most
+    ``fields_per_class`` per class and slide, None: all).
     """
 
     variant: str = "fa-gusa"
@@ -44,10 +49,16 @@ class TrainConfig:
     memory_efficient: bool | None = None
     suggested_masks: str = "include"
     suggested_weight: float = 0.5
+    field_mpp: float = 0.42
+    field_size: tuple[int, int] = (2048, 1536)
+    field_stride: float = 0.5
+    field_min_cover: float = 0.5
+    fields_per_class: int | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["input_size"] = [int(v) for v in self.input_size]
+        d["field_size"] = [int(v) for v in self.field_size]
         return d
 
 

@@ -89,7 +89,7 @@ class FoldTrainer:
 
     def _loaders(self):
         cfg, prep = self.config, self.prep
-        kw = dict(input_size=cfg.input_size, normalizer=prep.normalizer, cache=prep.cache)
+        kw = dict(input_size=cfg.input_size, normalizer=prep.normalizer, cache=prep.cache, fields=prep.fields)
         train_ds = ProjectDataset(
             prep.project, self.train_ids, augmenter=Augmenter() if cfg.augment else None,
             suggested_masks=cfg.suggested_masks, suggested_weight=cfg.suggested_weight, **kw,

@@ -19,6 +19,7 @@ from ..models_registry import VARIANT_NAMES
 from ..runs import Run, RunState, new_run_meta, run_json_path
 from ..stain import ReinhardNormalizer
 from .fold_trainer import BEST_BY
+from ..project.slides import field_samples, is_slide, project_fields, slide_ids
 from .splits import make_folds
 
 __all__ = ["prepare", "CPU_CHANNELS_LAST", "CPU_MEMORY_EFFICIENT"]
@@ -59,6 +60,11 @@ def _normalizer(project, config, stored: dict | None, cb):
         except (GusaError, ValueError, OSError) as exc:
             cb.on_log(f"colour reference {ref!r} unusable ({exc}); using the shipped default")
     return ReinhardNormalizer.default()
+
+
+def _fields(project, cfg):
+    return project_fields(project, field_size=tuple(cfg.field_size), field_mpp=cfg.field_mpp, stride=cfg.field_stride,
+                          min_cover=cfg.field_min_cover, max_per_class=cfg.fields_per_class)
 
 
 def prepare(trainer, dist, cb) -> _Prepared:
@@ -109,21 +115,33 @@ def prepare(trainer, dist, cb) -> _Prepared:
         splits = [(list(s["train"]), list(s["val"])) for s in stored["splits"]]
         messages = list(stored.get("messages", []))
     else:
-        records = [r for r in project.images if r.label is not None]
+        records = [r for r in project.images if r.label is not None and not is_slide(r)]
         unknown = [r.id for r in records if r.label not in prep.classes]
         if unknown:
             messages.append(f"{len(unknown)} image(s) have a label that is not a class and are skipped: {', '.join(unknown[:5])}")
         records = [r for r in records if r.label in prep.classes]
-        skipped = len(project.images) - len(records) - len(unknown)
+        n_slides = len(slide_ids(project))
+        skipped = len(project.images) - len(records) - len(unknown) - n_slides
         if skipped:
             messages.append(f"{skipped} unlabelled image(s) skipped")
         labels = [prep.classes.index(r.label) for r in records]
-        index_splits, split_msgs = make_folds(labels, folds=cfg.folds, val_fraction=cfg.val_fraction, seed=cfg.seed)
-        messages += split_msgs
         ids = [r.id for r in records]
+        groups = list(ids)
+        for f in _fields(project, cfg):
+            ids.append(f.id)
+            labels.append(f.label)
+            groups.append(f.slide_id)
+        if n_slides:
+            n_fields = len(ids) - len(records)
+            messages.append(f"{n_fields} field(s) of {cfg.field_size[0]}x{cfg.field_size[1]} px at {cfg.field_mpp:g} µm/px "
+                            f"from the painted regions of {len({g for g in groups[len(records):]})} of {n_slides} slide(s)")
+        index_splits, split_msgs = make_folds(labels, folds=cfg.folds, val_fraction=cfg.val_fraction, seed=cfg.seed, groups=groups)
+        messages += split_msgs
         splits = [([ids[i] for i in tr], [ids[i] for i in va]) for tr, va in index_splits]
     prep.splits = splits
-    n_masked = sum(1 for r in project.images if r.label in prep.classes and r.mask is not None)
+    prep.fields = field_samples(project, [i for tr, va in splits for i in tr + va], _fields(project, cfg))
+    n_masked = sum(1 for r in project.images if r.label in prep.classes and r.mask is not None and not is_slide(r))
+    n_masked += len(prep.fields)
     prep.normalizer = _normalizer(project, cfg, stored.get("reinhard") if stored else None, cb)
     prep.normalizer_dict = prep.normalizer.to_dict() if prep.normalizer is not None else None
     prep.cache = DownsampleCache(project.cache_dir)

@@ -21,7 +21,7 @@ __all__ = ["make_folds"]
 
 
 def make_folds(
-    labels: Sequence[int], *, folds: int, val_fraction: float = 0.25, seed: int = 0
+    labels: Sequence[int], *, folds: int, val_fraction: float = 0.25, seed: int = 0, groups: Sequence[str] | None = None
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
     """Split sample indices into ``(train, validation)`` index arrays.
 
@@ -35,6 +35,10 @@ def make_folds(
     val_fraction : float
         Validation share when ``folds == 1``.
     seed : int
+    groups : sequence of str, optional
+        Group of each sample (the slide a field was cut from, the image's own id otherwise).
+        When some group holds several samples the split is by group (scikit-learn
+        ``StratifiedGroupKFold``): a group is never in both training and validation.
 
     Returns
     -------
@@ -48,6 +52,8 @@ def make_folds(
     GusaError
         Too few labelled images for the requested split.
     """
+    if groups is not None and len(set(groups)) < len(groups):
+        return _group_folds(labels, groups, folds=folds, val_fraction=val_fraction, seed=seed)
     from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
     y = np.asarray(labels, dtype=np.int64)
@@ -98,3 +104,38 @@ def make_folds(
         )
         tr, va = next(ShuffleSplit(n_splits=1, test_size=n_val, random_state=seed).split(X))
     return [(np.sort(tr), np.sort(va))], messages
+
+
+def _group_folds(labels, groups, *, folds: int, val_fraction: float, seed: int):
+    """Stratified folds that keep every group (slide) whole; ``folds == 1`` takes one of ``1 / val_fraction`` folds."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    y = np.asarray(labels, dtype=np.int64)
+    g = np.asarray(list(groups))
+    n_groups = len(set(g.tolist()))
+    folds = int(folds)
+    messages: list[str] = []
+    if folds < 1:
+        raise GusaError(f"folds must be 1 or more, got {folds}")
+    if folds == 1 and not 0.0 < val_fraction < 1.0:
+        raise GusaError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+    k = folds if folds >= 2 else max(2, int(round(1.0 / val_fraction)))
+    if n_groups < 2:
+        raise GusaError(
+            "fields of one slide cannot validate a model trained on that slide: "
+            "training needs at least 2 slides (or slides and labelled images)"
+        )
+    if n_groups < k:
+        if folds >= 2:
+            raise GusaError(f"{folds} folds split by slide need at least {folds} slides or images; the project has {n_groups}: use fewer folds")
+        messages.append(f"validation split by slide: {n_groups} slides or images allow 1/{n_groups} for validation")
+        k = n_groups
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        splits = [(np.sort(tr), np.sort(va)) for tr, va in splitter.split(np.zeros((len(y), 1)), y, g)]
+    splits = [s for s in splits if len(s[0]) and len(s[1])]
+    if folds == 1:
+        splits = splits[:1]
+    messages.append("folds are split by slide: the fields of one slide are never in both training and validation")
+    return splits, messages

@@ -86,7 +86,7 @@ def test_real_svs_tifffile_backend_agrees(svs):
 def test_generated_pyramid_levels_mpp_and_pixels(pyramid):
     pages = _page_arrays(pyramid)
     with open_slide(pyramid) as slide:
-        assert (slide.backend, slide.vendor) == ("openslide", "generic-tiff")
+        assert slide.backend == "tifffile"  # generic TIFFs: faster and exact (see open_slide)
         assert slide.level_dimensions == [(3000, 2000), (1500, 1000), (750, 500)]
         assert slide.level_downsamples == [1.0, 2.0, 4.0]
         assert slide.mpp == pytest.approx((0.25, 0.25)) and slide.objective_power is None
