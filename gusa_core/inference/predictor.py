@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..calibration import apply_temperature
 from ..checkpoint import load_model, onnx_cache_path, weights_path
 from ..errors import GusaError
 from ..models_registry import ROI_VARIANTS
-from ..calibration import apply_temperature
 from ..runs import model_folders, stored_temperature
 from ..stain import ReinhardNormalizer
 from .outputs import upsample_map as _upsample

@@ -40,7 +40,7 @@ __all__ = ["MIN_SAMPLES", "TAU_GRID", "calibrate_run"]
 #: Fewest pooled out-of-fold predictions a temperature is fitted on (else T = 1).
 MIN_SAMPLES = 20
 #: Thresholds tried for ``roi_tau``.
-TAU_GRID = tuple(round(0.3 + 0.05 * i, 2) for i in range(13))  # 0.30 .. 0.90
+TAU_GRID = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))  # 0.30 .. 0.95
 
 
 def _fold_oof(predictor, project, val_ids, names, with_roi: bool, tau_sums: np.ndarray, counts: list) -> tuple[list, list]:
