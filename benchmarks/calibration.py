@@ -85,7 +85,8 @@ def main() -> None:
     from gusa_core.calibration import apply_temperature, expected_calibration_error, fit_temperature
     from gusa_core.demo import DEMO_CLASSES, generate_tissue
     from gusa_core.imageio import read_image
-    from gusa_core.inference import Predictor, run_fold_dirs
+    from gusa_core.inference import Predictor
+    from gusa_core.runs import model_folders
     from gusa_core.project import Project
 
     print(f"CPU: {_cpu_model()}")
@@ -96,9 +97,9 @@ def main() -> None:
     project = Project.open(args.project)
 
     folds = []  # (fold folder, predictor, log-probs, labels)
-    for folder in run_fold_dirs(args.run):
+    for folder in model_folders(args.run):
         meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-        pred = Predictor.from_run(folder, device="cpu")
+        pred = Predictor.from_run(folder, device="cpu", temperature=1.0)  # raw: this script fits its own T
         names = list(pred.class_names)
         ids = [i for i in meta.get("validation_ids") or [] if project.image(i).label in names]
         images = [read_image(project.image_path(i)) for i in ids]

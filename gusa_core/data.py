@@ -37,7 +37,12 @@ __all__ = [
     "ProjectDataset",
     "SeededSampler",
     "sample_seed",
+    "SUGGESTED_MASKS",
 ]
+
+#: What training does with masks accepted from a model's suggestion (``TrainConfig.suggested_masks``).
+SUGGESTED_MASKS = ("include", "weight", "exclude")
+
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """Turn an RGB image into a normalised network input (:func:`gusa_core.preprocess.to_array`).
@@ -163,6 +168,14 @@ class ProjectDataset(Dataset):
         indexed with ``(index, seed)`` pairs (see :class:`SeededSampler`).
     cache : DownsampleCache, optional
         Defaults to one in ``project.cache_dir``.
+    suggested_masks : {"include", "weight", "exclude"}
+        What to do with masks accepted from a model's suggestion as they were
+        (``mask_source == "accepted"``): train on them as on painted masks,
+        weigh their dice term by ``suggested_weight``, or leave them out
+        (the image then trains the classifier only). Edited suggestions
+        count as painted.
+    suggested_weight : float
+        The dice weight of accepted suggestions with ``"weight"``.
     fields : mapping of str to FieldSample, optional
         Ids in ``ids`` that are slide fields (:mod:`gusa_core.slides.fields`): their image is read
         from the slide's pyramid at the input size, their label is the painted class and their
@@ -173,7 +186,8 @@ class ProjectDataset(Dataset):
     ``dataset[i]`` or ``dataset[(i, seed)]`` returns ``(image, label, mask,
     has_mask)``: image ``(3, h, w)`` float32, label the class index (``-1``
     if unlabelled), mask ``(1, h, w)`` float32 of 0 / 1 (all zeros without a
-    mask) and has_mask a bool.
+    mask) and has_mask a bool, or, with ``suggested_masks="weight"``, the
+    image's dice weight as a float (0 without a mask).
     """
 
     def __init__(
@@ -185,8 +199,12 @@ class ProjectDataset(Dataset):
         normalizer=None,
         augmenter=None,
         cache: DownsampleCache | None = None,
+        suggested_masks: str = "include",
+        suggested_weight: float = 0.5,
         fields: dict[str, FieldSample] | None = None,
     ):
+        if suggested_masks not in SUGGESTED_MASKS:
+            raise ValueError(f"suggested_masks must be one of {', '.join(SUGGESTED_MASKS)}, got {suggested_masks!r}")
         self.ids = list(ids)
         fields = fields or {}
         self.fields: dict[int, FieldSample] = {}
@@ -198,6 +216,7 @@ class ProjectDataset(Dataset):
         self.labels: list[int] = []
         self.mask_paths: list[Path | None] = []
         self.paths: list[Path] = []
+        self.mask_weights: list[float] = []
         # Only paths and labels are kept (not the project): the dataset pickles into
         # loader workers started by "spawn" (macOS, Windows).
         for i, image_id in enumerate(self.ids):
@@ -207,12 +226,17 @@ class ProjectDataset(Dataset):
                 self.labels.append(int(f.label))
                 self.paths.append(Path(f.slide_path))
                 self.mask_paths.append(Path(f.regions_path))
+                self.mask_weights.append(1.0)
                 continue
             rec = project.image(image_id)
             self.labels.append(classes.index(rec.label) if rec.label in classes else -1)
             self.paths.append(Path(project.image_path(image_id)))
             # a mask the manifest names but that is gone: trained without RoI guidance (setup reports it)
-            self.mask_paths.append(Path(project.mask_path(image_id)) if rec.mask and project.has_mask(image_id) else None)
+            accepted = rec.mask and getattr(rec, "mask_source", None) == "accepted"
+            keep = rec.mask and project.has_mask(image_id) and not (accepted and suggested_masks == "exclude")
+            self.mask_paths.append(Path(project.mask_path(image_id)) if keep else None)
+            self.mask_weights.append(float(suggested_weight) if accepted and keep and suggested_masks == "weight" else 1.0)
+        self._weighted = suggested_masks == "weight"
         self._masks: dict[tuple[int, int], np.ndarray] = {}
         self._slides: dict[Path, Any] = {}
         self._fields: dict[int, np.ndarray] = {}
@@ -299,6 +323,8 @@ class ProjectDataset(Dataset):
             m = torch.zeros(1, h, w, dtype=torch.float32)
         else:
             m = torch.from_numpy(np.ascontiguousarray(np.asarray(mask) > 0, dtype=np.float32)[None])
+        if self._weighted:
+            return x, self.labels[index], m, self.mask_weights[index] if mask is not None else 0.0
         return x, self.labels[index], m, mask is not None
 
 

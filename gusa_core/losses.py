@@ -53,8 +53,11 @@ def dice_loss(roi: Tensor, masks: Tensor, has_mask: Tensor | None = None, *, eps
         The RoI map ỹ (sigmoid probabilities).
     masks : Tensor of shape (B, 1, H, W)
         Ground-truth masks in {0, 1} at input resolution (any content for images without one).
-    has_mask : bool Tensor of shape (B,), optional
-        Which images have a mask; all of them if None.
+    has_mask : bool or float Tensor of shape (B,), optional
+        Which images have a mask; all of them if None. Float values weigh
+        each image's term (0 = no mask; an accepted model suggestion may
+        weigh less than a painted mask); the sum is still divided by the
+        number of images with a mask, so weights below 1 lower the term.
     eps : float
         ε of eq. 2.
 
@@ -66,13 +69,14 @@ def dice_loss(roi: Tensor, masks: Tensor, has_mask: Tensor | None = None, *, eps
     batch = roi.shape[0]
     if has_mask is None:
         has_mask = torch.ones(batch, dtype=torch.bool, device=roi.device)
-    has_mask = has_mask.to(device=roi.device, dtype=torch.bool).reshape(batch)
+    weight = has_mask.to(device=roi.device).reshape(batch).to(torch.float32)
+    present = weight > 0
     target = downsample_masks(masks.to(roi.device), tuple(roi.shape[-2:]))
     # unmasked images' content must not matter, not even through NaNs
-    target = torch.where(has_mask.view(-1, 1, 1, 1), target, torch.zeros_like(target))
+    target = torch.where(present.view(-1, 1, 1, 1), target, torch.zeros_like(target))
     per_image = 1.0 - dice_coefficient(roi, target, eps=eps)
-    weight = has_mask.to(per_image.dtype)
-    return (per_image * weight).sum() / weight.sum().clamp(min=1.0)
+    weight = weight.to(per_image.dtype)
+    return (per_image * weight).sum() / present.sum().to(per_image.dtype).clamp(min=1.0)
 
 
 def gusa_loss(out, labels: Tensor, masks: Tensor | None = None, has_mask: Tensor | None = None, *, lam: float = 1.0):
@@ -86,8 +90,9 @@ def gusa_loss(out, labels: Tensor, masks: Tensor | None = None, has_mask: Tensor
         Class indices.
     masks : Tensor of shape (B, 1, H, W) or None
         Ground-truth masks in {0, 1}.
-    has_mask : bool Tensor of shape (B,) or None
-        Which images have a mask (all, if None and ``masks`` is given).
+    has_mask : bool or float Tensor of shape (B,) or None
+        Which images have a mask (all, if None and ``masks`` is given), or
+        each image's dice weight (see :func:`dice_loss`).
     lam : float
         λ, the weight of the dice term.
 

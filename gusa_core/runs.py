@@ -52,6 +52,9 @@ __all__ = [
     "summarize",
     "check_run_meta",
     "write_untrained_run",
+    "read_calibration",
+    "stored_temperature",
+    "stored_roi_tau",
 ]
 
 RUN_FILE = "run.json"
@@ -171,6 +174,54 @@ def check_run_meta(path: str | os.PathLike, meta: dict) -> None:
     if problems:
         raise CheckpointError(path, "damaged run description: " + "; ".join(problems)
                               + " (restore the file, or train a new run in another folder)")
+
+
+def read_calibration(path: str | os.PathLike) -> tuple[dict, int | None]:
+    """The ``calibration`` block of the run that ``path`` belongs to, and the fold ``path`` names.
+
+    ``path`` is a run folder (fold None) or a fold folder inside one; a
+    model folder outside any run gives ``({}, None)``. Never raises.
+    """
+    path = Path(path)
+    if path.is_file():
+        path = path.parent
+    meta = read_run_meta(path)
+    fold = None
+    if meta is None:
+        fold = fold_number(path)
+        meta = read_run_meta(path.parent) if fold is not None else None
+    cal = (meta or {}).get("calibration")
+    return (dict(cal) if isinstance(cal, dict) else {}), fold
+
+
+def _positive(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 and v == v and v != float("inf") else None
+
+
+def stored_temperature(path: str | os.PathLike, *, fold: int | None = None) -> float:
+    """The temperature the run stored for predicting with ``path`` (1.0 when none was stored).
+
+    A run folder with ``fold=None`` is the ensemble: ``ensemble_temperature``
+    (one T fitted on the pooled out-of-fold predictions, applied to the mean
+    of the folds' softmax). One fold (``fold=k``, or ``path`` a fold folder)
+    gets that fold's own ``fold_temperatures[k]``.
+    """
+    cal, path_fold = read_calibration(path)
+    fold = path_fold if fold is None else fold
+    if fold is None:
+        return _positive(cal.get("ensemble_temperature")) or 1.0
+    temps = cal.get("fold_temperatures") or []
+    return (_positive(temps[fold]) if isinstance(temps, list) and 0 <= fold < len(temps) else None) or 1.0
+
+
+def stored_roi_tau(path: str | os.PathLike) -> float | None:
+    """The RoI threshold τ the run validated for suggestions (``roi_tau``), or None."""
+    tau = _positive(read_calibration(path)[0].get("roi_tau"))
+    return tau if tau is not None and tau < 1 else None
 
 
 def summarize(meta: dict, run_dir: str | os.PathLike, n_folds: int | None = None) -> dict:

@@ -60,6 +60,16 @@ class _Progress(QObject):
     advanced = Signal(int, int)
 
 
+def _calibration_text(cal: dict | None) -> str:
+    if not cal:
+        return ""
+    t = cal.get("temperature")
+    t_text = ", ".join(f"{v:.2f}" for v in t) if isinstance(t, list) else f"{float(t):.2f}"
+    b, a = cal["before"], cal["after"]
+    return (f"<br><b>ECE</b> {_fmt(a['ece'])} (before temperature scaling {_fmt(b['ece'])}) &nbsp; "
+            f"<b>Brier</b> {_fmt(a['brier'])} (before {_fmt(b['brier'])}) &nbsp; T = {t_text}")
+
+
 def _evaluate_job(run_dir, project_folder, fold, validation, progress: _Progress):
     from gusa_core.evaluation import evaluate_run
 
@@ -139,6 +149,15 @@ class ReportView(QDialog):
         self.roc_plot.setMinimumSize(360, 320)
         self._legend = self.roc_plot.addLegend(offset=(-10, -10))
 
+        self.reliability_plot = pg.PlotWidget(background="w")
+        self.reliability_plot.setLabel("bottom", "confidence (top class)")
+        self.reliability_plot.setLabel("left", "accuracy")
+        self.reliability_plot.setXRange(0, 1)
+        self.reliability_plot.setYRange(0, 1)
+        self.reliability_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.reliability_plot.setMinimumSize(300, 320)
+        self._reliability_legend = self.reliability_plot.addLegend(offset=(10, 10))
+
         conf_box = QGroupBox("Confusion matrix (rows: truth, row-normalised)")
         QVBoxLayout(conf_box).addWidget(self.confusion_table)
         auc_box = QGroupBox("ROC AUC per class")
@@ -152,6 +171,9 @@ class ReportView(QDialog):
         grid.addWidget(roc_box, 0, 0, 2, 1)
         grid.addWidget(conf_box, 0, 1)
         grid.addWidget(auc_box, 1, 1)
+        rel_box = QGroupBox("Reliability diagram (before / after temperature scaling)")
+        QVBoxLayout(rel_box).addWidget(self.reliability_plot)
+        grid.addWidget(rel_box, 0, 2, 2, 1)
         top = QWidget()
         top.setLayout(grid)
         split = QSplitter(Qt.Orientation.Vertical)
@@ -235,7 +257,7 @@ class ReportView(QDialog):
             f"<b>accuracy</b> {_fmt(result['accuracy'])} &nbsp; <b>macro AUC</b> {_fmt(result['auc_macro'])} &nbsp; "
             f"<b>RoI mIoU</b> (τ = 0.5) {_fmt(miou)} &nbsp; on {result['n_images']} images — "
             f"{result.get('protocol', '')}, {result.get('variant', '')}, {result.get('n_models', '')} model(s), "
-            f"attention: {result.get('attention_kind', '')}"
+            f"attention: {result.get('attention_kind', '')}" + _calibration_text(result.get("calibration"))
         )
         self.auc_table.setRowCount(len(names))
         for i, c in enumerate(names):
@@ -268,6 +290,7 @@ class ReportView(QDialog):
             color = self._class_colors().get(c) or _CURVE_COLORS[i % len(_CURVE_COLORS)]
             self.roc_plot.plot(curve["fpr"], curve["tpr"], pen=pg.mkPen(color, width=2),
                                name=f"{c} (AUC {_fmt(result['auc_per_class'].get(c), 3)})")
+        self._plot_reliability(result.get("calibration"))
         self.misclassified.clear()
         by_id = {p["id"]: p for p in result.get("predictions", [])}
         for image_id in result.get("misclassified", []):
@@ -277,6 +300,23 @@ class ReportView(QDialog):
             item.setData(Qt.ItemDataRole.UserRole, image_id)
             self.misclassified.addItem(item)
         self._update_buttons()
+
+    def _plot_reliability(self, cal: dict | None) -> None:
+        import pyqtgraph as pg
+
+        self.reliability_plot.clear()
+        self._reliability_legend.clear()
+        self.reliability_plot.plot([0, 1], [0, 1], pen=pg.mkPen((150, 150, 150), style=Qt.PenStyle.DashLine))
+        for key, color in (("before", (214, 39, 40)), ("after", (31, 119, 180))):
+            summary = (cal or {}).get(key)
+            if not summary:
+                continue
+            rel = summary["reliability"]
+            pts = [(c, a) for c, a in zip(rel["confidence"], rel["accuracy"]) if c is not None and a is not None]
+            if pts:
+                self.reliability_plot.plot([p[0] for p in pts], [p[1] for p in pts], pen=pg.mkPen(color, width=2),
+                                           symbol="o", symbolSize=6, symbolBrush=color,
+                                           name=f"{key} T: ECE {_fmt(summary['ece'], 3)}")
 
     def _on_misclassified_activated(self, item):
         self.image_activated.emit(item.data(Qt.ItemDataRole.UserRole))

@@ -21,6 +21,7 @@ FEATURE_MODULES = (
     "app.training.runs_panel",
     "app.review.review_panel",
     "app.review.compare_view",
+    "app.review.assist_panel",
     "app.classify.classify_dialog",
     "app.report.report_view",
     "app.slides.slide_predict_panel",

@@ -93,5 +93,8 @@ class Host(Protocol):
     def show_dock(self, title: str) -> bool:
         """Show and raise the dock titled ``title``; False when there is none (yet)."""
 
+    def replace_mask(self, mask: np.ndarray, *, how: str = "union") -> None:
+        """Put ``mask`` ((H, W) uint8) into the shown image's RoI as one undo step, saved like a stroke."""
+
     def show_status(self, text: str, msecs: int = 3000) -> None:
         """A transient status-bar message."""

@@ -171,6 +171,12 @@ class TrainingFormMixin:
         self.dice_spin.setValue(1.0)
         self.dice_spin.setToolTip("λ: weight of the RoI dice loss (eq. 8); ignored by variants without an RoI branch")
         adv.addRow("Dice weight λ", self.dice_spin)
+        self.suggested_combo = QComboBox()
+        for text, value in (("include", "include"), ("weigh ×0.5", "weight"), ("exclude", "exclude")):
+            self.suggested_combo.addItem(text, value)
+        self.suggested_combo.setToolTip("Masks accepted from a model's suggestion without an edit: train on them, "
+                                        "weigh their dice term by 0.5, or leave them out (edited ones count as painted)")
+        adv.addRow("Accepted suggestions", self.suggested_combo)
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setValue(0)
@@ -226,6 +232,7 @@ class TrainingFormMixin:
             "batch_size": self.batch_spin.value(),
             "lr": self.lr_spin.value(),
             "dice_weight": self.dice_spin.value(),
+            "suggested_masks": self.suggested_combo.currentData() or "include",
             "input_size": parse_input_size(self.input_size_combo.currentText()),
             "device": self.device_combo.currentData() or "auto",
             "pretrained": self.pretrained_combo.currentData() or "auto",

@@ -100,7 +100,7 @@ class CanvasView(QWidget):
         self._mask_opacity = 0.8
         self._mask_visible = True
         self._layers: dict[str, tuple[QImage, float]] = {}
-        self._outlines: dict[str, tuple[list[QPolygonF], QColor]] = {}
+        self._outlines: dict[str, tuple[list[QPolygonF], QColor, bool]] = {}
         self._banner: str | None = None
         self._placeholder = "Open a project (File ▸ Open project…) or run gusa-studio --demo"
         self._zoom = 1.0
@@ -269,8 +269,11 @@ class CanvasView(QWidget):
     def overlay_names(self) -> list[str]:
         return list(self._layers)
 
-    def set_outline(self, name: str, polygons, *, color=(0, 255, 255)) -> None:
-        """Add, replace or (``polygons=None``) remove outlines: a list of ``(N, 2)`` (row, col) arrays."""
+    def set_outline(self, name: str, polygons, *, color=(0, 255, 255), dashed: bool = False) -> None:
+        """Add, replace or (``polygons=None``) remove outlines: a list of ``(N, 2)`` (row, col) arrays.
+
+        ``dashed`` draws a dashed line (a model's suggestion, not yet the mask).
+        """
         if polygons is None:
             self._outlines.pop(name, None)
         else:
@@ -278,8 +281,13 @@ class CanvasView(QWidget):
             for poly in polygons:
                 pts = np.asarray(poly, dtype=float).reshape(-1, 2)
                 polys.append(QPolygonF([QPointF(*rc_to_xy(r, c)) for r, c in pts]))
-            self._outlines[name] = (polys, QColor(*color))
+            self._outlines[name] = (polys, QColor(*color), bool(dashed))
         self.update()
+
+    def outline(self, name: str) -> tuple[int, bool] | None:
+        """``(number of polygons, dashed)`` of an outline, or None (for tests and status)."""
+        entry = self._outlines.get(name)
+        return None if entry is None else (len(entry[0]), entry[2])
 
     # -------------------------------------------------------------- banner
     def show_banner(self, text: str) -> None:
@@ -484,9 +492,11 @@ class CanvasView(QWidget):
             painter.setOpacity(1.0)
             if self._outlines:
                 painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-                for polys, color in self._outlines.values():
-                    pen = QPen(color, 2.0)
+                for polys, color, dashed in self._outlines.values():
+                    pen = QPen(color, 2.5 if dashed else 2.0)
                     pen.setCosmetic(True)
+                    if dashed:
+                        pen.setStyle(Qt.PenStyle.DashLine)
                     painter.setPen(pen)
                     painter.setBrush(Qt.BrushStyle.NoBrush)
                     for poly in polys:

@@ -40,8 +40,10 @@ from app.base.workers import job_pool
 __all__ = ["ImageListModel", "ImageFilterProxy", "ImageListPanel", "THUMB_SIZE", "ALL", "UNLABELLED", "DISAGREE"]
 
 THUMB_SIZE = QSize(64, 48)
-COL_THUMB, COL_NAME, COL_CLASS, COL_ROI, COL_PRED = range(5)
-_HEADERS = ("", "Image", "Class", "RoI", "Predicted")
+COL_THUMB, COL_NAME, COL_CLASS, COL_ROI, COL_PRED, COL_NEXT = range(6)
+_HEADERS = ("", "Image", "Class", "RoI", "Predicted", "Next")
+_TIPS = ("Thumbnail", "Image name", "Class (label)", "Has an RoI mask", "Predicted class (probability)",
+         "Next to annotate: rank in the queue of what the model least knows")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ID_ROLE = Qt.ItemDataRole.UserRole + 2
 
@@ -129,6 +131,7 @@ class ImageListModel(QAbstractTableModel):
         self._requested: set[str] = set()
         self._errors: dict[str, str] = {}
         self._predictions: dict[str, tuple[str, float]] = {}
+        self._queue: dict[str, tuple[int, float, str]] = {}
         self._cache = None
         self._pool = job_pool(self, 2)
         self._signals = _ThumbSignals(self)
@@ -199,6 +202,15 @@ class ImageListModel(QAbstractTableModel):
         self._predictions = dict(predictions or {})
         self.refresh()
 
+    def set_queue(self, queue) -> None:
+        """The annotate-next queue: a sequence of ``(image_id, score, reason)``, best first (``None`` clears)."""
+        self._queue = {str(i): (rank, float(score), str(reason)) for rank, (i, score, reason) in enumerate(queue or (), 1)}
+        self.refresh()
+
+    def queue_rank(self, image_id: str) -> int | None:
+        entry = self._queue.get(image_id)
+        return None if entry is None else entry[0]
+
     def prediction(self, image_id: str) -> tuple[str, float] | None:
         return self._predictions.get(image_id)
 
@@ -253,7 +265,7 @@ class ImageListModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return _HEADERS[section]
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
-            return ("Thumbnail", "Image name", "Class (label)", "Has an RoI mask", "Predicted class (probability)")[section]
+            return _TIPS[section]
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -316,14 +328,18 @@ class ImageListModel(QAbstractTableModel):
         elif col == COL_ROI:
             slide = rec.extra.get("slide") if rec.extra.get("kind") == "slide" else None
             has = rec.mask is not None or bool(slide and slide.get("regions"))
+            source = getattr(rec, "mask_source", None)
             if role == Qt.ItemDataRole.DisplayRole:
-                return ("▦ ✓" if has else "▦") if slide is not None else ("✓" if has else "")
+                if slide is not None:
+                    return "▦ ✓" if has else "▦"
+                return ("✓" if source in (None, "painted") else "✓*") if has else ""
             if role == Qt.ItemDataRole.TextAlignmentRole:
                 return int(Qt.AlignmentFlag.AlignCenter)
             if role == Qt.ItemDataRole.ToolTipRole:
                 if slide is not None:
                     return "Whole-slide image with painted class regions" if has else "Whole-slide image, no regions painted yet"
-                return "Has an RoI mask" if has else "No RoI mask"
+                extra = {"accepted": " (a model's suggestion, accepted)", "edited": " (a model's suggestion, edited)"}.get(source, "")
+                return f"Has an RoI mask{extra}" if has else "No RoI mask"
             if role == SORT_ROLE:
                 return 0 if has else 1
         elif col == COL_PRED:
@@ -341,6 +357,16 @@ class ImageListModel(QAbstractTableModel):
                 return f"Predicted {pred[0]} ({pred[1]:.1%}){extra}"
             if role == SORT_ROLE:
                 return -(pred[1]) if pred else 1.0
+        elif col == COL_NEXT:
+            entry = self._queue.get(image_id)
+            if role == Qt.ItemDataRole.DisplayRole:
+                return f"{entry[0]}" if entry else ""
+            if role == Qt.ItemDataRole.TextAlignmentRole:
+                return int(Qt.AlignmentFlag.AlignCenter)
+            if role == Qt.ItemDataRole.ToolTipRole and entry:
+                return f"Next to annotate: #{entry[0]}, {entry[2]} (uncertainty {entry[1]:.2f})"
+            if role == SORT_ROLE:
+                return entry[0] if entry else 1 << 30
         return None
 
 
@@ -437,12 +463,13 @@ class ImageListPanel(QWidget):
         header.setSectionResizeMode(COL_THUMB, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(COL_THUMB, THUMB_SIZE.width() + 10)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((COL_CLASS, 84), (COL_ROI, 34), (COL_PRED, 96)):
+        for col, width in ((COL_CLASS, 84), (COL_ROI, 34), (COL_PRED, 96), (COL_NEXT, 40)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, width)
         header.setHighlightSections(False)
         header.setMinimumSectionSize(28)
         self.view.setColumnHidden(COL_PRED, True)  # shown once there are predictions
+        self.view.setColumnHidden(COL_NEXT, True)  # shown once there is a queue
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -480,6 +507,12 @@ class ImageListPanel(QWidget):
         self.class_combo.addItem("Prediction ≠ label", DISAGREE)
         self.class_combo.blockSignals(False)
         self.proxy.set_class_filter(ALL)
+
+    def set_queue(self, queue) -> None:
+        """Show the annotate-next rank: ``[(image_id, score, reason)]``, best first (``None`` hides the column)."""
+        self.model.set_queue(queue)
+        self.view.setColumnHidden(COL_NEXT, not queue)
+        self.proxy.invalidate()
 
     def refresh_classes(self, project) -> None:
         """The project's classes changed (renamed, added, recoloured): refill the filter, redraw the rows."""

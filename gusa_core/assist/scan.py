@@ -58,7 +58,7 @@ def scan_project(
         (F, h, w) float32 at the network's grid or None (variant without
         RoI branch), ``image_shape`` (H, W), ``class_names``.
     """
-    predictors = [Predictor.from_run(folder, device=device, backend=backend) for folder in model_folders(run_dir)]
+    predictors = [Predictor.from_run(folder, device=device, backend=backend, temperature=1.0) for folder in model_folders(run_dir)]
     names = list(predictors[0].class_names)
     for p in predictors[1:]:
         if list(p.class_names) != names:

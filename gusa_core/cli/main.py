@@ -23,11 +23,11 @@ import traceback
 
 from .. import __version__
 from ..errors import GusaError
-from . import demo, evaluate, export, info, info_slide, init, predict, predict_slide, train
+from . import demo, evaluate, export, info, info_slide, init, predict, predict_slide, rank, suggest, train
 
 __all__ = ["main", "build_parser", "describe_error"]
 
-_VERBS = (demo, init, info, info_slide, train, predict, predict_slide, evaluate, export)
+_VERBS = (demo, init, info, info_slide, train, predict, predict_slide, evaluate, export, suggest, rank)
 
 _OS_HINTS = {
     errno.ENOSPC: "the disk is full: free some space and run the command again",

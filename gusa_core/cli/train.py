@@ -36,6 +36,10 @@ def add_parser(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=None, help="data loader workers")
     s.add_argument("--no-augment", action="store_true")
+    s.add_argument("--suggested-masks", choices=("include", "weight", "exclude"), default="include",
+                   help="masks accepted from a model's suggestion unedited: train on them, weigh their dice term "
+                        "(--suggested-weight), or leave them out")
+    s.add_argument("--suggested-weight", type=float, default=0.5, help="dice weight of accepted suggestions with 'weight'")
     s.add_argument("--resume", action="store_true", help="continue a stopped or crashed run in --out")
     g = s.add_argument_group("slides", "fields sampled from the painted regions of the project's slides")
     g.add_argument("--field-mpp", type=float, default=0.42, help="microns per pixel of a field (default: BACH's 0.42)")
@@ -168,6 +172,8 @@ def run(args) -> int:
         seed=args.seed,
         augment=not args.no_augment,
         workers=args.workers,
+        suggested_masks=args.suggested_masks,
+        suggested_weight=args.suggested_weight,
         field_mpp=args.field_mpp,
         field_size=tuple(args.field_size),
         field_stride=args.field_stride,

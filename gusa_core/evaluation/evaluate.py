@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..calibration import apply_temperature, calibration_summary
 from ..checkpoint import read_model_meta
 from ..errors import GusaError
 from ..inference import Predictor, classify_paths
@@ -65,6 +66,7 @@ def _score(predictor, project, records, out: list, errors: list, notes: list, pr
                 "predicted": pred.label,
                 "probs": {c: float(p) for c, p in zip(names, pred.probs)},
                 "iou": score,
+                "temperature": predictor.temperature,
             }
         )
 
@@ -99,7 +101,10 @@ def evaluate_run(
     -------
     dict
         The dict of :func:`gusa_core.metrics.evaluate` plus ``predictions``
-        (``[{id, path, label, predicted, probs, iou}]``), ``misclassified``
+        (``[{id, path, label, predicted, probs, iou, temperature}]``),
+        ``calibration`` (``temperature``, ``scaled``, ``before`` and
+        ``after``: :func:`gusa_core.calibration.calibration_summary` without
+        and with the run's temperature), ``misclassified``
         (ids), ``errors`` (``[{id, path, error}]``), ``protocol``, ``run``,
         ``variant``, ``n_models`` and ``attention_kind``.
 
@@ -148,6 +153,7 @@ def evaluate_run(
     probs = np.array([[r["probs"][c] for c in names] for r in rows], dtype=np.float64)
     result = evaluate(y_true, probs, names)
     scores = [r["iou"] for r in rows if r["iou"] is not None]
+    result["calibration"] = _calibration(probs, y_true, np.array([r["temperature"] for r in rows], dtype=np.float64))
     result["miou"] = float(np.mean(scores)) if scores else None
     result["iou_per_image"] = [r["iou"] for r in rows]
     result["n_masks"] = len(scores)
@@ -165,10 +171,27 @@ def evaluate_run(
     return result
 
 
+def _calibration(probs: np.ndarray, y: np.ndarray, temps: np.ndarray) -> dict:
+    """ECE, Brier, NLL and the reliability diagram with the run's temperature ("after") and without ("before").
+
+    The predictor returns ``softmax(log p / T)``; ``softmax(T · log p_T)``
+    gives back the raw ``p`` (softmax ignores a per-row constant).
+    """
+    after = np.clip(probs, 1e-300, None)
+    before = apply_temperature(np.log(after) * temps[:, None], 1.0)
+    uniq = sorted({float(t) for t in temps})
+    return {"temperature": uniq[0] if len(uniq) == 1 else uniq, "scaled": any(t != 1.0 for t in uniq),
+            "before": calibration_summary(before, y), "after": calibration_summary(probs, y)}
+
+
 def _fmt(value, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:.{digits}f}"
+
+
+def _fmt_t(t) -> str:
+    return ", ".join(f"{v:.3f}" for v in t) if isinstance(t, list) else f"{t:.3f}"
 
 
 def format_result(result: dict) -> str:
@@ -179,6 +202,15 @@ def format_result(result: dict) -> str:
         f"accuracy    {_fmt(result['accuracy'])}",
         f"AUC (macro) {_fmt(result['auc_macro'])}",
         f"mean IoU    {_fmt(result.get('miou'))}" + (f"  ({result.get('n_masks', 0)} masks)" if result.get("miou") is not None else ""),
+    ]
+    cal = result.get("calibration")
+    if cal:
+        b, a = cal["before"], cal["after"]
+        lines += [
+            f"ECE         {_fmt(a['ece'])}  (before temperature scaling {_fmt(b['ece'])}; T = {_fmt_t(cal['temperature'])})",
+            f"Brier       {_fmt(a['brier'])}  (before {_fmt(b['brier'])})",
+        ]
+    lines += [
         "",
         "per-class AUC",
     ]

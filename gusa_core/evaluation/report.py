@@ -19,7 +19,14 @@ import numpy as np
 from ..atomic import atomic_write_text
 from ..imageio import read_image, resize_image
 
-__all__ = ["write_html_report", "render_html_report", "format_number", "roc_figure_png", "confusion_figure_png"]
+__all__ = [
+    "write_html_report",
+    "render_html_report",
+    "format_number",
+    "roc_figure_png",
+    "confusion_figure_png",
+    "reliability_figure_png",
+]
 
 #: Misclassified images shown with a thumbnail (the rest are listed without).
 MAX_THUMBNAILS = 40
@@ -102,6 +109,40 @@ def confusion_figure_png(result: Mapping) -> bytes:
     return _figure_png(fig)
 
 
+def reliability_figure_png(calibration: Mapping) -> bytes:
+    """Reliability diagram before and after temperature scaling, as a PNG.
+
+    ``calibration`` is ``result["calibration"]`` of
+    :func:`gusa_core.evaluation.evaluate_run`: per confidence bin, the
+    accuracy (bars) against the bin's mean confidence; the diagonal is a
+    perfectly calibrated model. The bars' width shows the bin, a bin without
+    a prediction is left empty.
+    """
+    fig = _new_figure((5.2, 4.6))
+    ax = fig.add_subplot(1, 1, 1)
+    styles = (("before", "before T", "#d62728", 0.35), ("after", "after T", "#1f77b4", 0.6))
+    for key, label, color, alpha in styles:
+        summary = calibration.get(key)
+        if not summary:
+            continue
+        rel = summary["reliability"]
+        edges = np.asarray(rel["edges"], dtype=float)
+        acc = np.array([np.nan if v is None else v for v in rel["accuracy"]], dtype=float)
+        conf = np.array([np.nan if v is None else v for v in rel["confidence"]], dtype=float)
+        width = np.diff(edges)
+        ok = np.isfinite(acc)
+        ax.bar(edges[:-1][ok], acc[ok], width=width[ok], align="edge", color=color, alpha=alpha, edgecolor=color,
+               label=f"{label}: ECE {format_number(summary['ece'], 3)}")
+        ax.plot(conf[ok], acc[ok], "o-", color=color, ms=3, lw=1)
+    ax.plot([0, 1], [0, 1], color="0.4", lw=1, ls="--", label="perfect calibration")
+    t = calibration.get("temperature")
+    t_text = ", ".join(f"{v:.2f}" for v in t) if isinstance(t, list) else f"{float(t):.2f}"
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="confidence (top class)", ylabel="accuracy",
+           title=f"Reliability diagram (T = {t_text})")
+    ax.legend(loc="upper left", fontsize=8)
+    return _figure_png(fig)
+
+
 def _thumbnail_uri(path: str | None) -> str | None:
     if not path:
         return None
@@ -155,6 +196,12 @@ def render_html_report(result: Mapping, *, title: str = "GuSA evaluation", run_i
         ["RoI mean IoU (τ = 0.5)", format_number(result.get("miou"))],
     ]
     parts.append(_table(["metric", "value"], [[esc(k), v] for k, v in summary], cls="summary"))
+    cal = result.get("calibration")
+    if cal:
+        parts.append("<h2>Calibration</h2>")
+        rows = [[esc(label), format_number((cal.get("before") or {}).get(key)), format_number((cal.get("after") or {}).get(key))]
+                for label, key in (("ECE (15 bins)", "ece"), ("Brier score", "brier"), ("NLL", "nll"))]
+        parts.append(_table(["metric", "before temperature scaling", "after"], rows, cls="calibration"))
 
     parts.append("<h2>Per class</h2>")
     counts = np.asarray(result.get("confusion_counts") or np.zeros((len(names), len(names))), dtype=int)
@@ -170,6 +217,8 @@ def render_html_report(result: Mapping, *, title: str = "GuSA evaluation", run_i
     parts.append("<h2>Figures</h2><div class=\"figs\">")
     parts.append(f'<img alt="ROC curves" src="{_png_data_uri(roc_figure_png(result, class_colors=class_colors))}">')
     parts.append(f'<img alt="confusion matrix" src="{_png_data_uri(confusion_figure_png(result))}">')
+    if cal:
+        parts.append(f'<img alt="reliability diagram" src="{_png_data_uri(reliability_figure_png(cal))}">')
     parts.append("</div>")
 
     parts.append("<h2>Confusion matrix (rows: true class, columns: predicted; row-normalised)</h2>")

@@ -9,6 +9,13 @@ Attention maps are ỹ itself for the RoI variants (``"roi"``) and Grad-CAM of
 the predicted class for the others (``"gradcam"``), up-sampled bilinearly to
 the image's own resolution; the ensemble's map is the mean of its folds' maps.
 
+Calibration: a run stores the temperature fitted on its out-of-fold
+validation predictions at the end of training (``run.json``'s
+``calibration``, see :mod:`gusa_core.training.calibrate`). :meth:`Predictor.from_run`
+applies it by default: ``softmax(log p̄ / T)`` of the ensemble mean ``p̄``
+(one ensemble temperature, never a mean of per-fold-scaled members), or of
+the fold's own softmax with its own T for one fold. The argmax is unchanged.
+
 Backends (:mod:`.backends`): ``"torch"`` (eval mode, ``inference_mode``,
 channels-last; autocast fp16 on CUDA), and the CPU engines ``"openvino"`` and
 ``"onnxruntime"`` (``"onnx"``) over each fold's ``<fold>/model.onnx``, exported
@@ -31,11 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..calibration import apply_temperature
 from ..checkpoint import forget_onnx_cache, load_model, onnx_cache_path, read_model_meta, record_onnx_cache, weights_path
 from ..errors import GusaError, ModelOutputError
 from ..models_registry import ROI_VARIANTS
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess_array
-from ..runs import model_folders
+from ..runs import model_folders, stored_temperature
 from ..stain import ReinhardNormalizer
 from . import backends as _backends
 from .outputs import upsample_map as _upsample
@@ -155,9 +163,11 @@ class Predictor:
         The backend in use.
     engine_info : EngineInfo
         Backend, precision, the reason for them and the processor.
+    temperature : float
+        Temperature applied to the (ensemble's) softmax; 1 = none.
     """
 
-    def __init__(self, models, *, device="auto", backend: str = "auto", folders=None):
+    def __init__(self, models, *, device="auto", backend: str = "auto", folders=None, temperature: float | None = None):
         if not models:
             raise GusaError("no model to predict with")
         backend = _backends.normalize_backend(backend)
@@ -176,13 +186,18 @@ class Predictor:
         first = models[0][0]
         self.has_roi = bool(getattr(first, "has_roi", metas[0].get("variant") in ROI_VARIANTS))
         self.attention_kind = "roi" if self.has_roi else "gradcam"
+        self.temperature = 1.0 if temperature is None else float(temperature)
+        if not self.temperature > 0:
+            raise GusaError(f"temperature must be positive, got {temperature}")
         self._preps = self._make_preps()
         self.backend = self._choose_backend(backend)
         self._lock = threading.Lock()
 
     # .......................................................... building
     @classmethod
-    def from_run(cls, run_dir, *, fold: int | None = None, device="auto", backend: str = "auto") -> "Predictor":
+    def from_run(
+        cls, run_dir, *, fold: int | None = None, device="auto", backend: str = "auto", temperature: float | str = "stored"
+    ) -> "Predictor":
         """Load a run (all its folds: the ensemble) or one fold of it.
 
         Parameters
@@ -197,6 +212,10 @@ class Predictor:
         backend : {"auto", "openvino", "onnxruntime", "torch"}
             With a CPU engine and every fold's export fresh, the weights are
             not loaded and torch is not imported.
+        temperature : float or "stored"
+            ``"stored"``: the run's calibration (the ensemble's T, or the
+            fold's own; 1.0 when the run stored none); a number overrides it
+            (1.0: raw softmax).
 
         Raises
         ------
@@ -210,7 +229,9 @@ class Predictor:
             models = [(None, read_model_meta(f)) for f in folders]
         else:
             models = [_load_model(f) for f in folders]
-        return cls(models, device=device, backend=backend, folders=folders)
+        if temperature == "stored":
+            temperature = stored_temperature(run_dir, fold=fold) if len(folders) > 1 else stored_temperature(folders[0])
+        return cls(models, device=device, backend=backend, folders=folders, temperature=temperature)
 
     def _make_preps(self) -> list[_Prep]:
         preps: dict = {}
@@ -416,6 +437,8 @@ class Predictor:
                     "retrain with a lower learning rate or restore the folder")
         probs = np.mean([o[0] for o in outs], axis=0).astype(np.float64)
         probs = probs / probs.sum(axis=1, keepdims=True)
+        if self.temperature != 1.0:
+            probs = apply_temperature(np.log(np.clip(probs, 1e-300, None)), self.temperature)
         index = probs.argmax(axis=1)
         maps = []
         for m, (_, att) in zip(self._members, outs):

@@ -21,6 +21,7 @@ __all__ = [
     "BACKUP_NAME",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MASK_SOURCES",
     "MANIFEST_KEYS",
     "ImageRecord",
     "now",
@@ -38,7 +39,9 @@ BACKUP_NAME = MANIFEST_NAME + ".bak"
 FORMAT_NAME = "gusa-project"
 #: Manifest version this code writes; it reads this and older ones.
 FORMAT_VERSION = 1
-_RECORD_KEYS = ("id", "path", "label", "mask", "notes", "suggested")
+_RECORD_KEYS = ("id", "path", "label", "mask", "notes", "suggested", "mask_source")
+#: Where a mask came from: painted by hand, a model's suggestion accepted as it was, or accepted then edited.
+MASK_SOURCES = ("painted", "accepted", "edited")
 #: The keys this version understands; others are kept as they were.
 MANIFEST_KEYS = ("format", "version", "classes", "class_colors", "reinhard_reference", "images", "created", "modified")
 
@@ -86,6 +89,9 @@ class ImageRecord:
         Free text.
     suggested : str or None
         A predicted class offered as a suggestion.
+    mask_source : {"painted", "accepted", "edited"} or None
+        The mask's provenance (:data:`MASK_SOURCES`); None without a mask.
+        Manifests written before this field read as "painted" for a mask.
     extra : dict
         Manifest keys this version does not know, kept as they were.
     """
@@ -96,6 +102,7 @@ class ImageRecord:
     mask: str | None = None
     notes: str = ""
     suggested: str | None = None
+    mask_source: str | None = None
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -129,8 +136,20 @@ class ImageRecord:
             mask=d.get("mask"),
             notes=notes,
             suggested=d.get("suggested"),
+            mask_source=_mask_source(d),
             extra={k: v for k, v in d.items() if k not in _RECORD_KEYS},
         )
+
+
+def _mask_source(d: dict) -> str | None:
+    if d.get("mask") is None:
+        return None
+    source = d.get("mask_source")
+    if source is None:
+        return "painted"
+    if source not in MASK_SOURCES:
+        raise ValueError(f"image {d['id']!r}: 'mask_source' must be one of {', '.join(MASK_SOURCES)}, got {source!r}")
+    return source
 
 
 def _newer_reason(version: int) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ImageReadError, MaskError, ProjectError
 from ..imageio import image_size, read_mask, write_mask
-from .manifest import check_id
+from .manifest import MASK_SOURCES, check_id
 
 __all__ = ["MasksMixin", "MASK_DIR"]
 
@@ -114,7 +114,9 @@ class MasksMixin:
             raise MaskError(path, f"mask missing for {rec.id} (the manifest names it but the file is gone)")
         return read_mask(path, shape=self.image_shape(image_id))
 
-    def save_mask(self, image_id: str, mask: np.ndarray | None, *, save_manifest: bool = True) -> Path | None:
+    def save_mask(
+        self, image_id: str, mask: np.ndarray | None, *, source: str | None = None, save_manifest: bool = True
+    ) -> Path | None:
         """Save an image's RoI mask as ``masks/<id>.png`` (atomic PNG).
 
         Parameters
@@ -123,6 +125,9 @@ class MasksMixin:
         mask : ndarray of shape (H, W) or None
             Non-zero is RoI. An all-zero mask (or None) deletes the mask file
             and sets the record's ``mask`` to None.
+        source : {"painted", "accepted", "edited"}, optional
+            The mask's provenance (``mask_source``). None keeps the recorded
+            one (see :meth:`set_mask_source`), "painted" for a new mask.
         save_manifest : bool
             Save the manifest too when the record changed, so nothing is lost.
 
@@ -148,6 +153,8 @@ class MasksMixin:
         """
         rec = self.image(image_id)
         target = self._mask_target(rec)
+        if source is not None and source not in MASK_SOURCES:
+            raise ValueError(f"mask source must be one of {', '.join(MASK_SOURCES)}, got {source!r}")
         if mask is not None:
             mask = np.asarray(mask)
             try:
@@ -166,10 +173,12 @@ class MasksMixin:
         if not empty:
             write_mask(target, mask)  # outside the lock: encoding takes a while
         with self._lock:
-            previous = rec.mask
+            previous, previous_source = rec.mask, rec.mask_source
             new_ref = None if empty else f"{MASK_DIR}/{rec.id}.png"
-            changed = rec.mask != new_ref
+            new_source = None if empty else (source or rec.mask_source or "painted")
+            changed = rec.mask != new_ref or rec.mask_source != new_source
             rec.mask = new_ref
+            rec.mask_source = new_source
             if changed:
                 self._touch()
         if save_manifest and self.dirty:
@@ -180,8 +189,28 @@ class MasksMixin:
                     with self._lock:
                         if rec.mask is None:
                             rec.mask = previous  # the file stays: the manifest on disk still names it
+                            rec.mask_source = previous_source
                 raise
         if empty:
             old.unlink(missing_ok=True)
         self.events.mask_changed.emit(image_id)
         return None if empty else target
+
+    def set_mask_source(self, image_id: str, source: str | None) -> None:
+        """Record where an image's mask came from (``"painted"``, ``"accepted"``, ``"edited"``).
+
+        The GUI calls it before its (background) :meth:`save_mask`: accepting a
+        suggestion marks it "accepted", the first edit of an accepted mask
+        "edited". Ignored for an image without a mask unless ``source`` is set
+        before the mask is saved.
+        """
+        if source is not None and source not in MASK_SOURCES:
+            raise ValueError(f"mask source must be one of {', '.join(MASK_SOURCES)}, got {source!r}")
+        rec = self.image(image_id)
+        self._check_editable()
+        with self._lock:
+            if rec.mask_source == source:
+                return
+            rec.mask_source = source
+            self._touch()
+        self.events.mask_changed.emit(image_id)

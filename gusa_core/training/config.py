@@ -21,6 +21,12 @@ class TrainConfig:
     Extra fields beyond the contract: ``channels_last`` and
     ``memory_efficient`` (gradient checkpointing of the dense layers) take
     ``None`` for the device's default, chosen by ``benchmarks/bench_train.py``.
+
+    ``suggested_masks`` (``"include"``, ``"weight"``, ``"exclude"``) says what
+    training does with masks accepted from a model's suggestion unedited;
+    ``suggested_weight`` is their dice weight with ``"weight"`` (see
+    :class:`gusa_core.data.ProjectDataset`).
+
     Slides train through fields of ``field_size`` pixels at ``field_mpp`` µm/px (the BACH
     field by default) laid every ``field_stride`` of a field over their painted regions; a
     field needs ``field_min_cover`` of it painted with one class (at most
@@ -46,6 +52,8 @@ class TrainConfig:
     color_normalize: bool = True
     channels_last: bool | None = None
     memory_efficient: bool | None = None
+    suggested_masks: str = "include"
+    suggested_weight: float = 0.5
     field_mpp: float = 0.42
     field_size: tuple[int, int] = (2048, 1536)
     field_stride: float = 0.5

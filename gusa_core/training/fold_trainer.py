@@ -90,7 +90,10 @@ class FoldTrainer:
     def _loaders(self):
         cfg, prep = self.config, self.prep
         kw = dict(input_size=cfg.input_size, normalizer=prep.normalizer, cache=prep.cache, fields=prep.fields)
-        train_ds = ProjectDataset(prep.project, self.train_ids, augmenter=Augmenter() if cfg.augment else None, **kw)
+        train_ds = ProjectDataset(
+            prep.project, self.train_ids, augmenter=Augmenter() if cfg.augment else None,
+            suggested_masks=cfg.suggested_masks, suggested_weight=cfg.suggested_weight, **kw,
+        )
         val_ds = ProjectDataset(prep.project, self.val_ids, augmenter=None, **kw)
         self.sampler = SeededSampler(
             len(train_ds), seed=cfg.seed + 104729 * self.fold, shuffle=True, rank=self.dist.rank, world_size=self.dist.world_size

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..data import SUGGESTED_MASKS
 from ..errors import CheckpointError, GusaError
 from ..imageio import DownsampleCache, read_image
 from ..models_registry import VARIANT_NAMES
@@ -76,6 +77,10 @@ def prepare(trainer, dist, cb) -> _Prepared:
         raise GusaError(f"input size {w}x{h} must be positive and divisible by 16")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise GusaError("epochs and batch size must be at least 1")
+    if cfg.suggested_masks not in SUGGESTED_MASKS:
+        raise GusaError(f"suggested masks: {cfg.suggested_masks!r} is not one of {', '.join(SUGGESTED_MASKS)}")
+    if not 0.0 <= float(cfg.suggested_weight) <= 1.0:
+        raise GusaError(f"suggested mask weight {cfg.suggested_weight} must lie in [0, 1]")
     cfg.input_size = (w, h)
     project = trainer.project
     prep = _Prepared()

@@ -12,6 +12,9 @@ validation accuracy, ties broken by the lower validation loss),
 unfinished, ``fold-k/last.pt-state/``: everything needed to continue after
 the last completed epoch (weights, optimizer, scheduler, gradient scaler,
 random generators, history), saved after every epoch without pickle.
+When every fold is finished, the temperature and the suggestion threshold
+are fitted on the out-of-fold validation predictions and stored in
+``run.json`` (:mod:`.calibrate`).
 A resumed run gives the same weights as an uninterrupted one: the data order
 and every augmentation draw are functions of ``(seed, fold, epoch, index)``
 alone (see :class:`gusa_core.data.SeededSampler`).
@@ -141,6 +144,8 @@ class Trainer:
                     break
                 cb.on_fold_end(k, result)
             self.stopped = any(f.get("status") != "finished" for f in state.fold_list(len(prep.splits)))
+            if not self.stopped and dist.is_main:
+                self._calibrate(prep, state, cb)
             status = "stopped" if self.stopped else "finished"
             state.finish(status)
             summary = state.summary(len(prep.splits))
@@ -164,3 +169,15 @@ class Trainer:
             if dist.is_main and created and self.out_dir.is_dir() and not any(self.out_dir.iterdir()):
                 self.out_dir.rmdir()  # refused before anything was written: leave no empty folder
             dist.cleanup()
+
+    def _calibrate(self, prep, state, cb) -> None:
+        """Fit T and the suggestion threshold on the out-of-fold predictions (see :mod:`.calibrate`)."""
+        from .calibrate import calibrate_run
+
+        try:
+            cal = calibrate_run(self.out_dir, prep.project, prep.splits, prep.classes, device=self.config.device, log=cb.on_log)
+        except Exception as exc:  # a finished training stays finished: predictions are then uncalibrated
+            cb.on_log(f"calibration skipped: {type(exc).__name__}: {exc}")
+            cal = {"ensemble_temperature": 1.0, "notes": [f"calibration failed: {type(exc).__name__}: {exc}"]}
+        state.meta["calibration"] = cal
+        state.save()

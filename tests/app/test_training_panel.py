@@ -63,6 +63,9 @@ def test_panel_defaults_and_config(qtbot, tmp_path):
     cfg = panel.config_kwargs()
     assert cfg["variant"] == "baseline" and cfg["folds"] == 3 and cfg["input_size"] == (64, 48)
     assert cfg["pretrained"] == "none" and cfg["device"] == "auto"
+    assert cfg["suggested_masks"] == "include"  # the default: accepted suggestions train like painted masks
+    panel.suggested_combo.setCurrentIndex(panel.suggested_combo.findData("exclude"))
+    assert panel.config_kwargs()["suggested_masks"] == "exclude"
     panel.input_size_combo.setCurrentText("100x50")
     assert not panel.input_size_error.isHidden() and "multiples of 16" in panel.input_size_error.text()
     with pytest.raises(ValueError):

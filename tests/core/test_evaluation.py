@@ -69,7 +69,7 @@ def test_ensemble_evaluation_matches_independent_metrics(demo, run):
             ious.append(1.0 if union == 0 else np.logical_and(m, a).sum() / union)
     assert ious and result["miou"] == pytest.approx(np.mean(ious), abs=1e-6)
     row = result["predictions"][0]
-    assert set(row) == {"id", "path", "label", "predicted", "probs", "iou"}
+    assert set(row) == {"id", "path", "label", "predicted", "probs", "iou", "temperature"}
     assert sum(row["probs"].values()) == pytest.approx(1.0)
     json.dumps(result)
     text = format_result(result)

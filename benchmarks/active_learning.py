@@ -1,0 +1,285 @@
+"""Does the annotate-next ranking need fewer annotations than random order? And are suggestions and calibration good?
+
+On the demo project (synthetic H&E with ground-truth labels and masks), each
+seed draws a pool and a held-out test set. Starting from ``--start`` labelled
+and painted images, each round trains a short run on the annotated images,
+scores it on the test set (accuracy, mIoU of ỹ at τ = 0.5) and then
+"annotates" ``--step`` more pool images, taking their labels and masks from
+the ground truth as if painted, chosen
+
+- (a) in random order, or
+- (b) by the annotate-next queue of the round's run
+  (:func:`gusa_core.assist.annotation_queue` over the unlabelled pool).
+
+A run on the whole pool gives the full-data accuracy. Printed:
+
+1. accuracy and mIoU against the number of annotated images, per strategy;
+2. the annotations each strategy needs to reach the full-data accuracy, and
+   their ratio (target: ranking ≤ 60 % of random);
+3. suggestions of the full-data run on the test images: the share of masks
+   with IoU ≥ 0.7 against the ground truth, at the run's validated ``roi_tau``
+   and at 0.5 (target ≥ 0.8);
+4. calibration: ECE on the test images before and after the run's ensemble
+   temperature (fitted on its out-of-fold predictions; target: after ≤ half).
+
+    python benchmarks/active_learning.py                       # smallest meaningful settings (CPU)
+    python benchmarks/active_learning.py --size 256x192 --epochs 15 --per-class 16 --seeds 0 1 2 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = (int(v) for v in text.lower().split("x"))
+    return w, h
+
+
+class Experiment:
+    """One seed: the pool, the test set, the ground truth and the training settings."""
+
+    def __init__(self, args, seed: int, root: Path):
+        from gusa_core.demo import write_demo_project
+        from gusa_core.training import TrainConfig
+
+        self.args, self.seed, self.root = args, seed, root
+        w, h = _size(args.size)
+        image_size = (w * args.image_scale, h * args.image_scale)
+        self.pool = write_demo_project(root / "pool", seed=seed, per_class=args.per_class, unlabelled=0, size=image_size)
+        self.test = write_demo_project(root / "test", seed=10_000 + seed, per_class=args.test_per_class, unlabelled=0,
+                                       size=image_size)
+        self.truth = {r.id: (r.label, self.pool.load_mask(r.id)) for r in self.pool.images}
+        self.config = dict(variant="fa-gusa", folds=args.folds, epochs=args.epochs, batch_size=args.batch_size,
+                           input_size=(w, h), lr=args.lr, device=args.device, pretrained="none", seed=seed, workers=0,
+                           dice_weight=args.dice_weight)
+        self.TrainConfig = TrainConfig
+        rng = np.random.default_rng(seed)
+        by_class: dict[str, list[str]] = {}
+        for image_id, (label, _) in sorted(self.truth.items()):
+            by_class.setdefault(label, []).append(image_id)
+        start: list[str] = []
+        while len(start) < args.start:  # stratified start: one of each class in turn
+            for ids in by_class.values():
+                left = [i for i in ids if i not in start]
+                if left and len(start) < args.start:
+                    start.append(str(rng.choice(left)))
+        self.start = start
+
+    def working_copy(self, name: str, annotated: list[str]):
+        """A copy of the pool where only ``annotated`` images keep their label and mask."""
+        from gusa_core.project import Project
+
+        folder = self.root / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        shutil.copytree(self.pool.folder, folder, ignore=shutil.ignore_patterns("runs", "cache"))
+        project = Project.open(folder)
+        for rec in project.images:
+            if rec.id not in annotated:
+                project.set_label(rec.id, None)
+                project.save_mask(rec.id, None, save_manifest=False)
+        project.save()
+        return project
+
+    def annotate(self, project, ids) -> None:
+        for image_id in ids:
+            label, mask = self.truth[image_id]
+            project.set_label(image_id, label)
+            if mask is not None:
+                project.save_mask(image_id, mask, source="painted", save_manifest=False)
+        project.save()
+
+    def train(self, project, name: str) -> Path:
+        from gusa_core.training import Trainer
+
+        out = project.runs_dir / name
+        Trainer(project, out, self.TrainConfig(**self.config)).run()
+        return out
+
+    def score(self, run: Path) -> dict:
+        from gusa_core.evaluation import evaluate_run
+
+        r = evaluate_run(run, self.test, device=self.args.device, backend="torch")
+        return {"accuracy": r["accuracy"], "miou": r["miou"], "ece_before": r["calibration"]["before"]["ece"],
+                "ece_after": r["calibration"]["after"]["ece"], "temperature": r["calibration"]["temperature"]}
+
+    def ranked(self, run: Path, project, remaining: list[str], k: int) -> list[str]:
+        from gusa_core.assist import annotation_queue, scan_project
+        from gusa_core.runs import stored_temperature
+
+        records = list(scan_project(run, project, ids=remaining, device=self.args.device, backend="torch",
+                                    temperature=stored_temperature(run)))
+        queue = [it.id for it in annotation_queue(records, project) if it.reason == "unlabelled"]
+        return queue[:k]
+
+
+def _reach(curve: list[tuple[int, float]], target: float) -> int | None:
+    for n, acc in curve:
+        if acc >= target - 1e-9:
+            return n
+    return None
+
+
+def run_seed(args, seed: int, root: Path) -> dict:
+    exp = Experiment(args, seed, root)
+    total = len(exp.truth)
+    t0 = time.perf_counter()
+    full_project = exp.working_copy("full", list(exp.truth))
+    full_run = exp.train(full_project, "full")
+    full = exp.score(full_run)
+    print(f"[seed {seed}] full data ({total} images): accuracy {full['accuracy']:.3f}, mIoU {full['miou']:.3f} "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    curves: dict[str, list[dict]] = {}
+    first = None
+    for strategy in ("random", "ranked"):
+        rng = np.random.default_rng(1000 + seed)
+        annotated = list(exp.start)
+        project = exp.working_copy(strategy, annotated)
+        rows = []
+        while True:
+            n = len(annotated)
+            if n == len(exp.start) and first is not None:
+                run, scores = first  # the first round is the same for both strategies
+            else:
+                run = exp.train(project, f"{strategy}-{n}")
+                scores = exp.score(run)
+                if n == len(exp.start):
+                    first = (run, scores)
+            rows.append({"n": n, **scores})
+            print(f"[seed {seed}] {strategy:<6} n={n:<3} accuracy {scores['accuracy']:.3f} mIoU {scores['miou']:.3f}", flush=True)
+            remaining = [i for i in exp.truth if i not in annotated]
+            if not remaining or n >= args.max_annotated:
+                break
+            k = min(args.step, len(remaining))
+            picked = [str(v) for v in rng.choice(remaining, size=k, replace=False)] if strategy == "random" \
+                else exp.ranked(run, project, remaining, k)
+            exp.annotate(project, picked)
+            annotated += picked
+        curves[strategy] = rows
+    suggest = suggestion_quality(full_run, exp.test, args.device)
+    return {"seed": seed, "total": total, "full": full, "curves": curves, "suggestions": suggest,
+            "stored_calibration": _stored_calibration(full_run)}
+
+
+def suggestion_quality(run: Path, test, device: str) -> dict:
+    from gusa_core.assist import scan_project, suggestion
+    from gusa_core.metrics import iou
+    from gusa_core.runs import stored_roi_tau
+
+    tau = stored_roi_tau(run) or 0.5
+    out = {"tau": tau}
+    records = [r for r in scan_project(run, test, device=device, backend="torch") if r["error"] is None]
+    for key, t in (("at_roi_tau", tau), ("at_0.5", 0.5)):
+        scores = []
+        for rec in records:
+            truth = test.load_mask(rec["id"])
+            if truth is None:
+                continue
+            scores.append(iou(suggestion(rec, tau=t) > 0, truth > 0))
+        out[key] = {"n": len(scores), "share_iou_ge_0.7": float(np.mean(np.array(scores) >= 0.7)) if scores else None,
+                    "mean_iou": float(np.mean(scores)) if scores else None}
+    return out
+
+
+def _stored_calibration(run: Path) -> dict:
+    from gusa_core.runs import read_run_meta
+
+    cal = (read_run_meta(run) or {}).get("calibration") or {}
+    return {"n": cal.get("n"), "T": cal.get("ensemble_temperature"),
+            "oof_ece_before": (cal.get("before") or {}).get("ece"), "oof_ece_after": (cal.get("after") or {}).get("ece")}
+
+
+def report(results: list[dict], args) -> None:
+    print()
+    print(f"CPU: {_cpu_model()}  |  settings: input {args.size}, images {args.image_scale}x that, {args.folds} folds, "
+          f"{args.epochs} epochs, start {args.start}, step {args.step}, pool {results[0]['total']} images/seed, "
+          f"test {4 * args.test_per_class} images/seed, seeds {[r['seed'] for r in results]}")
+    print("\n1. accuracy / mIoU on the test images against the number of annotated images")
+    print(f"{'seed':>4} {'n':>4}  {'random acc':>10} {'ranked acc':>10}  {'random mIoU':>11} {'ranked mIoU':>11}")
+    for r in results:
+        for a, b in zip(r["curves"]["random"], r["curves"]["ranked"]):
+            print(f"{r['seed']:>4} {a['n']:>4}  {a['accuracy']:>10.3f} {b['accuracy']:>10.3f}  {a['miou']:>11.3f} {b['miou']:>11.3f}")
+        print(f"{r['seed']:>4} {'all':>4}  full data: accuracy {r['full']['accuracy']:.3f}, mIoU {r['full']['miou']:.3f}")
+    print("\n2. annotations needed to reach the full-data accuracy (target: ranked <= 60 % of random)")
+    for r in results:
+        target = r["full"]["accuracy"]
+        nr = _reach([(x["n"], x["accuracy"]) for x in r["curves"]["random"]], target)
+        nk = _reach([(x["n"], x["accuracy"]) for x in r["curves"]["ranked"]], target)
+        ratio = f"{nk / nr:.0%}" if nr and nk else "—"
+        print(f"  seed {r['seed']}: full {target:.3f}; random {nr or 'not reached'}, ranked {nk or 'not reached'}; ratio {ratio}")
+    print("\n3. suggestions of the full-data run on the test images (target: share with IoU >= 0.7 >= 0.8)")
+    for r in results:
+        s = r["suggestions"]
+        for key in ("at_roi_tau", "at_0.5"):
+            v = s[key]
+            tau = s["tau"] if key == "at_roi_tau" else 0.5
+            share = "—" if v["share_iou_ge_0.7"] is None else f"{v['share_iou_ge_0.7']:.2f}"
+            mean = "—" if v["mean_iou"] is None else f"{v['mean_iou']:.3f}"
+            print(f"  seed {r['seed']}: tau {tau:.2f}: {share} of {v['n']} masks with IoU >= 0.7 (mean IoU {mean})")
+    print("\n4. calibration of the full-data run (target: ECE after <= half of before, on images T never saw)")
+    for r in results:
+        f, c = r["full"], r["stored_calibration"]
+        ratio = f["ece_after"] / f["ece_before"] if f["ece_before"] else float("nan")
+        print(f"  seed {r['seed']}: T = {c['T']} fitted on {c['n']} out-of-fold images; test ECE {f['ece_before']:.4f} -> "
+              f"{f['ece_after']:.4f} (after/before {ratio:.2f}); out-of-fold ECE {c['oof_ece_before']} -> {c['oof_ece_after']}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--size", default="64x48", help="network input WxH")
+    p.add_argument("--image-scale", type=int, default=2, help="demo images are this many times the input size")
+    p.add_argument("--per-class", type=int, default=6, help="pool images per class")
+    p.add_argument("--test-per-class", type=int, default=4)
+    p.add_argument("--start", type=int, default=8)
+    p.add_argument("--step", type=int, default=4)
+    p.add_argument("--max-annotated", type=int, default=10**6)
+    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--dice-weight", type=float, default=1.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", type=Path, default=None, help="write every number as JSON")
+    p.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.manual_seed(0)
+    results = []
+    t0 = time.perf_counter()
+    for seed in args.seeds:
+        root = args.keep / f"seed-{seed}" if args.keep else Path(tempfile.mkdtemp(prefix="gusa-al-"))
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            results.append(run_seed(args, seed, root))
+        finally:
+            if args.keep is None:
+                shutil.rmtree(root, ignore_errors=True)
+    report(results, args)
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
