@@ -95,13 +95,15 @@ def test_app_knows_no_run_folder_layout():
 
 def test_app_layers_contract_holds():
     import shutil
+    import os
     import subprocess
     import sys
 
     exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
     if not Path(exe).exists():
         pytest.fail("lint-imports (import-linter) is not installed: pip install -e '.[dev]'")
-    proc = subprocess.run([exe, str(APP.parent / "pyproject.toml")], cwd=APP.parent, capture_output=True, text=True)
+    proc = subprocess.run([exe, str(APP.parent / "pyproject.toml")], cwd=APP.parent, capture_output=True, text=True,
+                          encoding="utf-8", errors="replace", env={**os.environ, "PYTHONUTF8": "1"})
     out = proc.stdout + proc.stderr
     assert "app is layered: the shell over the rooms over base KEPT" in out, out
 

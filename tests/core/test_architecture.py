@@ -4,6 +4,7 @@ one module owns the run folder's paths, and no file grows past 600 lines."""
 import ast
 import re
 import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ def test_import_linter_contracts_hold():
     exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
     if not Path(exe).exists():
         pytest.fail("lint-imports (import-linter) is not installed: pip install -e '.[dev]'")
-    proc = subprocess.run([exe, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([exe, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True,
+                          encoding="utf-8", errors="replace", env={**os.environ, "PYTHONUTF8": "1"})
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     for name in CONTRACTS:  # both contracts are checked, not only configured
