@@ -41,6 +41,10 @@ CONFIGS = {
     "cl+fused": dict(cl=True, me=False, fused=True),
     "me+fused": dict(cl=False, me=True, fused=True),
     "cl+me+fused": dict(cl=True, me=True, fused=True),
+    "bf16+fused": dict(cl=False, me=False, fused=True, bf16=True),
+    "bf16+cl+fused": dict(cl=True, me=False, fused=True, bf16=True),
+    "bf16+me+fused": dict(cl=False, me=True, fused=True, bf16=True),
+    "bf16+cl+me+fused": dict(cl=True, me=True, fused=True, bf16=True),
 }
 
 
@@ -74,7 +78,9 @@ def run_one(name: str, steps: int, size: tuple[int, int], threads: int | None) -
     has = torch.tensor([True, True, False, True, True])
 
     def step():
-        loss, _ = gusa_loss(model(x), y, masks, has)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts.get("bf16", False)):
+            out = model(x)
+        loss, _ = gusa_loss(_float(out), y, masks, has)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -87,6 +93,14 @@ def run_one(name: str, steps: int, size: tuple[int, int], threads: int | None) -
         times.append(time.perf_counter() - t0)
     peak_kb = _peak_rss_kb()
     return {"name": name, "img_s": 5 / statistics.median(times), "peak_rss_gb": peak_kb / 2**20, "threads": torch.get_num_threads()}
+
+
+def _float(out):
+    """The model's output with bf16 (autocast) tensors cast to fp32 for the loss, as the trainer does."""
+    from gusa_core.models import ModelOutput
+
+    logits, roi = out
+    return ModelOutput(logits.float(), None if roi is None else roi.float())
 
 
 def _peak_rss_kb() -> int:
@@ -131,7 +145,9 @@ def speed_interleaved(names: list[str], rounds: int, size: tuple[int, int], thre
         x = x0.contiguous(memory_format=fmt)
         opt = optims[opts["fused"]]
         t0 = time.perf_counter()
-        loss, _ = gusa_loss(model(x), y, masks, has)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts.get("bf16", False)):
+            out = model(x)
+        loss, _ = gusa_loss(_float(out), y, masks, has)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -14,6 +14,7 @@ from .. import DEFAULT_INPUT_SIZE
 from ..models_registry import DEFAULT_VARIANT, VARIANT_NAMES
 from ..runs import read_run_meta
 from ..training import TrainCallbacks, TrainConfig, Trainer
+from ..training.precision import TRAIN_PRECISIONS
 from .options import parse_size
 
 
@@ -34,6 +35,9 @@ def add_parser(sub) -> None:
     s.add_argument("--pretrained", default="auto", help="auto (TORCH_HOME cache), none, or a weights FILE")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=None, help="data loader workers")
+    s.add_argument("--precision", choices=TRAIN_PRECISIONS, default="auto",
+                   help="forward-pass autocast: auto (bf16 on CPUs with AVX-512 BF16/AMX, fp16 on CUDA, else fp32), "
+                        "fp32 or bf16; weights stay fp32")
     s.add_argument("--no-augment", action="store_true")
     s.add_argument("--resume", action="store_true", help="continue a stopped or crashed run in --out")
     g = s.add_argument_group("slides", "fields sampled from the painted regions of the project's slides")
@@ -66,7 +70,7 @@ class ProgressCallbacks(TrainCallbacks):
             f"training {info['variant']} on {info['device']}"
             + (f" x{info['world_size']} processes" if info["world_size"] > 1 else "")
             + f": {info['n_labelled']} labelled images ({info['n_masked']} with RoI masks), "
-            f"{info['folds']} fold(s), {info['epochs']} epochs -> {info['run_dir']}"
+            f"{info['folds']} fold(s), {info['epochs']} epochs, {info.get('precision', 'fp32')} -> {info['run_dir']}"
         )
 
     def on_log(self, message: str) -> None:
@@ -147,6 +151,7 @@ def run(args) -> int:
         seed=args.seed,
         augment=not args.no_augment,
         workers=args.workers,
+        precision=args.precision,
         field_mpp=args.field_mpp,
         field_size=tuple(args.field_size),
         field_stride=args.field_stride,

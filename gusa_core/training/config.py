@@ -16,6 +16,8 @@ class TrainConfig:
     Extra fields beyond the contract: ``channels_last`` and
     ``memory_efficient`` (gradient checkpointing of the dense layers) take
     ``None`` for the device's default, chosen by ``benchmarks/bench_train.py``.
+    ``precision`` (``auto``, ``fp32`` or ``bf16``) is what the forward pass is
+    autocast to; the weights stay fp32 (see :mod:`gusa_core.training.precision`).
     Slides train through fields of ``field_size`` pixels at ``field_mpp`` µm/px (the BACH
     field by default) laid every ``field_stride`` of a field over their painted regions; a
     field needs ``field_min_cover`` of it painted with one class (at most
@@ -41,6 +43,7 @@ class TrainConfig:
     color_normalize: bool = True
     channels_last: bool | None = None
     memory_efficient: bool | None = None
+    precision: str = "auto"
     field_mpp: float = 0.42
     field_size: tuple[int, int] = (2048, 1536)
     field_stride: float = 0.5
