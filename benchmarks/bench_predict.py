@@ -7,8 +7,7 @@
 (b) folder throughput: BACH-size (2048x1536) TIFFs classified by
     :func:`gusa_core.inference.classify_paths` (decode, resize, Reinhard,
     network, attention up-sampled to 2048x1536), against (a)'s model-only
-    throughput of the same predictor. Target: >= 0.95. (b0): the same with
-    the decoding thread at the caller's priority (as before it was lowered).
+    throughput of the same predictor. Target: >= 0.95.
 
 Rounds are interleaved and medians reported; only ratios measured in this one
 process are meaningful. Run: ``.venv/bin/python benchmarks/bench_predict.py``.
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from gusa_core.checkpoint import save_model  # noqa: E402
 from gusa_core.engines.cpu import cpu_info  # noqa: E402
-from gusa_core.inference import Predictor, classify_paths, pipeline  # noqa: E402
+from gusa_core.inference import Predictor, classify_paths  # noqa: E402
 from gusa_core.models import build_model  # noqa: E402
 from gusa_core.stain import ReinhardNormalizer  # noqa: E402
 
@@ -101,14 +100,10 @@ def _predictor_rate(predictor: Predictor, prepared: list, batch: int, n: int) ->
     return n / (time.perf_counter() - t)
 
 
-def _folder_rate(predictor: Predictor, paths: list[Path], batch: int, niceness: int = pipeline.DECODE_NICENESS) -> float:
-    saved, pipeline.DECODE_NICENESS = pipeline.DECODE_NICENESS, niceness
-    try:
-        t = time.perf_counter()
-        n = sum(1 for rec in classify_paths(predictor, paths, batch_size=batch) if rec["error"] is None)
-        return n / (time.perf_counter() - t)
-    finally:
-        pipeline.DECODE_NICENESS = saved
+def _folder_rate(predictor: Predictor, paths: list[Path], batch: int) -> float:
+    t = time.perf_counter()
+    n = sum(1 for rec in classify_paths(predictor, paths, batch_size=batch) if rec["error"] is None)
+    return n / (time.perf_counter() - t)
 
 
 def main(argv=None) -> int:
@@ -143,22 +138,20 @@ def main(argv=None) -> int:
 
         _eager_rate(model, x1, 1)  # warm-up
         _predictor_rate(predictor, model_only, args.batch_size, args.batch_size)
-        eager, pred, pred_full, folder, folder_same, torch_rates = [], [], [], [], [], []
+        eager, pred, pred_full, folder, torch_rates = [], [], [], [], []
         for r in range(args.rounds):
             eager.append(_eager_rate(model, x1, args.eager_images))
             pred.append(_predictor_rate(predictor, model_only, args.batch_size, args.images))
             pred_full.append(_predictor_rate(predictor, full_res, args.batch_size, args.images))
             folder.append(_folder_rate(predictor, paths, args.batch_size))
-            folder_same.append(_folder_rate(predictor, paths, args.batch_size, niceness=0))
             if torch_pred is not None:
                 torch_rates.append(_predictor_rate(torch_pred, model_only, args.batch_size, args.eager_images))
             print(
                 f"  round {r + 1}: eager {eager[-1]:.2f}  predictor {pred[-1]:.2f}  "
-                f"+full-res attention {pred_full[-1]:.2f}  folder {folder[-1]:.2f} "
-                f"(decoder at equal priority: {folder_same[-1]:.2f}) img/s",
+                f"+full-res attention {pred_full[-1]:.2f}  folder {folder[-1]:.2f} img/s",
                 flush=True,
             )
-        e, p, pf, f, f0 = (statistics.median(v) for v in (eager, pred, pred_full, folder, folder_same))
+        e, p, pf, f = (statistics.median(v) for v in (eager, pred, pred_full, folder))
         print(f"\nCPU: {cpu_info().summary()}; torch {torch.__version__}, {args.threads} threads")
         print("| what | img/s | ratio |")
         print("| --- | --- | --- |")
@@ -169,7 +162,6 @@ def main(argv=None) -> int:
             print(f"| (a) Predictor torch backend (inference_mode, channels-last), batch {args.batch_size} | {t:.2f} | {t / e:.2f} |")
         print(f"| (a') same + attention up-sampled to 2048x1536 | {pf:.2f} | {pf / e:.2f}; {pf / p:.3f} of (a) |")
         print(f"| (b) classify_paths, {args.images} 2048x1536 TIFFs | {f:.2f} | {f / p:.3f} of (a) Predictor (target >= 0.95) |")
-        print(f"| (b0) same, decoder at the caller's priority | {f0:.2f} | {f0 / p:.3f} of (a) Predictor |")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -3,19 +3,10 @@
 :func:`classify_paths` classifies a list of files as a generator of records,
 one per image in order, decoding ahead in a background thread so that
 reading and resizing overlap the network.
-
-The decoding thread runs at a lower scheduling priority than the network
-(Linux: its own nice value, +10). The network's kernels split every layer
-over one thread per core and wait for the slowest; a decoder competing at
-equal priority makes one of them late in every layer. At lower priority the
-decoder runs in the network's gaps, and at full speed whenever the network
-waits for it (the queue is empty), so it can only help throughput.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from collections import deque
@@ -27,10 +18,7 @@ from ..errors import GusaError
 from ..imageio import list_images, read_image
 from .predictor import Predictor
 
-__all__ = ["collect_images", "classify_paths", "DECODE_NICENESS"]
-
-#: How much lower the decoding thread's priority is than the caller's (Linux nice steps).
-DECODE_NICENESS = 10
+__all__ = ["collect_images", "classify_paths"]
 
 
 def collect_images(inputs: Iterable, *, recursive: bool = False) -> list[Path]:
@@ -61,17 +49,6 @@ def collect_images(inputs: Iterable, *, recursive: bool = False) -> list[Path]:
     return out
 
 
-def _lower_priority() -> None:
-    """Lower this thread's scheduling priority (Linux threads have their own nice value; elsewhere a no-op)."""
-    if not sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS with a thread id would name a process
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + DECODE_NICENESS))
-    except OSError:  # not permitted or not supported: decode at the same priority
-        pass
-
-
 def _load(predictor: Predictor, path: Path, keep_image: bool):
     try:
         image = read_image(path)
@@ -92,9 +69,9 @@ def classify_paths(
 ) -> Iterator[dict]:
     """Classify files one batch at a time, as a generator of records.
 
-    Decoding, resizing and colour normalisation run ahead in a background
-    thread at lower priority (a bounded queue of ``prefetch`` images, whole
-    batches ahead) so they overlap the network; each file is decoded once. A file that cannot be read yields a record with ``error`` set and
+    Decoding and resizing run ahead in a background thread (a bounded queue
+    of ``prefetch`` images) so they overlap the network; each file is decoded
+    once. A file that cannot be read yields a record with ``error`` set and
     the run goes on.
 
     Parameters
@@ -130,7 +107,7 @@ def classify_paths(
     done = 0
     pending: deque = deque()
     next_i = 0
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gusa-decode", initializer=_lower_priority)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gusa-decode")
     try:
         while next_i < total or pending:
             while next_i < total and len(pending) < ahead:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 import threading
 
 import numpy as np
@@ -210,31 +209,6 @@ def test_classify_paths_honours_stop(roi_predictor, tmp_path):
     assert len(seen) == 2
     stop.set()
     assert list(classify_paths(pred, paths, stop=stop)) == []
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
-def test_classify_paths_decodes_at_lower_priority(roi_predictor, tmp_path, monkeypatch):
-    """The decoder yields the CPU to the network (see gusa_core.inference.pipeline); the caller keeps its priority."""
-    import os
-
-    from gusa_core.inference import pipeline
-
-    paths = _write_folder(tmp_path / "imgs", 3)
-    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    seen = []
-    real = pipeline.read_image
-
-    def spying_read(path):
-        seen.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
-        return real(path)
-
-    monkeypatch.setattr(pipeline, "read_image", spying_read)
-    records = list(classify_paths(roi_predictor, paths, batch_size=2))
-    assert [r["error"] for r in records] == [None] * 3
-    assert len(seen) == 3
-    assert all(tid != threading.get_native_id() for tid, _ in seen)
-    assert all(nice == min(19, caller + pipeline.DECODE_NICENESS) for _, nice in seen)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
 
 
 def test_collect_images(tmp_path):

@@ -123,6 +123,21 @@ def test_run_json_records_the_precision_and_why(project, fp32_run, monkeypatch):
     assert "no AVX-512 BF16/AMX" in meta["precision"]["reason"]
 
 
+def test_cli_precision_option(project, capsys):
+    from gusa_core.cli.main import main
+
+    out = project.runs_dir / "cli-fp32"
+    code = main(["train", str(project.folder), "--out", str(out), "--folds", "1", "--epochs", "1", "--batch-size", "3",
+                 "--input-size", "64x48", "--device", "cpu", "--pretrained", "none", "--workers", "0",
+                 "--precision", "fp32"])
+    assert code == 0
+    meta = Run(out).meta
+    assert meta["config"]["precision"] == "fp32" and meta["precision"]["used"] == "fp32"
+    assert "precision: fp32" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", str(project.folder), "--out", str(out), "--precision", "fp16"])
+
+
 def test_bad_precision_is_a_clear_error(project):
     with pytest.raises(GusaError, match="precision 'half'"):
         _train(project, "bad", precision="half")
@@ -131,13 +146,17 @@ def test_bad_precision_is_a_clear_error(project):
 # ------------------------------------------ checkpointing and channels-last
 @pytest.mark.skipif(not HOST_HAS_BF16, reason="no bf16 instructions on this CPU")
 def test_checkpointing_and_channels_last_under_bf16_autocast():
-    """The CPU defaults (checkpointed dense layers, channels-last) keep the bf16 gradients.
+    """The CPU defaults (checkpointed dense layers, channels-last) do not change what bf16 computes.
 
     Checkpointing recomputes each dense layer's bottleneck in the backward
     pass; torch restores the autocast state there, so the recomputed
     activations are the same bf16 numbers and the gradients equal those
     without checkpointing. Channels-last changes the kernels' summation order
-    only (bf16 rounding: within a few percent of the gradient's scale).
+    only: its bf16 gradient is no further from the fp32 one than the
+    contiguous bf16 gradient is. (At random initialisation and 64x48 the
+    deepest BatchNorms see 1x2 pixels, so bf16 rounding moves the gradient a
+    lot, ~70% of its norm, in both layouts; the loss curves still agree, see
+    the test above.)
     """
     from gusa_core.losses import gusa_loss
     from gusa_core.models import ModelOutput, build_model
@@ -152,24 +171,28 @@ def test_checkpointing_and_channels_last_under_bf16_autocast():
     has = torch.tensor([True, False])
     state = {k: v.clone() for k, v in model.state_dict().items()}
 
-    def grads(*, me: bool, cl: bool) -> torch.Tensor:
+    def grads(*, me: bool, cl: bool, bf16: bool = True) -> torch.Tensor:
         model.load_state_dict(state)  # BatchNorm running statistics back to the start
         fmt = torch.channels_last if cl else torch.contiguous_format
         model.to(memory_format=fmt)
         for m in dense:
             m.memory_efficient = me
         model.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = model(x.contiguous(memory_format=fmt))
-        assert out.logits.dtype == torch.bfloat16
+        assert out.logits.dtype == (torch.bfloat16 if bf16 else torch.float32)
         loss, _ = gusa_loss(ModelOutput(out.logits.float(), out.roi.float()), y, masks, has)
         loss.backward()
         assert all(p.grad.dtype == torch.float32 for p in model.parameters() if p.grad is not None)
         return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
+    def rel(a, b) -> float:
+        return float((a - b).norm() / b.norm())
+
     plain = grads(me=False, cl=False)
     checkpointed = grads(me=True, cl=False)
     torch.testing.assert_close(checkpointed, plain, rtol=0, atol=1e-6 * float(plain.abs().max()))
-    both = grads(me=True, cl=True)
-    rel = float((both - plain).norm() / plain.norm())
-    assert rel < 0.05, rel
+    fp32 = grads(me=False, cl=False, bf16=False)
+    assert rel(grads(me=False, cl=True, bf16=False), fp32) < 0.05  # layout alone: fp32 rounding only
+    defaults = grads(me=True, cl=True)
+    assert rel(defaults, fp32) <= 1.25 * rel(plain, fp32), (rel(defaults, fp32), rel(plain, fp32))
