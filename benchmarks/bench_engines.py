@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     import openvino
     import torch
 
-    from gusa_core.export import export_model_onnx
+    from gusa_core.inference.export import export_model_onnx
     from gusa_core.models import build_model
 
     info = cpu_info()

@@ -1,7 +1,7 @@
 """Inference engines for exported models: the fastest path the CPU in hand offers.
 
-An engine runs one exported ONNX file (:mod:`gusa_core.export`) and is called
-like :class:`gusa_core.export.OnnxModel`: ``engine(batch)`` or
+An engine runs one exported ONNX file (:mod:`gusa_core.inference.export`) and is called
+like :class:`gusa_core.inference.export.OnnxModel`: ``engine(batch)`` or
 ``engine.run(batch)`` → ``{output name: array}``. Engines know their
 ``name``, ``precision`` (``"fp32"`` or ``"bf16"``), the ``reason`` for it and
 the ``device_name``. Nothing here imports torch.

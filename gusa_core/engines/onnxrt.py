@@ -1,7 +1,7 @@
 """The exported ONNX graph run by onnxruntime on the CPU (fp32).
 
 The session options are the product's since the ONNX backend was added
-(:class:`gusa_core.export.OnnxModel`): every graph optimisation, one
+(:class:`gusa_core.inference.export.OnnxModel`): every graph optimisation, one
 intra-op thread per core, and no spinning between calls, because the GUI and
 the decoding thread share those cores.
 """

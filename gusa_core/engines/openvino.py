@@ -2,7 +2,7 @@
 
 OpenVINO reads the same ``model.onnx`` that onnxruntime runs (one input,
 ``input``; outputs ``logits``, ``attention`` and, for the linear-head variants,
-``cam``: see :mod:`gusa_core.export`) and compiles it for the CPU in hand, in
+``cam``: see :mod:`gusa_core.inference.export`) and compiles it for the CPU in hand, in
 fp32 or bf16 (:func:`gusa_core.engines.cpu.choose_precision`). The compiled
 blob is cached beside the ONNX file, so the second start skips compilation.
 """
@@ -29,7 +29,7 @@ class OpenVinoEngine:
     Parameters
     ----------
     onnx_path : path-like
-        The ``.onnx`` file (dynamic batch axis, as :func:`gusa_core.export.export_model_onnx` writes it).
+        The ``.onnx`` file (dynamic batch axis, as :func:`gusa_core.inference.export.export_model_onnx` writes it).
     precision : {"auto", "fp32", "bf16"}
         ``"auto"`` follows :func:`~gusa_core.engines.cpu.choose_precision`
         (and so ``GUSA_PRECISION``). The precision is always set explicitly:

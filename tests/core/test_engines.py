@@ -142,7 +142,7 @@ def exported(tmp_path_factory):
     """A random fa-gusa exported at 64x48, with its torch outputs on a batch of 3 (the oracle)."""
     import torch
 
-    from gusa_core.export import export_model_onnx
+    from gusa_core.inference.export import export_model_onnx
     from gusa_core.models import build_model
 
     torch.manual_seed(0)
@@ -199,7 +199,7 @@ def test_openvino_fp32_matches_onnxruntime_and_torch(exported, tmp_path):
 def test_openvino_gives_every_class_map_of_a_linear_head_variant(tmp_path):
     import torch
 
-    from gusa_core.export import export_model_onnx
+    from gusa_core.inference.export import export_model_onnx
     from gusa_core.models import build_model
 
     torch.manual_seed(0)
@@ -235,7 +235,7 @@ def test_openvino_bf16_stays_close(exported, tmp_path):
 def test_openvino_cache_is_reused_and_follows_the_onnx_file(exported, tmp_path):
     import torch
 
-    from gusa_core.export import export_model_onnx
+    from gusa_core.inference.export import export_model_onnx
     from gusa_core.models import build_model
 
     path, x, _, _ = exported
