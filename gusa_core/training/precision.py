@@ -32,11 +32,10 @@ TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 
 #: Whether ``auto`` trains in bf16 on a CPU with AVX-512 BF16 but no AMX.
 #: Measured with ``benchmarks/bench_train.py`` on 2 cores of an AMD EPYC
-#: (Zen 4: avx512_bf16, no AMX), torch 2.14, fa-gusa, batch 5, 256x192, the
+#: (Zen 4: avx512_bf16, no AMX), torch 2.14, fa-gusa, batch 5, 512x384, the
 #: CPU defaults (channels-last + checkpointing + fused Adam), interleaved in one
-#: process: bf16 autocast 1.61x the fp32 step's wall clock, 1.35x less CPU time
-#: (medians of 3; the machine was shared, so the spread was wide). Without
-#: channels-last and checkpointing bf16 gained less (1.11x).
+#: process: bf16 autocast 2.04x the fp32 step (2.84 vs 1.39 img/s), peak RSS
+#: 1.80 GB vs 2.73 GB; at 256x192 on a heavily shared machine 1.61x.
 AVX512_BF16_TRAINS_BF16 = True
 
 
