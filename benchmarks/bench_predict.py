@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gusa_core.checkpoint import save_model  # noqa: E402
+from gusa_core.engines.cpu import cpu_info  # noqa: E402
 from gusa_core.inference import Predictor, classify_paths  # noqa: E402
 from gusa_core.models import build_model  # noqa: E402
 from gusa_core.stain import ReinhardNormalizer  # noqa: E402
@@ -151,7 +152,7 @@ def main(argv=None) -> int:
                 flush=True,
             )
         e, p, pf, f = (statistics.median(v) for v in (eager, pred, pred_full, folder))
-        print()
+        print(f"\nCPU: {cpu_info().summary()}; torch {torch.__version__}, {args.threads} threads")
         print("| what | img/s | ratio |")
         print("| --- | --- | --- |")
         print(f"| (a) eager fp32 no_grad, batch 1 | {e:.2f} | 1.00 |")

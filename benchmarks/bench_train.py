@@ -15,15 +15,18 @@ Memory: peak RSS is a per-process figure, so with ``--memory`` every
 configuration also runs alone in a fresh process.
 
     python benchmarks/bench_train.py [--rounds 3] [--size 512x384] [--threads N] [--memory]
+        [--configs cl+me+fused,bf16+cl+me+fused --baseline cl+me+fused]
+
+The wall clock of a shared machine carries the other processes' load; the
+CPU seconds this process spent per image (all threads) are printed beside it.
 
 Configurations
 --------------
-plain           fp32, contiguous (NCHW), torch.optim.Adam (for-loop)      = baseline
-fused           + fused Adam kernel
-cl              + channels-last memory format
-me              + gradient checkpointing of the dense layers (torchvision memory_efficient)
-me+fused        + both
-cl+me+fused     + all three
+plain             fp32, contiguous (NCHW), torch.optim.Adam (for-loop)      = baseline
+cl+fused          channels-last memory format, fused Adam kernel
+me+fused          gradient checkpointing of the dense layers (torchvision memory_efficient), fused Adam
+cl+me+fused       all three: the CPU default in fp32
+bf16+...          the same under bf16 autocast of the forward pass (fp32 weights, fused Adam on them)
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ CONFIGS = {
     "cl+fused": dict(cl=True, me=False, fused=True),
     "me+fused": dict(cl=False, me=True, fused=True),
     "cl+me+fused": dict(cl=True, me=True, fused=True),
+    "bf16+fused": dict(cl=False, me=False, fused=True, bf16=True),
+    "bf16+cl+fused": dict(cl=True, me=False, fused=True, bf16=True),
+    "bf16+me+fused": dict(cl=False, me=True, fused=True, bf16=True),
+    "bf16+cl+me+fused": dict(cl=True, me=True, fused=True, bf16=True),
 }
 
 
@@ -74,7 +81,9 @@ def run_one(name: str, steps: int, size: tuple[int, int], threads: int | None) -
     has = torch.tensor([True, True, False, True, True])
 
     def step():
-        loss, _ = gusa_loss(model(x), y, masks, has)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts.get("bf16", False)):
+            out = model(x)
+        loss, _ = gusa_loss(_float(out), y, masks, has)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -89,6 +98,14 @@ def run_one(name: str, steps: int, size: tuple[int, int], threads: int | None) -
     return {"name": name, "img_s": 5 / statistics.median(times), "peak_rss_gb": peak_kb / 2**20, "threads": torch.get_num_threads()}
 
 
+def _float(out):
+    """The model's output with bf16 (autocast) tensors cast to fp32 for the loss, as the trainer does."""
+    from gusa_core.models import ModelOutput
+
+    logits, roi = out
+    return ModelOutput(logits.float(), None if roi is None else roi.float())
+
+
 def _peak_rss_kb() -> int:
     """This process's peak RSS in KiB: /proc's VmHWM (ru_maxrss can carry the parent's peak across fork+exec)."""
     try:
@@ -101,8 +118,13 @@ def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def speed_interleaved(names: list[str], rounds: int, size: tuple[int, int], threads: int | None) -> dict[str, list[float]]:
-    """Seconds per step of each configuration, interleaved in one process on one model."""
+def speed_interleaved(names: list[str], rounds: int, size: tuple[int, int], threads: int | None):
+    """Seconds per step of each configuration, interleaved in one process on one model.
+
+    Returns wall-clock seconds and CPU seconds (this process, all threads) per
+    step: on a shared machine the wall clock carries the other processes'
+    load, the CPU time mostly the work of the step itself.
+    """
     import torch
 
     if threads:
@@ -130,22 +152,27 @@ def speed_interleaved(names: list[str], rounds: int, size: tuple[int, int], thre
             m.memory_efficient = opts["me"]
         x = x0.contiguous(memory_format=fmt)
         opt = optims[opts["fused"]]
-        t0 = time.perf_counter()
-        loss, _ = gusa_loss(model(x), y, masks, has)
+        t0, c0 = time.perf_counter(), time.process_time()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts.get("bf16", False)):
+            out = model(x)
+        loss, _ = gusa_loss(_float(out), y, masks, has)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     for name in names:  # warm-up of every configuration
         step(CONFIGS[name])
     times: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
-            times[name].append(step(CONFIGS[name]))
-            print(f"round {r + 1} {name:>12}: {5 / times[name][-1]:.3f} img/s", flush=True)
-    return times
+            wall, used = step(CONFIGS[name])
+            times[name].append(wall)
+            cpu[name].append(used)
+            print(f"round {r + 1} {name:>16}: {5 / wall:.3f} img/s, {used / 5:.2f} CPU s per image", flush=True)
+    return times, cpu
 
 
 def main() -> None:
@@ -155,6 +182,7 @@ def main() -> None:
     p.add_argument("--size", default="512x384")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--baseline", default="plain", help="the configuration the ratios are taken against")
     p.add_argument("--memory", action="store_true", help="also measure peak RSS, one process per configuration")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -165,7 +193,7 @@ def main() -> None:
     import torch
 
     names = args.configs.split(",")
-    times = speed_interleaved(names, args.rounds, size, args.threads)
+    times, cpu = speed_interleaved(names, args.rounds, size, args.threads)
     mem: dict[str, float] = {}
     if args.memory:
         for name in names:
@@ -179,23 +207,21 @@ def main() -> None:
             rec = json.loads(out.stdout.strip().splitlines()[-1])
             mem[name] = rec["peak_rss_gb"]
             print(f"{name:>12}: peak RSS {rec['peak_rss_gb']:.2f} GB (alone: {rec['img_s']:.3f} img/s)", flush=True)
-    base = statistics.median(times["plain"]) if "plain" in times else None
-    print(
-        f"\nfa-gusa training, batch 5, {args.size}, fp32, CPU, {torch.get_num_threads()} threads; "
-        f"medians of {args.rounds} interleaved steps per configuration"
-    )
-    print(f"{'config':>12} {'img/s':>7} {'vs plain':>9} {'peak RSS':>9}   target: >= 1.2 img/s and <= 3 GB")
-    for name in names:
-        speed = 5 / statistics.median(times[name])
-        ratio = f"{statistics.median(times['plain']) / statistics.median(times[name]):.2f}x" if base else "-"
-        m = f"{mem[name]:.2f} GB" if name in mem else "-"
-        verdict = []
-        if speed >= 1.2:
-            verdict.append("speed ok")
-        if name in mem and mem[name] <= 3.0:
-            verdict.append("memory ok")
-        print(f"{name:>12} {speed:7.3f} {ratio:>9} {m:>9}   {', '.join(verdict)}")
+    from gusa_core.engines.cpu import cpu_info
 
+    base = args.baseline if args.baseline in times else names[0]
+    wall = {n: statistics.median(times[n]) for n in names}
+    used = {n: statistics.median(cpu[n]) for n in names}
+    print(
+        f"\nfa-gusa training, batch 5, {args.size}, CPU: {cpu_info().summary()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; medians of {args.rounds} interleaved steps per configuration"
+    )
+    print(f"{'config':>16} {'img/s':>7} {'vs ' + base:>14} {'CPU s/img':>10} {'CPU vs ' + base:>18} {'peak RSS':>9}")
+    for name in names:
+        m = f"{mem[name]:.2f} GB" if name in mem else "-"
+        print(f"{name:>16} {5 / wall[name]:7.3f} {wall[base] / wall[name]:13.2f}x {used[name] / 5:10.2f} "
+              f"{used[base] / used[name]:17.2f}x {m:>9}")
+    print("target (PERF.md): >= 1.2 img/s and <= 3 GB peak RSS at 512x384")
 
 if __name__ == "__main__":
     main()

@@ -36,6 +36,7 @@ from app.training.training_job import (
     parse_input_size,
 )
 from gusa_core.models_registry import DEFAULT_VARIANT, DESCRIPTIONS, VARIANT_NAMES
+from gusa_core.training.precision import choose_train_precision
 
 __all__ = ["TrainingFormMixin"]
 
@@ -181,6 +182,12 @@ class TrainingFormMixin:
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setValue(0)
         adv.addRow("Seed", self.seed_spin)
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItem("Automatic (by the hardware)", "auto")
+        self.precision_combo.addItem("fp32", "fp32")
+        self.precision_combo.addItem("bf16 autocast (CPU)", "bf16")
+        self.precision_combo.setToolTip(_precision_tip())
+        adv.addRow("Precision", self.precision_combo)
         self.field_mpp_spin = QDoubleSpinBox()
         self.field_mpp_spin.setDecimals(3)
         self.field_mpp_spin.setRange(0.05, 20.0)
@@ -237,6 +244,7 @@ class TrainingFormMixin:
             "device": self.device_combo.currentData() or "auto",
             "pretrained": self.pretrained_combo.currentData() or "auto",
             "seed": self.seed_spin.value(),
+            "precision": self.precision_combo.currentData() or "auto",
             "field_mpp": round(self.field_mpp_spin.value(), 4),
         }
     def _update_weights_status(self, *_args) -> None:
@@ -316,3 +324,9 @@ class TrainingFormMixin:
         if path:
             self._set_pretrained_file(path)
 
+
+def _precision_tip() -> str:
+    """What "Automatic" means on this computer's CPU (reads /proc/cpuinfo once; no torch)."""
+    used, reason = choose_train_precision("auto", "cpu")
+    return ("What the network computes in; the weights stay fp32. Automatic: bf16 on CPUs with AVX-512 BF16 or AMX, "
+            f"fp16 on CUDA GPUs, fp32 elsewhere.\nOn this computer's CPU: {used} ({reason}).")

@@ -15,6 +15,7 @@ from ..models_registry import DEFAULT_VARIANT, VARIANT_NAMES
 from ..errors import GusaError
 from ..runs import read_run_meta, run_json_path
 from ..training import TrainCallbacks, TrainConfig, Trainer
+from ..training.precision import TRAIN_PRECISIONS
 from .options import parse_size
 
 
@@ -35,6 +36,9 @@ def add_parser(sub) -> None:
     s.add_argument("--pretrained", default="auto", help="auto (TORCH_HOME cache), none, or a weights FILE")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=None, help="data loader workers")
+    s.add_argument("--precision", choices=TRAIN_PRECISIONS, default="auto",
+                   help="forward-pass autocast: auto (bf16 on CPUs with AVX-512 BF16/AMX, fp16 on CUDA, else fp32), "
+                        "fp32 or bf16; weights stay fp32")
     s.add_argument("--no-augment", action="store_true")
     s.add_argument("--suggested-masks", choices=("include", "weight", "exclude"), default="include",
                    help="masks accepted from a model's suggestion unedited: train on them, weigh their dice term "
@@ -71,7 +75,7 @@ class ProgressCallbacks(TrainCallbacks):
             f"training {info['variant']} on {info['device']}"
             + (f" x{info['world_size']} processes" if info["world_size"] > 1 else "")
             + f": {info['n_labelled']} labelled images ({info['n_masked']} with RoI masks), "
-            f"{info['folds']} fold(s), {info['epochs']} epochs -> {info['run_dir']}"
+            f"{info['folds']} fold(s), {info['epochs']} epochs, {info.get('precision', 'fp32')} -> {info['run_dir']}"
         )
 
     def on_log(self, message: str) -> None:
@@ -174,6 +178,7 @@ def run(args) -> int:
         workers=args.workers,
         suggested_masks=args.suggested_masks,
         suggested_weight=args.suggested_weight,
+        precision=args.precision,
         field_mpp=args.field_mpp,
         field_size=tuple(args.field_size),
         field_stride=args.field_stride,

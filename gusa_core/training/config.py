@@ -27,6 +27,9 @@ class TrainConfig:
     ``suggested_weight`` is their dice weight with ``"weight"`` (see
     :class:`gusa_core.data.ProjectDataset`).
 
+    ``precision`` (``auto``, ``fp32`` or ``bf16``) is what the forward pass is
+    autocast to; the weights stay fp32 (see :mod:`gusa_core.training.precision`).
+
     Slides train through fields of ``field_size`` pixels at ``field_mpp`` µm/px (the BACH
     field by default) laid every ``field_stride`` of a field over their painted regions; a
     field needs ``field_min_cover`` of it painted with one class (at most
@@ -54,6 +57,7 @@ class TrainConfig:
     memory_efficient: bool | None = None
     suggested_masks: str = "include"
     suggested_weight: float = 0.5
+    precision: str = "auto"
     field_mpp: float = 0.42
     field_size: tuple[int, int] = (2048, 1536)
     field_stride: float = 0.5

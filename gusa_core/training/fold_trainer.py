@@ -9,6 +9,7 @@ imports it only when a run starts.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 import warnings
@@ -204,7 +205,7 @@ class FoldTrainer:
             y = y.to(self.device, non_blocking=True)
             m = m.to(self.device, non_blocking=True)
             hm = hm.to(self.device, non_blocking=True)
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=prep.amp):
+            with _autocast(prep):
                 out = net(x)
             loss, parts = gusa_loss(_float_output(out), y, m, hm, lam=cfg.dice_weight)
             optimizer.zero_grad(set_to_none=True)
@@ -249,7 +250,7 @@ class FoldTrainer:
                 if prep.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 y, m, hm = y.to(self.device), m.to(self.device), hm.to(self.device)
-                with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=prep.amp):
+                with _autocast(prep):
                     out = model(x)
                 out = _float_output(out)
                 loss, _ = gusa_loss(out, y, m, hm, lam=cfg.dice_weight)
@@ -294,6 +295,7 @@ class FoldTrainer:
             "metrics": {"selection": BEST_BY, "best": best, "final": history[-1] if history else None},
             "device": str(self.device),
             "world_size": self.dist.world_size,
+            "precision": prep.precision,
         }
 
     def _result(self, status: str, history: list, best: dict | None) -> dict:
@@ -338,8 +340,15 @@ def _adam(params, **kw):
         return torch.optim.Adam(params, **kw)
 
 
+def _autocast(prep):
+    """Autocast of the forward pass to the run's precision (fp16 on CUDA, bf16 on a CPU; off for fp32)."""
+    if prep.autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=prep.device.type, dtype=prep.autocast_dtype)
+
+
 def _float_output(out):
-    """The model's output with fp16 (autocast) tensors cast to fp32 for the loss."""
+    """The model's output with fp16/bf16 (autocast) tensors cast to fp32 for the loss."""
     logits, roi = out
     return ModelOutput(logits.float(), None if roi is None else roi.float())
 

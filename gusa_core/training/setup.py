@@ -20,6 +20,7 @@ from ..runs import Run, RunState, new_run_meta, run_json_path
 from ..stain import ReinhardNormalizer
 from .fold_trainer import BEST_BY
 from ..project.slides import field_samples, is_slide, project_fields, slide_ids
+from .precision import choose_train_precision
 from .splits import make_folds
 
 __all__ = ["prepare", "CPU_CHANNELS_LAST", "CPU_MEMORY_EFFICIENT"]
@@ -89,7 +90,9 @@ def prepare(trainer, dist, cb) -> _Prepared:
     cpu = dist.device.type == "cpu"
     if not cpu:
         torch.backends.cudnn.benchmark = True
-    prep.amp = dist.device.type == "cuda"
+    prep.precision, prep.precision_reason = choose_train_precision(cfg.precision, dist.device.type)
+    prep.amp = prep.precision == "fp16"  # CUDA: fp16 autocast with a gradient scaler
+    prep.autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(prep.precision)
     prep.channels_last = cfg.channels_last if cfg.channels_last is not None else (not cpu or CPU_CHANNELS_LAST)
     prep.memory_efficient = cfg.memory_efficient if cfg.memory_efficient is not None else (cpu and CPU_MEMORY_EFFICIENT)
     if cfg.workers is not None:
@@ -160,6 +163,7 @@ def prepare(trainer, dist, cb) -> _Prepared:
         config=cfg.to_dict(), folds=len(splits), status="running", reinhard=prep.normalizer_dict, messages=messages,
         splits=[{"train": tr, "val": va} for tr, va in splits], selection=BEST_BY,
         device=str(dist.device), world_size=dist.world_size,
+        precision={"setting": cfg.precision, "used": prep.precision, "reason": prep.precision_reason},
     )
     dist.barrier()  # every rank has checked the folder before rank 0 writes into it
     prep.run_state = RunState(prep.run_dir, meta, write=dist.is_main)
@@ -169,6 +173,7 @@ def prepare(trainer, dist, cb) -> _Prepared:
     prep.run_state.save()
     for m in messages:
         cb.on_log(m)
+    cb.on_log(f"precision: {prep.precision} ({prep.precision_reason})")
     cb.on_run_start(
         {
             "run_dir": str(prep.run_dir), "device": str(dist.device), "world_size": dist.world_size,
@@ -176,7 +181,7 @@ def prepare(trainer, dist, cb) -> _Prepared:
             "n_labelled": len(splits[0][0]) + len(splits[0][1]), "n_masked": n_masked,
             "n_train": [len(tr) for tr, _ in splits], "n_val": [len(va) for _, va in splits],
             "channels_last": prep.channels_last, "memory_efficient": prep.memory_efficient,
-            "amp": prep.amp, "workers": prep.workers, "messages": messages, "resume": trainer.resume,
+            "amp": prep.amp, "precision": prep.precision, "precision_reason": prep.precision_reason, "workers": prep.workers, "messages": messages, "resume": trainer.resume,
         }
     )
     return prep

@@ -20,8 +20,9 @@ and every augmentation draw are functions of ``(seed, fold, epoch, index)``
 alone (see :class:`gusa_core.data.SeededSampler`).
 
 On CUDA the forward pass runs under fp16 autocast with a gradient scaler and
-channels-last memory; on the CPU in fp32 (bf16 autocast has no fast path on
-CPUs without AVX-512/AMX). Launched by ``torchrun``, the same code trains
+channels-last memory; on the CPU under bf16 autocast where the CPU has
+AVX-512 BF16 or AMX and in fp32 elsewhere (``TrainConfig.precision``, see
+:mod:`gusa_core.training.precision`); the weights stay fp32. Launched by ``torchrun``, the same code trains
 data-parallel (see :func:`gusa_core.device.setup_distributed`).
 
 Importing this module does not import torch (the app reads ``TrainConfig``

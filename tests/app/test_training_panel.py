@@ -62,7 +62,11 @@ def test_panel_defaults_and_config(qtbot, tmp_path):
     panel.set_pretrained("none")
     cfg = panel.config_kwargs()
     assert cfg["variant"] == "baseline" and cfg["folds"] == 3 and cfg["input_size"] == (64, 48)
-    assert cfg["pretrained"] == "none" and cfg["device"] == "auto"
+    assert cfg["pretrained"] == "none" and cfg["device"] == "auto" and cfg["precision"] == "auto"
+    assert [panel.precision_combo.itemData(i) for i in range(panel.precision_combo.count())] == ["auto", "fp32", "bf16"]
+    assert "On this computer's CPU" in panel.precision_combo.toolTip()
+    panel.precision_combo.setCurrentIndex(panel.precision_combo.findData("fp32"))
+    assert panel.config_kwargs()["precision"] == "fp32"
     assert cfg["suggested_masks"] == "include"  # the default: accepted suggestions train like painted masks
     panel.suggested_combo.setCurrentIndex(panel.suggested_combo.findData("exclude"))
     assert panel.config_kwargs()["suggested_masks"] == "exclude"
