@@ -367,6 +367,9 @@ def test_install_adds_the_dock_and_follows_the_current_image(qtbot, project):
         def current_slide(self):
             return None
 
+        def replace_mask(self, mask, *, how="union"):
+            pass
+
         def select_image(self, image_id):
             self.current_image_changed.emit(image_id)
 

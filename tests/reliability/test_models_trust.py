@@ -132,7 +132,7 @@ def test_onnx_cache_follows_the_weights_hash_not_their_mtime(tmp_path):
     new = untrained_run(tmp_path / "new", seed=2) / "fold-0"
     shutil.copytree(new, folder)
     first = Predictor.from_run(folder, device="cpu", backend="onnx")
-    assert first.backend == "onnx" and (folder / "model.onnx").is_file()
+    assert first.backend == "onnxruntime" and (folder / "model.onnx").is_file()
     stamp = (folder / "model.onnx").stat().st_mtime_ns
     os.utime(old / MODEL_FILE, ns=(stamp - 10**9, stamp - 10**9))  # the restored weights look older
     for name in (MODEL_FILE, META_FILE):
