@@ -24,6 +24,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from gusa_core.lru import ByteLRU
 from gusa_core.runs import run_json_path
 
 __all__ = [
@@ -166,53 +167,37 @@ class PredictionCache:
     """
 
     def __init__(self, max_bytes: int = 256 * 1024 * 1024):
-        self.max_bytes = int(max_bytes)
-        self._items: OrderedDict[PredictionKey, tuple[Any, int]] = OrderedDict()
+        self._lru = ByteLRU(max_bytes, keep_last=True)  # the prediction just made is always kept
         self._summaries: dict[PredictionKey, tuple[str, np.ndarray]] = {}
-        self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+
+    max_bytes = property(lambda self: self._lru.max_bytes)
+    hits = property(lambda self: self._lru.hits)
+    misses = property(lambda self: self._lru.misses)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._lru)
 
     def __contains__(self, key: PredictionKey) -> bool:
-        with self._lock:
-            return key in self._items
+        return key in self._lru
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the stored predictions."""
-        return self._bytes
+        return self._lru.nbytes
 
     def get(self, key: PredictionKey) -> Any | None:
         """The cached prediction for ``key`` (and mark it recently used), or ``None``."""
-        with self._lock:
-            entry = self._items.get(key)
-            if entry is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return entry[0]
+        return self._lru.get(key)
 
     def put(self, key: PredictionKey, prediction: Any) -> None:
         """Store ``prediction``; evicts the least recently used beyond the budget."""
-        size = _prediction_nbytes(prediction)
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1]
-            self._items[key] = (prediction, size)
-            self._bytes += size
-            probs = getattr(prediction, "probs", None)
-            label = getattr(prediction, "label", None)
-            if probs is not None and label is not None:
+        self._lru.put(key, prediction, _prediction_nbytes(prediction))
+        probs = getattr(prediction, "probs", None)
+        label = getattr(prediction, "label", None)
+        if probs is not None and label is not None:
+            with self._lock:
                 self._summaries[key] = (str(label), np.asarray(probs, dtype=np.float32).copy())
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                _, (_, freed) = self._items.popitem(last=False)
-                self._bytes -= freed
 
     def summary(self, key: PredictionKey) -> tuple[str, np.ndarray] | None:
         """``(label, probs)`` of any prediction ever stored under ``key`` (survives eviction)."""
@@ -222,18 +207,17 @@ class PredictionCache:
     def invalidate_run(self, run_dir: str | os.PathLike) -> None:
         """Forget every prediction of ``run_dir`` (e.g. after it was retrained)."""
         run = _norm_run(run_dir)
+        for key in [k for k in self._lru.keys() if k.run_dir == run]:
+            self._lru.discard(key)
         with self._lock:
-            for key in [k for k in self._items if k.run_dir == run]:
-                self._bytes -= self._items.pop(key)[1]
             for key in [k for k in self._summaries if k.run_dir == run]:
                 del self._summaries[key]
 
     def clear(self) -> None:
         """Forget everything."""
+        self._lru.clear()
         with self._lock:
-            self._items.clear()
             self._summaries.clear()
-            self._bytes = 0
 
 
 class PredictorCache:
