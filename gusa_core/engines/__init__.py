@@ -6,7 +6,9 @@ like :class:`gusa_core.inference.export.OnnxModel`: ``engine(batch)`` or
 ``name``, ``precision`` (``"fp32"`` or ``"bf16"``), the ``reason`` for it and
 the ``device_name``. Nothing here imports torch.
 
-- :class:`OpenVinoEngine` — OpenVINO, fp32 or bf16 (AMX or AVX-512 BF16).
+- :class:`OpenVinoEngine` — OpenVINO, fp32 or bf16 (AMX or AVX-512 BF16), or
+  an int8 quantisation asked for by the user (:mod:`.int8`); one stream or
+  several per call, by batch size (:mod:`.modes`).
 - :class:`OnnxRuntimeEngine` — onnxruntime's CPU provider, fp32.
 
 :func:`choose_engine` makes the default choice for a CPU, :func:`create_engine`
@@ -19,9 +21,12 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+from pathlib import Path
 
 from ..errors import GusaError
-from .cpu import PRECISION_ENV, CpuInfo, choose_precision, cpu_info
+from .agreement import load_records
+from .cpu import PRECISION_ENV, PRECISIONS, CpuInfo, choose_precision, cpu_info, cpu_precision
+from .modes import describe_rule
 from .onnxrt import OnnxRuntimeEngine
 from .openvino import OpenVinoEngine
 
@@ -83,8 +88,10 @@ def choose_engine(info: CpuInfo | None = None) -> tuple[str, str, str]:
     Returns
     -------
     name : {"openvino", "onnxruntime"}
-    precision : {"fp32", "bf16"}
+    precision : {"fp32", "bf16", "int8"}
+        int8 only when ``GUSA_PRECISION=int8`` asks for it.
     reason : str
+        The precision's reason and, for OpenVINO, how a call spends the cores.
 
     Raises
     ------
@@ -106,7 +113,7 @@ def choose_engine(info: CpuInfo | None = None) -> tuple[str, str, str]:
     name = available[0]
     precision, reason = choose_precision(info, engine=name)
     if name == "openvino":
-        return name, precision, f"OpenVINO on {info.model}: {reason}"
+        return name, precision, f"OpenVINO on {info.model}: {reason}; {describe_rule(info.cores)}"
     return name, precision, f"OpenVINO is not installed: {reason}"
 
 
@@ -117,7 +124,8 @@ def create_engine(name: str, onnx_path, *, precision: str = "auto", threads: int
     ----------
     name : {"openvino", "onnxruntime"}
     onnx_path : path-like
-    precision : {"auto", "fp32", "bf16"}
+        An ONNX file (or, for OpenVINO, an int8 IR ``.xml``).
+    precision : {"auto", "fp32", "bf16", "int8"}
     threads : int, optional
     cache_dir : path-like, optional
         OpenVINO's compiled-model cache (beside the ONNX file if None).
@@ -134,8 +142,9 @@ def create_engine(name: str, onnx_path, *, precision: str = "auto", threads: int
 
 
 def open_engine(onnx_path, *, record_path, weights_sha256: str, validation_images, threads: int | None = None,
-                info: CpuInfo | None = None, name: str | None = None):
-    """The default engine for this CPU over an ONNX file, bf16 only once it agreed with fp32.
+                info: CpuInfo | None = None, name: str | None = None, precision: str = "auto",
+                calibration_images=None):
+    """The default engine for this CPU over an ONNX file, a reduced precision only once it agreed with fp32.
 
     Parameters
     ----------
@@ -154,6 +163,15 @@ def open_engine(onnx_path, *, record_path, weights_sha256: str, validation_image
         The processor; :func:`cpu_info` if None.
     name : {"openvino", "onnxruntime"}, optional
         The engine; :func:`choose_engine` decides if None.
+    precision : {"auto", "fp32", "bf16", "int8"}
+        ``"auto"``: the CPU's rule, or ``GUSA_PRECISION``
+        (:func:`~gusa_core.engines.cpu.choose_precision`). ``"int8"``
+        quantises the model once with NNCF (:mod:`gusa_core.engines.int8`);
+        without NNCF, or when quantising fails, the CPU's rule is used and
+        the reason says why.
+    calibration_images : callable, optional
+        Like ``validation_images``, the images int8 quantisation takes its
+        statistics from; ``validation_images`` if None.
 
     Returns
     -------
@@ -163,10 +181,46 @@ def open_engine(onnx_path, *, record_path, weights_sha256: str, validation_image
     """
     from .agreement import gate
 
+    info = info if info is not None else cpu_info()
     if name is None:
         name, _, _ = choose_engine(info)
-    candidate = create_engine(name, onnx_path, precision="auto", threads=threads)
+    precision = (precision or "auto").lower()
+    if name != "openvino":
+        return create_engine(name, onnx_path, precision="fp32", threads=threads), None
+    resolved, note = choose_precision(info, engine=name) if precision == "auto" else (precision, "int8 asked for")
+    if resolved not in PRECISIONS:
+        raise GusaError(f"precision {precision!r} is not understood: use auto, {', '.join(PRECISIONS)}")
+
+    def fp32():
+        return create_engine(name, onnx_path, precision="fp32", threads=threads)
+
+    if resolved == "int8":
+        from .int8 import nncf_available, quantized_model
+        from .openvino import OV_CACHE_DIRNAME
+
+        version = _openvino_version()
+        previous = load_records(record_path).get(f"{name}/int8")
+        if previous is not None and previous.matches(name, "int8", version, weights_sha256) and not previous.ok:
+            return fp32(), previous  # it failed the gate for these weights: do not quantise again
+        try:
+            xml = quantized_model(onnx_path, cache_dir=Path(onnx_path).parent / OV_CACHE_DIRNAME,
+                                  weights_sha256=weights_sha256, images=calibration_images or validation_images)
+        except GusaError as exc:
+            fallback, why = cpu_precision(info)
+            why = f"int8 asked for but {'NNCF is not installed' if not nncf_available() else exc}: {why}"
+            candidate = create_engine(name, onnx_path, precision=fallback, threads=threads)
+            candidate.reason = why
+        else:
+            candidate = create_engine(name, xml, precision="int8", threads=threads)
+            candidate.reason = note
+    else:  # "auto" stays "auto": the engine states the CPU's reason itself
+        candidate = create_engine(name, onnx_path, precision=precision, threads=threads)
     if candidate.precision == "fp32":
         return candidate, None
-    return gate(lambda: candidate, lambda: create_engine(name, onnx_path, precision="fp32", threads=threads),
-                validation_images, record_path=record_path, weights_sha256=weights_sha256)
+    return gate(lambda: candidate, fp32, validation_images, record_path=record_path, weights_sha256=weights_sha256)
+
+
+def _openvino_version() -> str:
+    import openvino as ov
+
+    return str(ov.get_version())

@@ -17,8 +17,10 @@ elsewhere); it imports neither torch nor an inference engine.
 - Everything else: fp32 (without a bf16 dot product, bf16 is emulated and
   slow: ~130x slower in PyTorch on an AVX2-only EPYC).
 
-The environment variable ``GUSA_PRECISION`` (``fp32``, ``bf16`` or ``auto``)
-overrides the rule for users and tests.
+The environment variable ``GUSA_PRECISION`` (``fp32``, ``bf16``, ``int8`` or
+``auto``) overrides the rule for users and tests. int8 is never chosen by the
+rule: it is a post-training quantisation (:mod:`gusa_core.engines.int8`) that
+a user asks for, used only once it agrees with fp32.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-__all__ = ["CpuInfo", "cpu_info", "usable_cores", "parse_proc_cpuinfo", "choose_precision", "PRECISIONS",
-           "PRECISION_ENV"]
+__all__ = ["CpuInfo", "cpu_info", "usable_cores", "parse_proc_cpuinfo", "choose_precision", "cpu_precision",
+           "PRECISIONS", "PRECISION_ENV"]
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 PRECISION_ENV = "GUSA_PRECISION"
 
 @dataclass(frozen=True)
@@ -185,9 +187,11 @@ def _env_precision() -> str:
         return "fp32"
     if value in ("bf16", "bfloat16"):
         return "bf16"
+    if value in ("int8", "i8"):
+        return "int8"
     from ..errors import GusaError
 
-    raise GusaError(f"{PRECISION_ENV}={os.environ[PRECISION_ENV]!r} is not understood: use fp32, bf16 or auto")
+    raise GusaError(f"{PRECISION_ENV}={os.environ[PRECISION_ENV]!r} is not understood: use fp32, bf16, int8 or auto")
 
 
 def choose_precision(info: CpuInfo, *, engine: str = "openvino") -> tuple[str, str]:
@@ -202,22 +206,28 @@ def choose_precision(info: CpuInfo, *, engine: str = "openvino") -> tuple[str, s
 
     Returns
     -------
-    precision : {"fp32", "bf16"}
+    precision : {"fp32", "bf16", "int8"}
+        ``"int8"`` only when ``GUSA_PRECISION=int8`` asks for it.
     reason : str
         A sentence for the user, e.g. ``"AMX-BF16 reported by the CPU: bf16"``.
 
     Raises
     ------
     GusaError
-        When ``GUSA_PRECISION`` holds something else than fp32, bf16 or auto.
+        When ``GUSA_PRECISION`` holds something else than fp32, bf16, int8 or auto.
     """
     forced = _env_precision()
     if engine != "openvino":
-        if forced == "bf16":
-            return "fp32", f"{PRECISION_ENV}=bf16 ignored: {engine} runs fp32 on the CPU"
+        if forced in ("bf16", "int8"):
+            return "fp32", f"{PRECISION_ENV}={forced} ignored: {engine} runs fp32 on the CPU"
         return "fp32", f"{engine} runs fp32 on the CPU"
     if forced != "auto":
         return forced, f"{PRECISION_ENV}={forced} set by the user"
+    return cpu_precision(info)
+
+
+def cpu_precision(info: CpuInfo) -> tuple[str, str]:
+    """The rule of :func:`choose_precision` without the environment: bf16 or fp32 from the CPU's flags."""
     if info.amx_bf16:
         return "bf16", "AMX-BF16 reported by the CPU: bf16"
     if info.avx512_bf16:

@@ -84,6 +84,11 @@ class OnnxRuntimeEngine:
 
     __call__ = run
 
+    def submit(self, batch: np.ndarray):
+        """Run ``batch`` now and return ``wait() -> outputs`` (the interface of :meth:`OpenVinoEngine.submit`)."""
+        out = self.run(batch)
+        return lambda: out
+
     def __repr__(self) -> str:
         return f"OnnxRuntimeEngine({str(self.path)!r}, threads={self.threads})"
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -33,14 +32,9 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..errors import GusaError, ImageReadError, MaskError
-from ._convert import (
-    DEFAULT_MAX_IMAGE_BYTES,
-    _check_decoded,
-    _pil_decoded_bytes,
-    _to_rgb8,
-    _Unreadable,
-    max_image_bytes,
-)
+from ._convert import DEFAULT_MAX_IMAGE_BYTES, _check_decoded, _pil_decoded_bytes, _Unreadable, max_image_bytes
+from ._read import _check_file, _is_tiff, _reason, read_image, read_image_for_size
+from ._resize import resize_image, shrink_image
 
 # tifffile logs its parser's complaints (a file we then refuse with a clear
 # ImageReadError, or read anyway); without a handler Python prints them to
@@ -52,6 +46,8 @@ __all__ = [
     "read_image",
     "image_size",
     "resize_image",
+    "shrink_image",
+    "read_image_for_size",
     "read_mask",
     "write_mask",
     "list_images",
@@ -62,132 +58,6 @@ __all__ = [
 
 #: File suffixes recognised as images (compared case-insensitively).
 IMAGE_SUFFIXES = (".tif", ".tiff", ".svs", ".png", ".jpg", ".jpeg", ".bmp")
-
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-# Some image files carry a mask-like alpha; others are huge. Refuse absurd sizes
-# rather than let a decoder try to allocate them (PIL's own bomb check is similar).
-_MAX_PIXELS = 40_000 * 40_000
-
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _check_file(path: Path) -> None:
-    try:
-        st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        raise ImageReadError(path, "file does not exist") from None
-    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, no permission
-        raise ImageReadError(path, f"cannot reach the file ({getattr(exc, 'strerror', None) or exc})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageReadError(path, "is a folder, not an image file")
-    if st.st_size == 0:
-        raise ImageReadError(path, "file is empty (0 bytes)")
-
-
-def _is_tiff(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) in _TIFF_MAGIC
-
-
-def _read_tiff(path: Path) -> np.ndarray:
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        if not tif.series:
-            raise _Unreadable("no readable image in the TIFF (truncated or corrupt file)")
-        level = tif.series[0].levels[0]
-        page = level.pages[0] if level.pages else None
-        if page is None:
-            raise _Unreadable("no readable image in the TIFF (truncated or corrupt file)")
-        if int(np.prod(level.shape[:2])) > _MAX_PIXELS:
-            raise _Unreadable(f"image too large to decode ({level.shape})")
-        shape = "x".join(str(int(v)) for v in level.shape)
-        _check_decoded(int(np.prod(level.shape, dtype=np.float64)) * np.dtype(level.dtype).itemsize,
-                       f"the TIFF image ({shape} {np.dtype(level.dtype).name})")
-        size = path.stat().st_size
-        offsets = np.asarray(getattr(page, "dataoffsets", ()), dtype=np.int64)
-        counts = np.asarray(getattr(page, "databytecounts", ()), dtype=np.int64)
-        if offsets.size and int((offsets + counts).max()) > size:
-            raise _Unreadable("file is truncated (image data runs past the end of the file)")
-        arr = level.asarray()
-        bits = getattr(page, "bitspersample", None)
-    bits = int(bits) if isinstance(bits, (int, np.integer)) else None
-    return _to_rgb8(arr, bits=bits)
-
-
-def _read_pil(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.width * im.height > _MAX_PIXELS:
-            raise _Unreadable(f"image too large to decode ({im.width}x{im.height})")
-        _check_decoded(_pil_decoded_bytes(im), f"the image ({im.width}x{im.height} {im.mode})")
-        im.load()
-        mode = im.mode
-        if mode in ("RGB", "L", "RGBA", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
-            arr = np.asarray(im)  # "LA" gives (H, W, 2): grey + alpha
-        elif mode in ("P", "PA") and ("transparency" in im.info or mode == "PA"):
-            arr = np.asarray(im.convert("RGBA"))
-        elif mode == "1":
-            arr = np.asarray(im.convert("L"))
-        else:  # P without alpha, CMYK, YCbCr, LAB, HSV, RGBX, ...
-            arr = np.asarray(im.convert("RGB"))
-    return _to_rgb8(arr)
-
-
-# --------------------------------------------------------------------------- public API
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as 8-bit RGB.
-
-    Parameters
-    ----------
-    path : path-like
-        A TIFF (plain, or tiled and JPEG-compressed such as an Aperio ``.svs``:
-        level 0 of the first series is read), PNG, JPEG or BMP file. The format
-        is found from the file's content, not its suffix.
-
-    Returns
-    -------
-    image : ndarray of shape (H, W, 3), uint8
-        RGB. Alpha is composited over white, grey is repeated to three
-        channels, 16-bit data is scaled by its bit depth (12-bit data held in
-        16-bit words is recognised), floats in [0, 1] are scaled by 255.
-
-    Raises
-    ------
-    ImageReadError
-        The file is missing, empty, truncated, not an image, or in a format or
-        pixel type that cannot be decoded. The message names the file.
-    """
-    path = Path(path)
-    _check_file(path)
-    try:
-        if _is_tiff(path):
-            return _read_tiff(path)
-        return _read_pil(path)
-    except GusaError:
-        raise
-    except MemoryError:
-        raise ImageReadError(path, "not enough memory to decode it") from None
-    except Exception as exc:  # decoders raise many types; the caller needs one
-        raise ImageReadError(path, _reason(exc)) from exc
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, _Unreadable):
-        return text
-    low = text.lower()
-    if "cannot identify image file" in low or "not a tiff file" in low:
-        return "not an image file (unknown or unsupported format)"
-    if "truncated" in low or "failed to read" in low or ("buffer" in low and "small" in low):
-        return f"file is truncated or corrupt ({text})"
-    return f"cannot decode ({type(exc).__name__}: {text})"
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -228,41 +98,6 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             return int(im.width), int(im.height)
     except Exception as exc:
         raise ImageReadError(path, _reason(exc)) from exc
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int], *, interpolation: str = "auto") -> np.ndarray:
-    """Resize an image to ``size = (width, height)``.
-
-    Parameters
-    ----------
-    image : ndarray of shape (H, W) or (H, W, C)
-        Not modified.
-    size : tuple of int
-        ``(width, height)`` of the result.
-    interpolation : {"auto", "area", "linear", "nearest"}
-        ``"auto"`` uses area averaging when shrinking (no aliasing, as
-        ``cv2.INTER_AREA``) and bilinear interpolation when enlarging.
-        Use ``"nearest"`` for masks.
-
-    Returns
-    -------
-    resized : ndarray of shape (height, width[, C])
-        Same dtype as ``image``; ``image`` itself when the size already fits.
-    """
-    w, h = int(size[0]), int(size[1])
-    if w <= 0 or h <= 0:
-        raise ValueError(f"size must be positive (width, height), got {size!r}")
-    if image.shape[1] == w and image.shape[0] == h:
-        return image
-    if interpolation == "auto":
-        flag = cv2.INTER_AREA if (w <= image.shape[1] and h <= image.shape[0]) else cv2.INTER_LINEAR
-    else:
-        flag = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}[interpolation]
-    src = image if image.flags.c_contiguous else np.ascontiguousarray(image)
-    out = cv2.resize(src, (w, h), interpolation=flag)
-    if image.ndim == 3 and out.ndim == 2:  # cv2 drops a single channel axis
-        out = out[:, :, None]
-    return out
 
 
 def read_mask(path: str | os.PathLike, shape: tuple[int, ...] | None = None) -> np.ndarray:

@@ -33,12 +33,14 @@ from ..runs import project_candidates
 from .export import ONNX_OPSET
 
 __all__ = ["BACKENDS", "EngineInfo", "CPU", "normalize_backend", "resolve_device", "export_is_fresh", "export_settings",
-           "validation_images", "open_fold_engine"]
+           "validation_images", "calibration_images", "open_fold_engine", "engine_info"]
 
 BACKENDS = ("auto", "openvino", "onnxruntime", "torch")
 _ALIASES = {"onnx": "onnxruntime"}
 #: Validation images the agreement gate classifies at most.
 GATE_IMAGES = 8
+#: Validation images int8 quantisation takes its statistics from at most.
+CALIBRATION_IMAGES = 16
 
 
 @dataclass(frozen=True)
@@ -49,17 +51,22 @@ class EngineInfo:
     ----------
     backend : {"openvino", "onnxruntime", "torch"}
     precision : str
-        ``"fp32"``, ``"bf16"``, or ``"fp16"`` (torch on CUDA).
+        ``"fp32"``, ``"bf16"``, ``"int8"``, or ``"fp16"`` (torch on CUDA).
     reason : str
-        Why this engine and precision, including the agreement check's verdict.
+        Why this engine and precision, including the agreement check's verdict,
+        and how a call spends the cores (the ``mode``).
     device : str
         The processor's name.
+    mode : str
+        How OpenVINO runs a call: one stream or several, by batch size, and
+        the rule (:mod:`gusa_core.engines.modes`); empty for the other backends.
     """
 
     backend: str
     precision: str
     reason: str
     device: str
+    mode: str = ""
 
     def as_dict(self) -> dict:
         """The fields as a JSON-ready dict."""
@@ -133,7 +140,7 @@ def export_is_fresh(folder: str | os.PathLike, meta: dict | None = None) -> bool
     return onnx_cache_is_fresh(folder, export_settings(meta))
 
 
-def _project_images(folder: Path, meta: dict) -> list[np.ndarray]:
+def _project_images(folder: Path, meta: dict, *, count: int, skip_gate: bool) -> list[np.ndarray]:
     wanted = [str(i) for i in meta.get("validation_ids") or []]
     if not wanted:
         return []
@@ -144,15 +151,28 @@ def _project_images(folder: Path, meta: dict) -> list[np.ndarray]:
             continue
         records = {r.id: r for r in project.images}
         ids = [i for i in wanted if i in records and not is_slide(records[i])]
-        step = max(1, len(ids) // GATE_IMAGES)
+        gate_ids = ids[::max(1, len(ids) // GATE_IMAGES)][:GATE_IMAGES]
+        if skip_gate:  # calibrate on other images than the gate checks, where the run has them
+            ids = [i for i in ids if i not in set(gate_ids)] or gate_ids
+            chosen = ids[::max(1, len(ids) // count)][:count]
+        else:
+            chosen = gate_ids
         images = []
-        for image_id in ids[::step][:GATE_IMAGES]:
+        for image_id in chosen:
             try:
                 images.append(read_image(project.image_path(image_id)))
             except (GusaError, OSError):
                 continue
         return images
     return []
+
+
+def _generated(meta: dict, *, per_class: int, seed: int) -> list[np.ndarray]:
+    size = tuple(int(v) for v in meta["input_size"])
+    labels = [c if c in DEMO_CLASSES else DEMO_CLASSES[i % len(DEMO_CLASSES)]
+              for i, c in enumerate(meta.get("class_names") or DEMO_CLASSES)]
+    return [generate_tissue(label, size=size, rng=seed + 1000 * i + j)[0]
+            for i, label in enumerate(labels) for j in range(per_class)]
 
 
 def validation_images(folder, meta: dict, prepare) -> tuple[np.ndarray, str]:
@@ -176,20 +196,34 @@ def validation_images(folder, meta: dict, prepare) -> tuple[np.ndarray, str]:
     images : ndarray of shape (N, 3, h, w), float32
     source : str
     """
-    images = _project_images(Path(folder), meta)
+    images = _project_images(Path(folder), meta, count=GATE_IMAGES, skip_gate=False)
     if images:
         source = "validation images of the run"
     else:
-        size = tuple(int(v) for v in meta["input_size"])
-        labels = [c if c in DEMO_CLASSES else DEMO_CLASSES[i % len(DEMO_CLASSES)]
-                  for i, c in enumerate(meta.get("class_names") or DEMO_CLASSES)]
-        images = [generate_tissue(label, size=size, rng=1000 * i + j)[0]
-                  for i, label in enumerate(labels) for j in range(2)]
+        images = _generated(meta, per_class=2, seed=0)
         source = "generated tissue (the run's validation images were not at hand)"
     return np.stack([prepare(im) for im in images]), source
 
 
-def open_fold_engine(folder, meta: dict, backend: str, prepare):
+def calibration_images(folder, meta: dict, prepare) -> tuple[np.ndarray, str]:
+    """Pre-processed images int8 quantisation takes its activation ranges from, and where they came from.
+
+    Up to :data:`CALIBRATION_IMAGES` of the fold's validation images other than
+    those the agreement gate checks (the same ones when the run has no
+    others); generated tissue, other than the gate's, when the project is not at hand.
+
+    Parameters and returns as :func:`validation_images`.
+    """
+    images = _project_images(Path(folder), meta, count=CALIBRATION_IMAGES, skip_gate=True)
+    if images:
+        source = "validation images of the run"
+    else:
+        images = _generated(meta, per_class=4, seed=500)
+        source = "generated tissue"
+    return np.stack([prepare(im) for im in images]), source
+
+
+def open_fold_engine(folder, meta: dict, backend: str, prepare, *, precision: str = "auto"):
     """The engine for one fold's fresh ``model.onnx``, and what it is.
 
     Parameters
@@ -201,6 +235,9 @@ def open_fold_engine(folder, meta: dict, backend: str, prepare):
     backend : {"auto", "openvino", "onnxruntime"}
     prepare : callable
         The fold's pre-processing (see :func:`validation_images`).
+    precision : {"auto", "fp32", "bf16", "int8"}
+        For OpenVINO (:func:`gusa_core.engines.open_engine`); ``"auto"``
+        follows the CPU and ``GUSA_PRECISION``.
 
     Returns
     -------
@@ -217,9 +254,18 @@ def open_fold_engine(folder, meta: dict, backend: str, prepare):
     engine, record = open_engine(
         onnx_path, record_path=Path(folder) / RECORD_NAME, weights_sha256=digest,
         validation_images=lambda: validation_images(folder, meta, prepare),
-        name=None if backend == "auto" else backend,
+        calibration_images=lambda: calibration_images(folder, meta, prepare),
+        name=None if backend == "auto" else backend, precision=precision,
     )
     reason = record.reason if record is not None else engine.reason
     if backend != "auto":
         reason = f"{backend} asked for; {reason}"
-    return engine, EngineInfo(engine.name, engine.precision, reason, engine.device_name)
+    return engine, engine_info(engine, reason)
+
+
+def engine_info(engine, reason: str) -> EngineInfo:
+    """What ``engine`` is, with ``reason`` and, for OpenVINO, how its calls spend the cores."""
+    describe = getattr(engine, "describe_mode", None)
+    mode = describe() if describe is not None else ""
+    return EngineInfo(engine.name, engine.precision, f"{reason}; {mode}" if mode else reason, engine.device_name,
+                      mode)

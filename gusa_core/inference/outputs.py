@@ -1,4 +1,4 @@
-"""Writing what the predictor found: CSV rows and attention overlays.
+"""What the predictor found (:class:`Prediction`), and writing it: CSV rows and attention overlays.
 
 The one number format (:data:`PROB_FORMAT`) and the one CSV layout live here,
 so the app's "Export CSV" and ``gusa predict --csv`` agree to the last digit.
@@ -11,6 +11,7 @@ import csv
 import io
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..atomic import atomic_write, atomic_write_text
 from ..errors import GusaError
 
 __all__ = [
+    "Prediction",
     "PROB_FORMAT",
     "format_prob",
     "upsample_map",
@@ -53,6 +55,69 @@ def upsample_map(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- outputs
+@dataclass(eq=False)
+class Prediction:
+    """The prediction for one image.
+
+    Attributes
+    ----------
+    class_names : list of str
+    probs : ndarray of shape (C,)
+        Softmax probabilities (mean over the folds of an ensemble).
+    index : int
+        Argmax of ``probs`` (eq. 5).
+    label : str
+        ``class_names[index]``.
+    attention_kind : {"roi", "gradcam"}
+        ỹ of the RoI branch, or Grad-CAM of the predicted class.
+    roi_fraction : float
+        Share of the image where the attention map, bilinearly up-sampled to
+        the network's input size, is above 0.5.
+    path : str or None
+        The file, when the image came from one.
+    attention_lowres : ndarray of shape (M, N), float32
+        The map at the network's output resolution (stride 16).
+    image_shape : tuple of int
+        ``(H, W)`` of the image that was classified.
+
+    Notes
+    -----
+    :attr:`attention` (the map at the image's full resolution, 12 MB for a
+    BACH image) is up-sampled on first use only: a folder run that writes no
+    overlay never pays for it, and a preview can ask :meth:`attention_at` for
+    the size it shows.
+    """
+
+    class_names: list[str]
+    probs: np.ndarray
+    index: int
+    label: str
+    attention_kind: str
+    roi_fraction: float
+    path: str | None = None
+    attention_lowres: np.ndarray | None = field(default=None, repr=False)
+    image_shape: tuple[int, int] | None = None
+    _attention: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def attention(self) -> np.ndarray:
+        """The attention map at the image's resolution, ``(H, W)`` float32 in [0, 1]."""
+        if self._attention is None:
+            self._attention = upsample_map(self.attention_lowres, self.image_shape)
+        return self._attention
+
+    def attention_at(self, shape: tuple[int, int]) -> np.ndarray:
+        """The attention map up-sampled (bilinearly) to ``shape = (H, W)``."""
+        if self._attention is not None and self._attention.shape == tuple(shape):
+            return self._attention
+        return upsample_map(self.attention_lowres, shape)
+
+    def probs_dict(self) -> dict[str, float]:
+        """``{class: probability}``."""
+        return {name: float(p) for name, p in zip(self.class_names, self.probs)}
+
+
+
 def predictions_csv_text(records: Iterable[dict], class_names: Sequence[str]) -> str:
     """The CSV text of :func:`write_predictions_csv`."""
     buf = io.StringIO()

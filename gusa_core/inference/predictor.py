@@ -30,6 +30,7 @@ module (the app imports it on its GUI thread).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Sequence
@@ -41,77 +42,16 @@ import numpy as np
 from ..calibration import apply_temperature
 from ..checkpoint import forget_onnx_cache, load_model, onnx_cache_path, read_model_meta, record_onnx_cache, weights_path
 from ..errors import GusaError, ModelOutputError
+from ..imageio import read_image_for_size
 from ..models_registry import ROI_VARIANTS
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess_array
 from ..runs import model_folders, stored_temperature
 from ..stain import ReinhardNormalizer
 from . import backends as _backends
+from .outputs import Prediction
 from .outputs import upsample_map as _upsample
 
 __all__ = ["Prediction", "Predictor"]
-
-# ----------------------------------------------------------------- results
-@dataclass(eq=False)
-class Prediction:
-    """The prediction for one image.
-
-    Attributes
-    ----------
-    class_names : list of str
-    probs : ndarray of shape (C,)
-        Softmax probabilities (mean over the folds of an ensemble).
-    index : int
-        Argmax of ``probs`` (eq. 5).
-    label : str
-        ``class_names[index]``.
-    attention_kind : {"roi", "gradcam"}
-        ỹ of the RoI branch, or Grad-CAM of the predicted class.
-    roi_fraction : float
-        Share of the image where the attention map, bilinearly up-sampled to
-        the network's input size, is above 0.5.
-    path : str or None
-        The file, when the image came from one.
-    attention_lowres : ndarray of shape (M, N), float32
-        The map at the network's output resolution (stride 16).
-    image_shape : tuple of int
-        ``(H, W)`` of the image that was classified.
-
-    Notes
-    -----
-    :attr:`attention` (the map at the image's full resolution, 12 MB for a
-    BACH image) is up-sampled on first use only: a folder run that writes no
-    overlay never pays for it, and a preview can ask :meth:`attention_at` for
-    the size it shows.
-    """
-
-    class_names: list[str]
-    probs: np.ndarray
-    index: int
-    label: str
-    attention_kind: str
-    roi_fraction: float
-    path: str | None = None
-    attention_lowres: np.ndarray | None = field(default=None, repr=False)
-    image_shape: tuple[int, int] | None = None
-    _attention: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def attention(self) -> np.ndarray:
-        """The attention map at the image's resolution, ``(H, W)`` float32 in [0, 1]."""
-        if self._attention is None:
-            self._attention = _upsample(self.attention_lowres, self.image_shape)
-        return self._attention
-
-    def attention_at(self, shape: tuple[int, int]) -> np.ndarray:
-        """The attention map up-sampled (bilinearly) to ``shape = (H, W)``."""
-        if self._attention is not None and self._attention.shape == tuple(shape):
-            return self._attention
-        return _upsample(self.attention_lowres, shape)
-
-    def probs_dict(self) -> dict[str, float]:
-        """``{class: probability}``."""
-        return {name: float(p) for name, p in zip(self.class_names, self.probs)}
-
 
 # --------------------------------------------------------------- predictor
 @dataclass
@@ -156,6 +96,12 @@ class Predictor:
         ``"onnx"`` is ``"onnxruntime"``.
     folders : list of path, optional
         The fold folders, where ONNX exports are cached (needed by the engines).
+    temperature : float, optional
+        Applied to the (ensemble's) softmax; None = 1.
+    precision : {"auto", "fp32", "bf16", "int8"}
+        OpenVINO's precision: ``"auto"`` follows the CPU (and ``GUSA_PRECISION``);
+        bf16 and int8 are used only once they agree with fp32
+        (:func:`gusa_core.engines.open_engine`). Ignored by the other backends.
 
     Attributes
     ----------
@@ -167,7 +113,8 @@ class Predictor:
         Temperature applied to the (ensemble's) softmax; 1 = none.
     """
 
-    def __init__(self, models, *, device="auto", backend: str = "auto", folders=None, temperature: float | None = None):
+    def __init__(self, models, *, device="auto", backend: str = "auto", folders=None, temperature: float | None = None,
+                 precision: str = "auto"):
         if not models:
             raise GusaError("no model to predict with")
         backend = _backends.normalize_backend(backend)
@@ -190,13 +137,15 @@ class Predictor:
         if not self.temperature > 0:
             raise GusaError(f"temperature must be positive, got {temperature}")
         self._preps = self._make_preps()
+        self.precision_asked = str(precision or "auto").lower()
         self.backend = self._choose_backend(backend)
         self._lock = threading.Lock()
 
     # .......................................................... building
     @classmethod
     def from_run(
-        cls, run_dir, *, fold: int | None = None, device="auto", backend: str = "auto", temperature: float | str = "stored"
+        cls, run_dir, *, fold: int | None = None, device="auto", backend: str = "auto",
+        temperature: float | str = "stored", precision: str = "auto",
     ) -> "Predictor":
         """Load a run (all its folds: the ensemble) or one fold of it.
 
@@ -216,6 +165,8 @@ class Predictor:
             ``"stored"``: the run's calibration (the ensemble's T, or the
             fold's own; 1.0 when the run stored none); a number overrides it
             (1.0: raw softmax).
+        precision : {"auto", "fp32", "bf16", "int8"}
+            OpenVINO's precision (see the class).
 
         Raises
         ------
@@ -231,7 +182,8 @@ class Predictor:
             models = [_load_model(f) for f in folders]
         if temperature == "stored":
             temperature = stored_temperature(run_dir, fold=fold) if len(folders) > 1 else stored_temperature(folders[0])
-        return cls(models, device=device, backend=backend, folders=folders, temperature=temperature)
+        return cls(models, device=device, backend=backend, folders=folders, temperature=temperature,
+                   precision=precision)
 
     def _make_preps(self) -> list[_Prep]:
         preps: dict = {}
@@ -307,7 +259,8 @@ class Predictor:
                 record_onnx_cache(m.folder, _backends.export_settings(m.meta))
             prep = self._preps[m.group]
             m.onnx, m.info = _backends.open_fold_engine(m.folder, m.meta, backend,
-                                                        lambda im, p=prep: self._prepare_one(im, p))
+                                                        lambda im, p=prep: self._prepare_one(im, p),
+                                                        precision=self.precision_asked)
             needed = {"logits", "attention"} if self.has_roi else {"logits", "cam"}
             missing = needed - set(m.onnx.output_names)
             if missing:
@@ -321,13 +274,13 @@ class Predictor:
 
         For an ensemble whose folds ended on different precisions, the reasons are joined.
         """
-        infos = [m.info for m in self._members if m.info is not None]
+        infos = [_current(m.info, m.onnx) for m in self._members if m.info is not None]
         first = infos[0]
         if all(i.precision == first.precision for i in infos):
             return first
         precisions = "/".join(i.precision for i in infos)
         reason = "; ".join(f"fold {k}: {i.reason}" for k, i in enumerate(infos))
-        return _backends.EngineInfo(first.backend, precisions, reason, first.device)
+        return _backends.EngineInfo(first.backend, precisions, reason, first.device, first.mode)
 
     # ......................................................... properties
     @property
@@ -346,12 +299,16 @@ class Predictor:
         return [m.folder for m in self._members]
 
     # ...................................................... pre-processing
-    def prepare(self, image: np.ndarray):
+    def prepare(self, image: np.ndarray, *, shape: tuple[int, int] | None = None):
         """Pre-process one image for every distinct input setting of the members.
 
         Parameters
         ----------
         image : ndarray of shape (H, W, 3), uint8
+        shape : (int, int), optional
+            ``(H, W)`` of the full image when ``image`` is a reduced decode of
+            it (:func:`gusa_core.imageio.read_image_for_size`); the attention
+            map is up-sampled to it. ``image.shape[:2]`` if None.
 
         Returns
         -------
@@ -362,7 +319,26 @@ class Predictor:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise GusaError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
-        return image.shape[:2], [self._prepare_one(image, prep) for prep in self._preps]
+        shape = tuple(int(v) for v in (shape if shape is not None else image.shape[:2]))
+        return shape, [self._prepare_one(image, prep) for prep in self._preps]
+
+    def prepare_path(self, path) -> tuple:
+        """Read and pre-process an image file, decoding no more of it than the inputs need.
+
+        The same as ``prepare(read_image(path))`` within one grey level of
+        the network input (a JPEG is decoded at a reduced scale in its DCT,
+        an uncompressed TIFF memory-mapped: :func:`gusa_core.imageio.read_image_for_size`),
+        at a fraction of the work for a large image.
+
+        Raises
+        ------
+        ImageReadError
+            Naming the file, as :func:`gusa_core.imageio.read_image`.
+        """
+        width = max(p.input_size[0] for p in self._preps)
+        height = max(p.input_size[1] for p in self._preps)
+        image, shape = read_image_for_size(path, (width, height))
+        return self.prepare(image, shape=shape)
 
     @staticmethod
     def _prepare_one(image: np.ndarray, prep: _Prep) -> np.ndarray:
@@ -399,12 +375,44 @@ class Predictor:
 
     def predict_prepared(self, prepared: Sequence, *, paths: Sequence[str | None] | None = None) -> list[Prediction]:
         """Run the network on the outputs of :meth:`prepare` (one batch)."""
+        return self.submit_prepared(prepared, paths=paths)()
+
+    def submit_prepared(self, prepared: Sequence, *, paths: Sequence[str | None] | None = None):
+        """Start the network on a batch of :meth:`prepare` outputs; call the result for its predictions.
+
+        With OpenVINO this returns as soon as the batch is queued, so the next
+        batch can be queued behind it before this one is collected and the
+        cores never wait for the caller in between
+        (:func:`gusa_core.inference.classify_paths` does so); the other
+        backends run the batch before returning.
+
+        Returns
+        -------
+        callable
+            ``() -> list of Prediction``, to call once.
+        """
         if not prepared:
-            return []
+            return lambda: []
         shapes = [p[0] for p in prepared]
+        paths = None if paths is None else [None if p is None else str(p) for p in paths]
         batches = [np.stack([np.asarray(p[1][g], dtype=np.float32) for p in prepared]) for g in range(len(self._preps))]
+        if self.backend == "torch":
+            with self._lock:
+                outs = [self._run_torch_forward(m, batches[m.group]) for m in self._members]
+                probs, maps = self._combine(outs, batches)
+            preds = self._predictions(probs, maps, shapes, paths)
+            return lambda: preds
         with self._lock:
-            probs, maps = self._run(batches)
+            waits = [_submit(m.onnx, batches[m.group]) for m in self._members]
+
+        def wait() -> list[Prediction]:
+            outs = [self._engine_outputs(w()) for w in waits]
+            probs, maps = self._combine(outs, batches)
+            return self._predictions(probs, maps, shapes, paths)
+
+        return wait
+
+    def _predictions(self, probs: np.ndarray, maps: np.ndarray, shapes, paths) -> list[Prediction]:
         preds = []
         for i, shape in enumerate(shapes):
             lowres = np.ascontiguousarray(maps[i], dtype=np.float32)
@@ -418,17 +426,15 @@ class Predictor:
                     label=self.class_names[index],
                     attention_kind=self.attention_kind,
                     roi_fraction=float(np.count_nonzero(at_input > 0.5) / at_input.size),
-                    path=None if paths is None else (None if paths[i] is None else str(paths[i])),
+                    path=None if paths is None else paths[i],
                     attention_lowres=lowres,
                     image_shape=tuple(int(v) for v in shape),
                 )
             )
         return preds
 
-    def _run(self, batches: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Ensemble forward: mean softmax (eq. 10) and mean attention of the folds, low resolution."""
-        run = self._run_torch_forward if self.backend == "torch" else self._run_onnx
-        outs = [run(m, batches[m.group]) for m in self._members]
+    def _combine(self, outs: list, batches: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Ensemble: mean softmax (eq. 10) and mean attention of the folds' outputs, low resolution."""
         for m, (p, _) in zip(self._members, outs):  # NaN never becomes a prediction
             if not np.isfinite(p).all():
                 raise ModelOutputError(
@@ -455,8 +461,7 @@ class Predictor:
             maps = [np.stack([_upsample(x, (h, w)) for x in mp]) for mp in maps]
         return probs, np.mean(maps, axis=0).astype(np.float32)
 
-    def _run_onnx(self, member: _Member, x: np.ndarray):
-        out = member.onnx(np.ascontiguousarray(x, dtype=np.float32))
+    def _engine_outputs(self, out: dict):
         probs = _softmax(np.asarray(out["logits"], dtype=np.float64))
         if self.has_roi:
             att = np.asarray(out["attention"], dtype=np.float32)
@@ -499,6 +504,15 @@ class Predictor:
         return np.asarray(cams.float().cpu().numpy(), dtype=np.float32)
 
 
+def _submit(engine, x: np.ndarray):
+    """``engine.submit(x)`` where the engine queues work (OpenVINO); else the outputs of a call now."""
+    submit = getattr(engine, "submit", None)
+    if submit is not None:
+        return submit(x)
+    out = engine(x)
+    return lambda: out
+
+
 def _load_model(folder):
     """A fold model on the CPU; a clear message where torch is missing (an inference-only install)."""
     try:
@@ -508,6 +522,16 @@ def _load_model(folder):
             raise
         raise GusaError(f"torch is not installed, and {folder} has no up-to-date ONNX export to predict "
                         "with: predict this run once where torch is installed") from exc
+
+
+def _current(info, engine):
+    """``info`` with the engine's present account of how it runs (OpenVINO learns its stream count on first use)."""
+    describe = getattr(engine, "describe_mode", None)
+    if describe is None or not info.mode:
+        return info
+    mode = describe()
+    base = info.reason[:-len(info.mode) - 2] if info.reason.endswith(f"; {info.mode}") else info.reason
+    return dataclasses.replace(info, reason=f"{base}; {mode}", mode=mode)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

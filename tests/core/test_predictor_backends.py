@@ -158,7 +158,7 @@ def test_predictor_falls_back_to_fp32_when_bf16_disagrees(tmp_path, monkeypatch)
     for a, b in zip(reference, p.predict(_images())):  # the fp32 engine predicts, not the shifted one
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-4)
     record = load_records(run / "fold-0" / RECORD_NAME)["openvino/bf16"]
-    assert not record.ok and record.reason == info.reason
+    assert not record.ok and info.reason.startswith(record.reason) and info.mode in info.reason
     # the verdict is stored: the next start builds the candidate only to read its name, and checks nothing
     made.clear()
     again = Predictor.from_run(run, backend="openvino")
