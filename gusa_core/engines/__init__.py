@@ -217,7 +217,9 @@ def open_engine(onnx_path, *, record_path, weights_sha256: str, validation_image
         candidate = create_engine(name, onnx_path, precision=precision, threads=threads)
     if candidate.precision == "fp32":
         return candidate, None
-    return gate(lambda: candidate, fp32, validation_images, record_path=record_path, weights_sha256=weights_sha256)
+    # one image per call: both engines stay on their LATENCY compilation, the streams are compiled only when used
+    return gate(lambda: candidate, fp32, validation_images, record_path=record_path, weights_sha256=weights_sha256,
+                batch_size=1)
 
 
 def _openvino_version() -> str:
