@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import CheckpointError, GusaError
 from .cpu import PRECISIONS, choose_precision, cpu_info, cpu_precision, usable_cores
-from .modes import HINTS, LATENCY, THROUGHPUT, choose_mode, describe_rule
+from .modes import HINTS, LATENCY, THROUGHPUT, choose_mode, describe_rule, machine_load
 
 __all__ = ["OpenVinoEngine", "OV_CACHE_DIRNAME", "keep_signal_stack", "signal_stack"]
 
@@ -181,7 +181,7 @@ class OpenVinoEngine:
         """The hint a call of ``batch`` images runs with, and why (without running it)."""
         if self.hint != "auto":
             return self.hint, f"the {self.hint} hint asked for"
-        return choose_mode(batch, cores=self.threads, streams=self.streams)
+        return choose_mode(batch, cores=self.threads, streams=self.streams, load=machine_load())
 
     def describe_mode(self) -> str:
         """How calls use the cores, in one sentence (the chosen hint(s) and the rule)."""

@@ -48,6 +48,15 @@ def test_stream_rule_follows_cores_streams_and_batch(cores, streams, batch, hint
     assert info.cores == cores
     got, reason = choose_mode(batch, cores=info.cores, streams=streams)
     assert got == hint and why in reason
+    assert choose_mode(batch, cores=info.cores, streams=streams, load=1.5 * cores) == (got, reason)  # not busy
+
+
+@pytest.mark.parametrize(("batch", "streams"), [(1, 2), (3, 2), (1, None)])
+def test_an_oversubscribed_machine_runs_streams_for_every_batch(batch, streams):
+    hint, reason = choose_mode(batch, cores=2, streams=streams, load=15.0)
+    assert hint == THROUGHPUT and ("load average 15.0 on 2 cores" in reason or streams is None)
+    assert choose_mode(batch, cores=1, streams=streams, load=15.0)[0] == LATENCY  # one core: nothing to share
+    assert choose_mode(4, cores=2, streams=1, load=15.0)[0] == LATENCY  # OpenVINO made one stream
 
 
 def test_rule_is_described_for_the_user(monkeypatch):
@@ -78,7 +87,17 @@ def exported(tmp_path_factory):
     return path, x, out.logits.numpy(), out.roi.numpy()
 
 
-def test_auto_hint_runs_each_batch_on_the_mode_the_rule_names(exported):
+@pytest.fixture
+def quiet(monkeypatch):
+    """A machine with nothing else running (the rule's load input), whatever the test machine's load."""
+    import gusa_core.engines.openvino as ov_module
+
+    load = {"value": 0.0}
+    monkeypatch.setattr(ov_module, "machine_load", lambda: load["value"])
+    return load
+
+
+def test_auto_hint_runs_each_batch_on_the_mode_the_rule_names(exported, quiet):
     path, x, logits, roi = exported
     engine = OpenVinoEngine(path, precision="fp32", threads=2, cache=False)
     assert engine.hint == "auto" and engine.streams is None  # only LATENCY is compiled at first
@@ -98,11 +117,14 @@ def test_auto_hint_runs_each_batch_on_the_mode_the_rule_names(exported):
     single = OpenVinoEngine(path, precision="fp32", threads=1, cache=False)
     single.run(x)
     assert single.last_mode[0] == LATENCY and single.streams is None  # one core: the streams never compiled
+    quiet["value"] = 40.0  # other work everywhere: one image goes to a stream of its own
+    np.testing.assert_allclose(engine.run(x[:1])["logits"], logits[:1], atol=1e-4, rtol=1e-4)
+    assert engine.last_mode[0] == (THROUGHPUT if engine.streams > 1 else LATENCY)
     with pytest.raises(GusaError, match="FAST"):
         OpenVinoEngine(path, hint="FAST")
 
 
-def test_submitted_batches_overlap_and_each_gets_its_own_outputs(exported):
+def test_submitted_batches_overlap_and_each_gets_its_own_outputs(exported, quiet):
     path, x, logits, _ = exported
     engine = OpenVinoEngine(path, precision="fp32", threads=2, cache=False)
     first = engine.submit(x[:2])
