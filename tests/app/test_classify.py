@@ -89,11 +89,17 @@ def test_cancel_stops_within_one_image(qtbot, tiny_run, folder):
         def __getattr__(self, name):
             return getattr(self._inner, name)
 
-        def predict_prepared(self, *a, **k):
+        def submit_prepared(self, *a, **k):  # classify_paths queues a batch, then collects it
             self.calls += 1
-            if self.calls == 2:
+            wait = self._inner.submit_prepared(*a, **k)
+            if self.calls != 2:
+                return wait
+
+            def gated():
                 release.wait(30)
-            return self._inner.predict_prepared(*a, **k)
+                return wait()
+
+            return gated
 
     dlg = _dialog(qtbot, tiny_run, predictor_factory=lambda *a, **k: Gated(Predictor.from_run(*a, **k)))
     dlg.set_folder(folder)
