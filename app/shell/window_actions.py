@@ -259,6 +259,9 @@ class WindowActionsMixin:
     def show_shortcuts(self) -> None:
         rows = [
             ("1 – 4", "label the image with a class; 0 removes the label"),
+            ("On a slide: 1, 2, 3, 4, 5", "magnification 1x, 5x, 10x, 20x, 40x"),
+            ("On a slide: Shift+1 – Shift+4", "the class painted by the brush and the lasso"),
+            ("On a slide: H, click", "pan tool; a click picks a field of the heatmap"),
             ("N / Page Down, P / Page Up", "next / previous image"),
             ("B, E, L", "brush, eraser, lasso / polygon fill"),
             ("[ and ], Ctrl+wheel", "brush size"),

@@ -12,7 +12,7 @@ _MAX_SIDE = 220
 
 
 class OverviewWidget(QWidget):
-    """Thumbnail of a :class:`~app.workspace.slide_canvas.SlideView`'s slide with its viewport.
+    """Thumbnail of a :class:`~app.workspace.canvas_view.CanvasView`'s slide with its viewport.
 
     It follows ``view.view_changed``; a click or drag centres the view on that point.
 
@@ -30,7 +30,7 @@ class OverviewWidget(QWidget):
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setToolTip("Overview: click or drag to move the view")
         view.view_changed.connect(self._on_view_view_changed)
-        view.regions_changed.connect(self._on_view_regions_changed)
+        view.mask_changed.connect(self._on_view_mask_changed)
         self._drag = False
         self._regions = None
         self._regions_dirty = True
@@ -50,7 +50,7 @@ class OverviewWidget(QWidget):
     def _on_view_view_changed(self) -> None:
         self.update()
 
-    def _on_view_regions_changed(self) -> None:
+    def _on_view_mask_changed(self) -> None:
         self._regions_dirty = True  # rebuilt at the next paint: a stroke's many changes cost one preview
         self.update()
 
@@ -82,7 +82,7 @@ class OverviewWidget(QWidget):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
             painter.drawImage(self._image_rect(), thumb, QRectF(thumb.rect()))
             if self._regions_dirty:
-                self._regions = self._view.region_preview(2 * _MAX_SIDE)
+                self._regions = self._view.mask_preview(2 * _MAX_SIDE)
                 self._regions_dirty = False
             if self._regions is not None:
                 painter.drawImage(self._image_rect(), self._regions, QRectF(self._regions.rect()))

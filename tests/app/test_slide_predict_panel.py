@@ -66,7 +66,7 @@ def test_predict_slide_overlays_heatmaps_and_reads_a_field(qtbot, slide_run_proj
     img = view.heatmap()
     assert img is not None and (img.width(), img.height()) == (r.probs.shape[2], r.probs.shape[1])
     # the class map is opaque (at the chosen opacity) on fields and clear off them
-    from app.workspace.canvas_view import qimage_view
+    from app.workspace.canvas_image import qimage_view
 
     alpha = (qimage_view(img) >> 24).astype(int)
     assert alpha[r.valid].max() > 0 and alpha[~r.valid].max() == 0
