@@ -414,6 +414,12 @@ class CanvasView(QWidget):
         self._fit_mode = False
         self._set_view(self._zoom, QPointF(self._offset.x() + dx, self._offset.y() + dy))
 
+    def set_view(self, zoom: float, offset: QPointF) -> None:
+        """Show ``zoom`` with the image's top-left at widget point ``offset`` (as another view shows it)."""
+        self.stop_animation()
+        self._fit_mode = False
+        self._set_view(float(zoom), QPointF(offset))
+
     def center_on(self, x: float, y: float) -> None:
         """Put level-0 point ``(x, y)`` at the centre of the view."""
         self.stop_animation()
