@@ -41,6 +41,15 @@ def _square_record(panel, image_id, shape):
     panel.records[image_id] = {**panel.records[image_id], "fold_roi": roi}
 
 
+def _suggest_on_first_free_image(win, panel) -> str:
+    """Show the first image without a mask with a known (square) suggestion; its id."""
+    target = next(r.id for r in win.project.images if r.mask is None)
+    win.show_image(target)
+    _square_record(panel, target, win.canvas.image_shape())
+    panel.update_suggestion()
+    return target
+
+
 def _expected(panel, image_id):
     from gusa_core.assist import suggestion
 
@@ -67,10 +76,7 @@ def test_queue_column_and_next_key_step_through_the_queue(qtbot, assisted):
 
 def test_accept_with_enter_is_one_undo_step_and_marks_the_provenance(qtbot, assisted):
     win, panel, _ = assisted
-    target = next(r.id for r in win.project.images if r.mask is None)
-    win.show_image(target)
-    _square_record(panel, target, win.canvas.image_shape())
-    panel.update_suggestion()
+    target = _suggest_on_first_free_image(win, panel)
     assert panel.pending is not None and win.canvas.outline("suggestion")[1] is True  # dashed
     want = _expected(panel, target)
     assert want.any() and not want.all()
@@ -115,10 +121,7 @@ def test_an_edit_accepts_the_suggestion_then_corrects_it(qtbot, assisted):
 
 def test_reject_with_delete_hides_the_suggestion(qtbot, assisted):
     win, panel, _ = assisted
-    target = next(r.id for r in win.project.images if r.mask is None)
-    win.show_image(target)
-    _square_record(panel, target, win.canvas.image_shape())
-    panel.update_suggestion()
+    target = _suggest_on_first_free_image(win, panel)
     assert panel.pending is not None
     focus(qtbot, win.canvas)
     QTest.keyClick(win.canvas, Qt.Key.Key_Delete)
@@ -133,10 +136,7 @@ def test_enter_and_delete_act_only_from_the_canvas_or_the_panel(qtbot, assisted)
     from PySide6.QtWidgets import QDialog, QLineEdit, QVBoxLayout
 
     win, panel, _ = assisted
-    target = next(r.id for r in win.project.images if r.mask is None)
-    win.show_image(target)
-    _square_record(panel, target, win.canvas.image_shape())
-    panel.update_suggestion()
+    target = _suggest_on_first_free_image(win, panel)
     win.show_dock("Assist")
     assert panel.pending is not None and panel.accept_action.isEnabled()
     # a text field of another dock, the image list, the panel's own field and list, a dialog keep their keys
