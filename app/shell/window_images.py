@@ -182,6 +182,9 @@ class WindowImagesMixin:
         self.canvas.set_mask_visible(visible)
         self.mask_action.setChecked(visible)
         self.side_panel.set_mask_visible(visible)
+        self.slide_toolbar.regions_check.blockSignals(True)
+        self.slide_toolbar.regions_check.setChecked(visible)  # a slide's regions are its mask
+        self.slide_toolbar.regions_check.blockSignals(False)
 
     def _after_edit(self, rect) -> None:
         """Save what a stroke, fill, undo or redo changed: the image's RoI mask or the slide's regions."""

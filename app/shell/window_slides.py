@@ -45,6 +45,7 @@ class WindowSlidesMixin:
         st.slide_shown.connect(self._on_slide_toolbar_slide_shown)
         st.export_requested.connect(self.export_slide_geojson)
         st.import_requested.connect(self.import_slide_geojson)
+        st.regions_check.toggled.connect(self._set_mask_visible)  # M and the View menu follow
         self.class_paint_actions: list[QAction] = []
         self._side_panel_was_visible: bool | None = None
         return central
