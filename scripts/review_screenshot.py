@@ -8,7 +8,7 @@ Run (Xvfb, openbox and ImageMagick's ``import`` on the PATH; one picture per scr
         --folds 1 --epochs 10 --input-size 128x96 --pretrained none
     python scripts/review_screenshot.py /tmp/review-shot/demo [RUN]
 
-Without RUN the project's newest run is used (random weights when it has none: the pictures then
+The project is copied first (the pictures change nothing in it). Without RUN its newest run is used (random weights when it has none: the pictures then
 show what the overlays look like, not what a model learnt). *review*: an In situ image in the
 canvas with the Review dock's attention map (colour map, opacity), its τ outline and the
 ground-truth RoI. *suggestion*: after Model → Assisted annotation scanned the project, an
@@ -17,7 +17,9 @@ unmasked image's dashed suggestion is accepted by an eraser stroke that takes a 
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,17 +44,24 @@ def _run(project, given: str | None) -> Path:
 
 
 def review(app, win) -> None:
+    from PySide6.QtGui import QCursor
+
     review_panel = win.features["app.review.review_panel"]
     target = next(r.id for r in win.project.images if r.label == "InSitu" and r.mask)
+    QCursor.setPos(0, 0)  # no brush ring over the attention map
     win.select_image(target)
     win.show_dock("Review")
     review_panel.colormap_combo.setCurrentText("jet")
     review_panel.opacity_slider.setValue(45)
+    review_panel.outline_check.setChecked(True)  # the τ outline
+    review_panel.roi_check.setChecked(True)  # the pathologist's RoI
     win.canvas.set_mask_visible(False)  # the ground truth shows as the green outline
     shoot(app, win, "review", lambda: review_panel.prediction is not None and not review_panel.busy)
 
 
 def suggestion(app, win) -> None:
+    import cv2
+    import numpy as np
     from PySide6.QtCore import QPointF
 
     from app.base.coords import rc_to_point
@@ -71,12 +80,13 @@ def suggestion(app, win) -> None:
             raise SystemExit("no suggestion to correct: train the run longer or lower τ")
         canvas = win.canvas
         mask = assist.pending[1]
-        rows, cols = mask.nonzero()
+        h, w = mask.shape
         win.set_tool("eraser")
-        canvas.set_brush_size(max(8, mask.shape[1] // 14))
-        # the eraser takes a bite out of the suggestion's right edge: accepted, then edited
-        r, c = int(rows.mean()), int(cols.max())
-        pts = [canvas.image_to_widget(rc_to_point(r + dr, c + 2)) for dr in range(-30, 31, 4)]
+        canvas.set_brush_size(max(8, w // 14))
+        # the eraser takes a bite out of the suggestion's edge nearest the middle: accepted, then edited
+        edge = np.argwhere((mask > 0) & (cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0))
+        r, c = edge[np.argmin(((edge - (h / 2, w / 2)) ** 2).sum(1))]
+        pts = [canvas.image_to_widget(rc_to_point(r + dr, c)) for dr in range(-w // 16, w // 16 + 1, 4)]
         send_mouse(canvas, "press", pts[0])
         for p in pts[1:]:
             send_mouse(canvas, "move", p)
@@ -97,7 +107,9 @@ def main() -> None:
         for picture in PICTURES:
             run_per_size(__file__, [picture, *sys.argv[1:]])
         return
-    picture, folder = sys.argv[1], sys.argv[2]
+    picture = sys.argv[1]
+    folder = Path(tempfile.mkdtemp(prefix="gusa-shot-")) / Path(sys.argv[2]).name
+    shutil.copytree(sys.argv[2], folder)  # every picture starts from the project as given (nothing accepted yet)
     from PySide6.QtWidgets import QApplication
 
     from app.shell.main_window import MainWindow

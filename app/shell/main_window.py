@@ -199,6 +199,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
             sig.connect(lambda *_: self._update_side_panel())
         self.image_list.model.thumbnail_failed.connect(self._on_thumbnail_failed)
         self.image_list.context_menu_requested.connect(self._on_image_list_context_menu)
+        self.image_list.columns_changed.connect(self._on_image_list_columns_changed)
         self._on_canvas_brush_size_changed(c.brush_size())
         self._on_canvas_zoom_changed(c.zoom())
 
@@ -492,6 +493,13 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
     def _on_project_image_removed(self, image_id: str) -> None:
         self._editors.pop(image_id, None)
         self.image_list.model.remove_row(image_id)
+
+    def _on_image_list_columns_changed(self) -> None:
+        """A column appeared: widen the Images dock so that names stay readable (never past a third of the window)."""
+        want = min(self.image_list.wanted_width(), self.width() // 3)
+        dock = self.image_list_dock
+        if not dock.isFloating() and dock.width() < want:
+            self.resizeDocks([dock], [want], Qt.Orientation.Horizontal)
 
     def _on_thumbnail_failed(self, image_id: str, reason: str) -> None:
         self.show_status(f"Cannot read image {image_id}: {reason}", 5000)
