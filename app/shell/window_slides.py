@@ -89,6 +89,8 @@ class WindowSlidesMixin:
         else:
             self.slide_toolbar.close_slide()
             self.slide_toolbar.hide()
+            if self.canvas.tool() == "pan":  # the Annotate dock offers no pan tool (space or middle drag pans)
+                self.canvas.set_tool("brush")
             if self._side_panel_was_visible:
                 self.side_panel_dock.show()
         self._on_canvas_zoom_changed(self.canvas.zoom())
