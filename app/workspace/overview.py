@@ -37,17 +37,28 @@ class OverviewWidget(QWidget):
         self.sync()
 
     def sync(self) -> None:
-        """Resize to the slide's aspect ratio (hidden without a slide) and repaint."""
+        """Resize to the slide's aspect ratio and repaint; hidden without a slide or while all of it is in view."""
         thumb = self._view.thumbnail()
         if thumb is None:
             self.hide()
             return
         s = _MAX_SIDE / max(thumb.width(), thumb.height())
         self.setFixedSize(QSize(max(20, round(thumb.width() * s)) + 4, max(20, round(thumb.height() * s)) + 4))
-        self.show()
+        self._show_if_needed()
         self.update()
 
+    def _show_if_needed(self) -> None:
+        # with the whole slide on screen the overview would only cover part of it
+        slide = self._view.slide()
+        if slide is None:
+            self.hide()
+            return
+        x, y, w, h = self._view.viewport()
+        sw, sh = slide.dimensions
+        self.setVisible(not (x <= 0 and y <= 0 and x + w >= sw and y + h >= sh) or self._drag)
+
     def _on_view_view_changed(self) -> None:
+        self._show_if_needed()
         self.update()
 
     def _on_view_mask_changed(self) -> None:

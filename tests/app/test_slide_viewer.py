@@ -59,12 +59,13 @@ def test_view_levels_presets_overview_and_pixels(qtbot, view):
     assert view.viewer_downsamples()[:3] == [1.0, 2.0, 4.0]
     assert view.zoom() == pytest.approx(min(792 / 40_000, 592 / 30_000))
     _wait_tiles(qtbot, view)
-    assert view.overview.isVisible()
     assert view.overview.viewport_rect().width() > view.overview.width() - 10  # the whole slide is in view
+    assert not view.overview.isVisible()  # so the overview would only cover it
     # 10x on a 40x slide (0.25 µm/px): 0.25 screen px per level-0 px, from the downsample-4 viewer level
     cx, cy = _blob_centre()
     view.center_on(cx, cy)
     assert view.set_magnification(10)
+    assert view.overview.isVisible()
     assert view.zoom() == pytest.approx(0.25) and view.current_level() == 2
     assert view.magnification() == pytest.approx(10.0)
     assert view.um_per_screen_px() == pytest.approx(1.0) and view.brush_um() == pytest.approx(40.0)
