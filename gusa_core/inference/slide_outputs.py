@@ -40,6 +40,7 @@ __all__ = [
     "colorize",
     "write_slide_outputs",
     "write_slide_error",
+    "clear_slide_summary",
     "read_slide_summary",
     "read_slide_error",
     "fields_geojson",
@@ -186,7 +187,9 @@ def _fields_csv(result) -> str:
     return buf.getvalue()
 
 
-def write_slide_outputs(result, folder, *, colormap: str = "viridis", tiff: bool = True) -> dict:
+def write_slide_outputs(
+    result, folder, *, colormap: str = "viridis", tiff: bool = True, sweep: dict | None = None, note: str | None = None
+) -> dict:
     """Write a slide's heatmaps, fields and summary into ``folder``; the summary goes last.
 
     Parameters
@@ -198,6 +201,11 @@ def write_slide_outputs(result, folder, *, colormap: str = "viridis", tiff: bool
         Of the PNG heatmaps (see :func:`colorize`).
     tiff : bool
         Also write the pyramidal TIFFs.
+    sweep : dict, optional
+        The settings of the sweep (:func:`~gusa_core.inference.slide_cohort.sweep_settings`),
+        stored as the summary's ``"settings"`` so a resumed cohort can tell whether they changed.
+    note : str, optional
+        Stored as the summary's ``"note"`` (e.g. why the slide was redone); the cohort table shows it.
 
     Returns
     -------
@@ -223,11 +231,20 @@ def write_slide_outputs(result, folder, *, colormap: str = "viridis", tiff: bool
     written += ["fields.geojson", "fields.csv"]
     summary = result.summary()
     summary["outputs"] = written
+    if sweep is not None:
+        summary["settings"] = sweep
+    if note:
+        summary["note"] = note
     err = folder / ERROR_FILE
     if err.exists():
         err.unlink()
     atomic_write_json(folder / SUMMARY_FILE, summary)
     return summary
+
+
+def clear_slide_summary(folder) -> None:
+    """Forget that a slide is done (before it is redone), so a failed redo leaves no stale summary."""
+    (Path(folder) / SUMMARY_FILE).unlink(missing_ok=True)
 
 
 def write_slide_error(folder, path, reason: str) -> None:
@@ -257,23 +274,25 @@ def cohort_csv_text(rows: Sequence[dict], class_names: Sequence[str]) -> str:
     """The cohort table: one row per slide (summary or error), in the given order.
 
     Columns: slide, path, status, predicted, fields, tissue_mm2, ``area_mm2_<class>``,
-    ``mean_prob_<class>``, field_mpp, field_source, error. Timings are left out so a re-run
-    writes the same table.
+    ``mean_prob_<class>``, field_mpp, field_source, error, note. ``status`` is a row's
+    ``"status"`` when it has one (``"stale"``, ``"not done"``), else ``"failed"`` for an error
+    record and ``"done"`` for a summary. Timings are left out so a re-run writes the same table.
     """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["slide", "path", "status", "predicted", "fields", "tissue_mm2"]
                + [f"area_mm2_{c}" for c in class_names] + [f"mean_prob_{c}" for c in class_names]
-               + ["field_mpp", "field_source", "error"])
+               + ["field_mpp", "field_source", "error", "note"])
     for r in rows:
-        if "error" in r and "fields" not in r:
-            w.writerow([r.get("slide", ""), r.get("path", ""), "failed", "", "", ""] + [""] * (2 * len(class_names))
-                       + ["", "", r["error"]])
+        if "fields" not in r:
+            w.writerow([r.get("slide", ""), r.get("path", ""), r.get("status", "failed"), "", "", ""]
+                       + [""] * (2 * len(class_names)) + ["", "", r.get("error", ""), r.get("note", "")])
             continue
         areas, means = r.get("area_mm2", {}), r.get("mean_probs", {})
-        w.writerow([r["slide"], r["path"], "done", r.get("predicted", ""), r.get("fields", 0), f"{r.get('tissue_mm2', 0.0):.4f}"]
+        w.writerow([r["slide"], r["path"], r.get("status", "done"), r.get("predicted", ""), r.get("fields", 0),
+                    f"{r.get('tissue_mm2', 0.0):.4f}"]
                    + [f"{areas.get(c, 0.0):.4f}" for c in class_names] + [format_prob(means.get(c)) for c in class_names]
-                   + [f"{r.get('field_mpp', 0):g}", r.get("field_source", ""), ""])
+                   + [f"{r.get('field_mpp', 0):g}", r.get("field_source", ""), r.get("error", ""), r.get("note", "")])
     return buf.getvalue()
 
 
