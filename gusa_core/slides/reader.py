@@ -125,6 +125,21 @@ class Slide:
             self._closed = True
             self._b.close()
 
+    @property
+    def qupath_origin(self) -> tuple[int, int]:
+        """Level-0 pixel of this slide at QuPath's image pixel ``(0, 0)``.
+
+        QuPath's OpenSlide server crops a slide to ``openslide.bounds-*`` when both the bounds'
+        width and height differ from the slide's (``OpenslideImageServer``; on by default), so a
+        Leica SCN or a MIRAX slide with unscanned margins starts at the bounds' corner there.
+        Coordinates written for QuPath subtract this; ``(0, 0)`` for every other slide.
+        """
+        bx, by, bw, bh = self.bounds
+        w, h = self.dimensions
+        if self.backend == "openslide" and bw != w and bh != h:
+            return bx, by
+        return 0, 0
+
     # ------------------------------------------------------------------ levels
 
     def best_level_for_downsample(self, downsample: float) -> int:
