@@ -8,13 +8,17 @@ The barrier is gloo's ``monitored_barrier``: a rank that died is noticed at once
 connections close), one that hangs after ``--rank-timeout`` seconds. Then the survivors exit
 with status 3 naming the missing rank, and rank 0 still writes the cohort table, listing the
 slides the missing rank did not finish as ``not done``; rerunning the command finishes them.
+On one node torchrun itself stops the other ranks (SIGTERM) when one fails: rank 0 then still
+writes the table before it exits.
 """
 
 from __future__ import annotations
 
 import datetime
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from tqdm import tqdm
@@ -54,7 +58,7 @@ def run(args) -> int:
     from ..errors import GusaError
     from ..inference import Predictor
     from ..inference.slide import FieldSettings, SlideOptions, field_settings
-    from ..inference.slide_cohort import collect_slides, iter_cohort, merge_cohort, sweep_settings
+    from ..inference.slide_cohort import collect_slides, merge_cohort, sweep_settings
     if not 0.0 <= args.overlap < 1.0:
         raise GusaError(f"--overlap must be in [0, 1), got {args.overlap}")
     if not 0.0 <= args.min_tissue <= 1.0:
@@ -66,6 +70,9 @@ def run(args) -> int:
         raise GusaError(f"--rank-timeout must be positive, got {args.rank_timeout}")
     # joining is bounded too, but never so tightly that a slow start looks like a lost rank
     ctx = setup_distributed(args.device, timeout=max(args.rank_timeout, 300.0))
+    previous = None
+    if ctx.world_size > 1 and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         group = _gloo_group(ctx, args.rank_timeout)
         predictor = Predictor.from_run(args.run, fold=args.fold, device=ctx.device, backend=args.backend)
@@ -79,8 +86,53 @@ def run(args) -> int:
         if ctx.rank == 0:
             print(f"{len(slides)} slide(s); {settings.describe()}; overlap {options.overlap:g}; "
                   f"{predictor.n_models} model(s), {predictor.attention_kind} attention", flush=True)
-        failed = done = 0
-        bar = None
+        stopped = False
+        try:
+            done, failed = _sweep(predictor, slides, args, options, settings, ctx, tag)
+            missing = _wait_for_ranks(ctx, group, args.rank_timeout, tag) if ctx.world_size > 1 else []
+        except _Stopped:
+            stopped, done, failed, missing = True, 0, 0, list(range(ctx.world_size))
+            print(f"gusa: {tag}stopped by the launcher (torchrun stops every rank when one of them fails)",
+                  file=sys.stderr, flush=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a stop from here on would lose the cohort table
+        if ctx.rank == 0:
+            sweep = sweep_settings(predictor, options, settings, tiff=not args.no_tiff, colormap=args.colormap)
+            reason = "the sweep was stopped before it (a rank failed); rerun to finish it" if stopped else None
+            path, counts = merge_cohort(slides, args.out, predictor.class_names, sweep=sweep, world=ctx.world_size,
+                                        missing_ranks=missing, missing_reason=reason)
+            parts = [f"{counts['done']} done", f"{counts['failed']} failed", f"{counts['pending']} not done"]
+            if counts["stale"]:
+                parts.append(f"{counts['stale']} swept with other settings")
+            print(f"cohort: {', '.join(parts)} -> {path}", flush=True)
+            if missing:
+                return EXIT_RANK_LOST
+            return 1 if counts["failed"] and not counts["done"] else 0
+        if missing:
+            return EXIT_RANK_LOST
+        return 1 if failed and not done else 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        ctx.cleanup()
+
+
+class _Stopped(BaseException):
+    """SIGTERM from the launcher: not a slide's failure, so it passes the per-slide handler (like KeyboardInterrupt)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cohort table is being written
+    raise _Stopped()
+
+
+def _sweep(predictor, slides, args, options, settings, ctx, tag) -> tuple[int, int]:
+    """Sweep this rank's share, one line per slide; return (done, failed)."""
+    from ..inference.slide_cohort import iter_cohort
+
+    failed = done = 0
+    bar = None
+    try:
         for rec in iter_cohort(predictor, slides, args.out, options=options, settings=settings, rank=ctx.rank,
                                world=ctx.world_size, redo=args.redo, tiff=not args.no_tiff, colormap=args.colormap):
             stage, name = rec["stage"], Path(rec["path"]).name
@@ -108,25 +160,10 @@ def run(args) -> int:
                     tqdm.write(f"{head}: FAILED: {rec['error']}", file=sys.stdout)
                 else:
                     tqdm.write(f"{head}: already done, skipped", file=sys.stdout)
+    finally:
         if bar is not None:
             bar.close()
-        missing = _wait_for_ranks(ctx, group, args.rank_timeout, tag) if ctx.world_size > 1 else []
-        if ctx.rank == 0:
-            sweep = sweep_settings(predictor, options, settings, tiff=not args.no_tiff, colormap=args.colormap)
-            path, counts = merge_cohort(slides, args.out, predictor.class_names, sweep=sweep, world=ctx.world_size,
-                                        missing_ranks=missing)
-            parts = [f"{counts['done']} done", f"{counts['failed']} failed", f"{counts['pending']} not done"]
-            if counts["stale"]:
-                parts.append(f"{counts['stale']} swept with other settings")
-            print(f"cohort: {', '.join(parts)} -> {path}", flush=True)
-            if missing:
-                return EXIT_RANK_LOST
-            return 1 if counts["failed"] and not counts["done"] else 0
-        if missing:
-            return EXIT_RANK_LOST
-        return 1 if failed and not done else 0
-    finally:
-        ctx.cleanup()
+    return done, failed
 
 
 def _gloo_group(ctx, timeout: float):

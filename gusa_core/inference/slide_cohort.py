@@ -265,12 +265,14 @@ def merge_cohort(
     sweep: dict | None = None,
     world: int = 1,
     missing_ranks: Sequence[int] = (),
+    missing_reason: str | None = None,
 ) -> tuple[Path, dict]:
     """Write the cohort table from the slides' folders; return its path and counts.
 
     Every slide has a row: ``done`` (its summary; a ``note`` when it was redone), ``stale``
     (done with settings other than ``sweep``), ``failed`` (its reason) or ``not done`` (never
-    swept; when its rank, ``index % world``, is in ``missing_ranks`` the reason names it).
+    swept; when its rank, ``index % world``, is in ``missing_ranks`` the reason names it, or is
+    ``missing_reason`` when given).
 
     Returns
     -------
@@ -298,8 +300,9 @@ def merge_cohort(
             counts["failed"] += 1
             continue
         rank = slide_rank(i, world)
-        reason = (f"rank {rank} stopped before sweeping it (died or hung); rerun to finish it" if rank in missing
-                  else "not swept yet")
+        reason = "not swept yet"
+        if rank in missing:
+            reason = missing_reason or f"rank {rank} stopped before sweeping it (died or hung); rerun to finish it"
         rows.append({"slide": Path(path).name, "path": str(path), "status": "not done", "error": reason})
         counts["pending"] += 1
     target = cohort_path(out_dir)

@@ -160,3 +160,60 @@ def test_a_lost_rank_does_not_hang_the_others(tiny_run, slides, tmp_path, how):
         ("s0.tif", "done"), ("s1.tif", "done"), ("s2.tif", "done"), ("stuck.tif", "not done")]
     assert "rank 1 stopped before sweeping it" in rows[3]["error"]
     assert "cohort: 3 done, 0 failed, 1 not done" in (tmp_path / "rank0.out").read_text()
+
+
+def _descendants(pid: int) -> list[int]:
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            kids = open(f"/proc/{pid}/task/{task}/children").read().split()
+        except OSError:
+            continue
+        for k in map(int, kids):
+            out += [k, *_descendants(k)]
+    return out
+
+
+def _rank_of(pid: int) -> int | None:
+    try:
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    except OSError:
+        return None
+    for item in env:
+        if item.startswith(b"RANK="):
+            return int(item[5:])
+    return None
+
+
+@pytest.mark.timeout(300)
+def test_under_torchrun_a_killed_rank_still_leaves_the_cohort_table(tiny_run, slides, tmp_path):
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_gloo_available() or not os.path.isdir("/proc/self/task"):
+        pytest.skip("needs torch.distributed with gloo and Linux /proc")
+    _, run_dir = tiny_run
+    stuck = tmp_path / "stuck.tif"
+    os.mkfifo(stuck)
+    out = tmp_path / "out"
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(os.getcwd()), os.environ.get("PYTHONPATH", "")]))
+    with open(tmp_path / "log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "gusa_core.cli",
+             *_args(run_dir, [slides[0], slides[1], slides[2], stuck], out, "--backend", "torch")],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            _wait_for(lambda: all((out / n / SUMMARY_FILE).is_file() for n in ("s0", "s1", "s2")), 240)
+            victim = [p for p in _descendants(proc.pid) if _rank_of(p) == 1]
+            assert victim, "rank 1's process not found"
+            os.kill(victim[0], signal.SIGKILL)  # rank 1 dies while it waits on the pipe
+            code = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = (tmp_path / "log").read_text()
+    assert code != 0, text[-3000:]
+    rows = _rows(out / "cohort.csv")
+    assert [(r["slide"], r["status"]) for r in rows] == [
+        ("s0.tif", "done"), ("s1.tif", "done"), ("s2.tif", "done"), ("stuck.tif", "not done")], text[-3000:]
