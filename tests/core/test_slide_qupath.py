@@ -148,3 +148,23 @@ def test_painted_regions_export_in_qupaths_frame_and_come_back():
                                       origin=(256, 192))
     np.testing.assert_array_equal(back, labels)
     assert skipped == []
+
+
+def test_project_regions_of_a_leica_slide_round_trip_in_qupaths_frame(tmp_path):
+    from gusa_core.project import Project
+    from gusa_core.project.slides import add_paths, export_regions_geojson, import_regions_geojson, slide_info
+
+    path = write_scn(tmp_path / "s.scn", 2048, 1536, regions=[(512, 256, 1024, 768)], levels=(1, 4), jpeg=False)
+    project = Project.create(tmp_path / "proj")
+    sid = add_paths(project, [path])[0].id
+    info = slide_info(project, sid)
+    labels = np.zeros(info.label_shape, np.uint8)
+    d = info.downsample
+    labels[512 // d : 768 // d, 640 // d : 1024 // d] = 2  # Benign: level-0 x 640..1024, y 512..768
+    out = export_regions_geojson(project, sid, tmp_path / "regions.geojson", labels)
+    ring = np.array(json.loads(out.read_text())["features"][0]["geometry"]["coordinates"][0])
+    assert (ring[:, 0].min(), ring[:, 1].min(), ring[:, 0].max(), ring[:, 1].max()) == (128, 256, 512, 512)
+    back, skipped = import_regions_geojson(project, sid, out)
+    np.testing.assert_array_equal(back, labels)
+    assert skipped == []
+    project.close()
