@@ -195,3 +195,14 @@ def test_mrxs_file_is_only_a_name_for_its_folder(mrxs, tmp_path):
     assert not is_slide_path(lonely)
     with pytest.raises(ImageReadError, match=r"lonely\.mrxs.*folder lonely/ holding Slidedat\.ini"):
         open_slide(lonely)
+
+
+def test_mrxs_unscanned_margins_are_its_bounds_and_qupaths_crop(tmp_path):
+    # the first column and row of camera images were not scanned: OpenSlide's bounds start after them
+    path = write_mrxs(tmp_path / "margin.mrxs", 4, 4, zoom_levels=2, skip_blank=lambda x0, y0, x1, y1: x0 < 256 or y0 < 256)
+    with open_slide(path) as slide:
+        assert slide.dimensions == (1024, 1024)
+        assert slide.bounds == (256, 256, 768, 768) and slide.qupath_origin == (256, 256)
+        assert (slide.read_region(0, (0, 0, 256, 1024)) == 255).all()
+    with open_slide(write_scn(tmp_path / "s.scn", 1024, 768, regions=[(0, 0, 1024, 384)], levels=(1, 4), jpeg=False)) as s:
+        assert s.bounds == (0, 0, 1024, 384) and s.qupath_origin == (0, 0)  # QuPath crops only when both sides differ
