@@ -6,16 +6,16 @@ patch images, so every field the sweep reads looks like a demo image at the run'
 The run is real: ``fa-gusa`` from random weights on the whole four-class demo project (30 training
 images), 64x48 input, lr 1e-3, ``EPOCHS`` epochs; about 20 CPU-seconds of training.
 
-Seeds 0, 1, 2 (measured when this was written): away from the midline and the glass, 100 %, 93 %,
-100 % of the left half is Normal and 100 % of the right half Invasive; mean P(Normal) left minus
-right 0.85, 0.56, 0.96; mean P(Invasive) right minus left 0.91, 0.82, 0.99. Without precise
-BatchNorm (``TrainConfig.precise_bn``) such a run called half the invasive fields normal.
+Seeds 0, 1, 2 (measured when this was written, step schedule / cosine schedule): away from the
+midline and the glass, 100/100 %, 93/98 %, 100/100 % of the left half is Normal and 100 % of the
+right half Invasive; mean P(Normal) left minus right 0.85/0.82, 0.56/0.64, 0.96/0.94; mean
+P(Invasive) right minus left 0.91/0.90, 0.82/0.92, 0.99/0.97. Without precise BatchNorm
+(``TrainConfig.precise_bn``) such a run called half the invasive fields normal.
 """
 
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -55,10 +55,8 @@ def draw_halves_slide(folder, *, seed: int = SEED):
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """``(run_dir, seconds)``: ``fa-gusa`` trained from random weights on the demo project (shared, read-only)."""
-    t0 = time.perf_counter()
-    run_dir = train_demo_run(tmp_path_factory.mktemp("demo_run"))
-    return run_dir, time.perf_counter() - t0
+    """The run folder of ``fa-gusa`` trained from random weights on the demo project (shared, read-only)."""
+    return train_demo_run(tmp_path_factory.mktemp("demo_run"))
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +66,7 @@ def halves_slide(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def halves_result(demo_run, halves_slide):
-    run_dir, _ = demo_run
+    run_dir = demo_run
     predictor = Predictor.from_run(run_dir, device="cpu", backend="torch")
     return predict_slide(predictor, halves_slide[0], options=SlideOptions(batch_size=8))
 
@@ -126,7 +124,7 @@ def test_probability_maps_differ_as_drawn(halves_result):
 def test_predict_slide_command_reports_both_halves(demo_run, halves_slide, tmp_path):
     from gusa_core.cli.main import main
 
-    run_dir, _ = demo_run
+    run_dir = demo_run
     out = tmp_path / "out"
     assert main(["predict-slide", str(run_dir), str(halves_slide[0]), "--out", str(out), "--no-tiff",
                  "--backend", "torch", "--device", "cpu"]) == 0
@@ -136,6 +134,6 @@ def test_predict_slide_command_reports_both_halves(demo_run, halves_slide, tmp_p
     drawn = (W - 2 * MARGIN[0]) * (H - 2 * MARGIN[1]) * (MPP / 1000) ** 2
     assert tissue == pytest.approx(drawn, rel=0.1)
     assert areas[LEFT] >= 0.3 * tissue and areas[RIGHT] >= 0.3 * tissue
-    assert areas[LEFT] + areas[RIGHT] >= 0.75 * tissue
+    assert areas[LEFT] + areas[RIGHT] >= 0.7 * tissue  # the rest: edge fields half on glass
     for name in ("heatmap_Normal.png", "heatmap_Invasive.png", "attention.png", "fields.geojson"):
         assert (out / "halves" / name).is_file()
