@@ -137,3 +137,16 @@ def test_predict_slide_command_reports_both_halves(demo_run, halves_slide, tmp_p
     assert areas[LEFT] + areas[RIGHT] >= 0.7 * tissue  # the rest: edge fields half on glass
     for name in ("heatmap_Normal.png", "heatmap_Invasive.png", "attention.png", "fields.geojson"):
         assert (out / "halves" / name).is_file()
+
+
+def test_a_demo_image_is_one_bach_field():
+    from gusa_core.demo import generate_field, generate_tissue
+    from gusa_core.slides.fields import field_footprint
+
+    assert demo_mpp((512, 384)) == pytest.approx(1.68)
+    image, mask = generate_field("InSitu", mpp=MPP, rng=3)
+    assert image.shape == (DEMO_SIZE[1], DEMO_SIZE[0], 3) and mask.shape == image.shape[:2]
+    np.testing.assert_array_equal(image, generate_tissue("InSitu", size=DEMO_SIZE, rng=3)[0])
+    assert field_footprint((MPP, MPP)) == pytest.approx(DEMO_SIZE)  # predict-slide's field on this slide
+    with pytest.raises(ValueError):
+        generate_field("InSitu", mpp=0.0)
