@@ -36,13 +36,24 @@ EPOCHS = 8
 
 
 def train_demo_run(root, *, seed: int = SEED, epochs: int = EPOCHS, **overrides):
-    """Write the demo project under ``root`` and train ``fa-gusa`` on it from random weights; the run folder."""
+    """Write the demo project under ``root`` and train ``fa-gusa`` on it from random weights; the run folder.
+
+    One torch thread: the same weights whatever the machine's cores (and on a shared machine no
+    slower than two), fp32: the same arithmetic whatever the CPU's bf16 support.
+    """
+    import torch
+
     from gusa_core.training import TrainConfig, Trainer
 
     project = write_demo_project(root / "demo", seed=seed, per_class=10, unlabelled=0, size=DEMO_SIZE)
     settings = dict(variant="fa-gusa", folds=1, val_fraction=0.25, epochs=epochs, batch_size=5, input_size=(64, 48),
                     lr=1e-3, pretrained="none", seed=seed, workers=0, device="cpu", precision="fp32")
-    Trainer(project, root / "run", TrainConfig(**{**settings, **overrides})).run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        Trainer(project, root / "run", TrainConfig(**{**settings, **overrides})).run()
+    finally:
+        torch.set_num_threads(threads)
     return root / "run"
 
 
