@@ -32,10 +32,16 @@ import numpy as np
 from . import DEFAULT_CLASSES
 from .atomic import atomic_write_bytes
 from .project import Project
+from .slides.fields import BACH_FIELD_MPP, BACH_FIELD_SIZE
 
-__all__ = ["generate_tissue", "write_demo_project", "DEMO_CLASSES"]
+__all__ = ["generate_tissue", "generate_field", "demo_mpp", "write_demo_project", "DEMO_CLASSES", "DEMO_FIELD_UM"]
 
 DEMO_CLASSES = tuple(DEFAULT_CLASSES)
+
+#: ``(width, height)`` in µm of the tissue every demo image shows, whatever its pixel size: a
+#: BACH microscopy field (2048 x 1536 px at 0.42 µm/px), the field slide inference assumes for a
+#: run trained on patch images. A 512 x 384 demo image is that field at 1.68 µm/px.
+DEMO_FIELD_UM = (BACH_FIELD_SIZE[0] * BACH_FIELD_MPP, BACH_FIELD_SIZE[1] * BACH_FIELD_MPP)
 
 # Optical density of one unit of each stain (-ln(I / I0) for R, G, B); chosen so
 # that nuclei, cytoplasm and stroma fall on the colours of the CMU-1 H&E slide.
@@ -414,7 +420,8 @@ def generate_tissue(
     label : {"Normal", "Benign", "InSitu", "Invasive"}
     size : tuple of int
         ``(width, height)``. Structures scale with the size (512x384 is the
-        reference scale).
+        reference scale): an image of any size shows the same field,
+        :data:`DEMO_FIELD_UM` (see :func:`demo_mpp`).
     rng : numpy.random.Generator or int, optional
 
     Returns
@@ -439,6 +446,41 @@ def generate_tissue(
     roi = cv2.GaussianBlur(roi, (0, 0), 4 * cv.s)
     mask = np.where(roi > 127, np.uint8(255), np.uint8(0))
     return image, mask
+
+
+def demo_mpp(size: tuple[int, int]) -> float:
+    """µm per pixel of a demo image of ``size`` ``(width, height)``: :data:`DEMO_FIELD_UM` across its width."""
+    return DEMO_FIELD_UM[0] / float(size[0])
+
+
+def generate_field(
+    label: str,
+    *,
+    mpp: float,
+    rng: np.random.Generator | int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one demo field of a class at ``mpp`` µm per pixel (for painting slides).
+
+    The field covers :data:`DEMO_FIELD_UM`, so a slide scanned at ``mpp`` and tiled with these
+    fields shows, in each field footprint slide inference reads for a run trained on demo
+    images, the tissue such a run was trained on, at the same magnification.
+
+    Parameters
+    ----------
+    label : {"Normal", "Benign", "InSitu", "Invasive"}
+    mpp : float
+        µm per pixel; 1.68 gives a 512 x 384 image (the demo project's default).
+    rng : numpy.random.Generator or int, optional
+
+    Returns
+    -------
+    image, mask
+        As :func:`generate_tissue`, of ``round(DEMO_FIELD_UM / mpp)`` pixels.
+    """
+    if not mpp > 0:
+        raise ValueError(f"mpp must be positive, got {mpp!r}")
+    size = (int(round(DEMO_FIELD_UM[0] / mpp)), int(round(DEMO_FIELD_UM[1] / mpp)))
+    return generate_tissue(label, size=size, rng=rng)
 
 
 def write_demo_project(

@@ -245,3 +245,95 @@ def write_pyramid_tiff(
                 kw["subfiletype"] = 1
             tw.write(_tiles(painter, w, h, ds, tile, quality, cache), **kw)
     return path
+
+
+class DemoHalvesPainter:
+    """Demo tissue (:mod:`gusa_core.demo`) of one class on the left half and another on the right.
+
+    The tissue is a grid of demo fields (:func:`gusa_core.demo.generate_field`), each covering
+    one BACH field footprint at the slide's ``mpp``, laid outward from the vertical midline (so
+    no field mixes the classes) inside a glass border. Each field is drawn at level-0 resolution
+    once and area-resized for coarser levels, as training resizes a demo image to the input size.
+
+    Parameters
+    ----------
+    width, height : int
+        Level-0 size of the slide.
+    classes : (str, str)
+        Demo class names of the left and right halves.
+    mpp : float
+        µm per level-0 pixel (the slide must record the same).
+    margin : (float, float)
+        Glass border ``(left/right, top/bottom)`` in level-0 pixels.
+    seed : int
+        Seed of the drawn fields.
+    """
+
+    def __init__(self, width: int, height: int, classes=("Normal", "Invasive"), *, mpp: float,
+                 margin: tuple[float, float] = (0.0, 0.0), seed: int = 0):
+        from gusa_core.demo import DEMO_FIELD_UM
+
+        self.width, self.height = int(width), int(height)
+        self.classes = tuple(classes)
+        self.mpp, self.margin, self.seed = float(mpp), tuple(float(m) for m in margin), int(seed)
+        self.cell = (DEMO_FIELD_UM[0] / self.mpp, DEMO_FIELD_UM[1] / self.mpp)  # level-0 size of a field
+        self._cells: dict = {}
+
+    def inside(self, x, y) -> np.ndarray:
+        """Whether level-0 points lie in tissue (inside the border)."""
+        mx, my = self.margin
+        return (x >= mx) & (x < self.width - mx) & (y >= my) & (y < self.height - my)
+
+    def label(self, x, y) -> np.ndarray:
+        """Index into ``classes`` of level-0 points: 0 left of the vertical midline, 1 right of it."""
+        return (np.asarray(x) >= self.width / 2).astype(np.int64) + 0 * np.asarray(y, np.int64)
+
+    def is_blank(self, x0: float, y0: float, x1: float, y1: float) -> bool:
+        """Whether the level-0 rectangle holds only glass."""
+        mx, my = self.margin
+        return x1 <= mx or x0 >= self.width - mx or y1 <= my or y0 >= self.height - my
+
+    def _cell(self, kx: int, ky: int, downsample: float) -> np.ndarray:
+        """Field ``(kx, ky)`` (``kx < 0``: left half) at ``downsample``, drawn once at level 0."""
+        import cv2
+
+        from gusa_core.demo import generate_field
+
+        key = (kx, ky, downsample)
+        if key not in self._cells:
+            if (kx, ky, 1.0) not in self._cells:
+                label = self.classes[int(kx >= 0)]
+                rng = np.random.default_rng([self.seed, kx + 2**20, ky])
+                self._cells[(kx, ky, 1.0)] = generate_field(label, mpp=self.mpp, rng=rng)[0]
+            full = self._cells[(kx, ky, 1.0)]
+            if downsample != 1.0:
+                size = (max(1, round(full.shape[1] / downsample)), max(1, round(full.shape[0] / downsample)))
+                self._cells[key] = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
+        return self._cells[key]
+
+    def __call__(self, x0: float, y0: float, w: int, h: int, downsample: float = 1.0) -> np.ndarray:
+        tile = np.empty((h, w, 3), np.uint8)
+        tile[:] = BACKGROUND
+        if self.is_blank(x0, y0, x0 + w * downsample, y0 + h * downsample):
+            return tile
+        xs, ys = _centres(x0, w, downsample), _centres(y0, h, downsample)
+        cw, ch = self.cell
+        kxs = np.floor((xs - self.width / 2) / cw).astype(np.int64)
+        kys = np.floor((ys - self.margin[1]) / ch).astype(np.int64)
+        cols_in, rows_in = self.inside(xs, self.margin[1]), self.inside(self.margin[0], ys)
+        for kx in np.unique(kxs[cols_in]):
+            for ky in np.unique(kys[rows_in]):
+                cols = np.flatnonzero(cols_in & (kxs == kx))
+                rows = np.flatnonzero(rows_in & (kys == ky))
+                if cols.size == 0 or rows.size == 0:
+                    continue
+                img = self._cell(int(kx), int(ky), float(downsample))
+                fx = (xs[cols] - (self.width / 2 + kx * cw)) / (cw / img.shape[1])
+                fy = (ys[rows] - (self.margin[1] + ky * ch)) / (ch / img.shape[0])
+                ix = np.clip(fx.astype(np.int64), 0, img.shape[1] - 1)
+                iy = np.clip(fy.astype(np.int64), 0, img.shape[0] - 1)
+                tile[np.ix_(rows, cols)] = img[np.ix_(iy, ix)]
+        return tile
+
+
+__all__ += ["DemoHalvesPainter"]

@@ -27,6 +27,16 @@ class TrainConfig:
     ``suggested_weight`` is their dice weight with ``"weight"`` (see
     :class:`gusa_core.data.ProjectDataset`).
 
+    ``precise_bn`` re-estimates the BatchNorm running statistics over the
+    training images (not augmented) after every epoch, before validation;
+    None: only when the trunk starts from random weights. Such a trunk, trained
+    at a high rate for a few batches an epoch, outruns the running averages
+    (momentum 0.1): the network in evaluation mode then answers from stale
+    statistics, its validation accuracy swings from epoch to epoch, and on the
+    demo a run at 0.8 validation accuracy called half the invasive fields of a
+    slide normal; with the statistics re-estimated, the same weights called
+    all of them invasive. It costs one forward pass over the training images.
+
     ``precision`` (``auto``, ``fp32`` or ``bf16``) is what the forward pass is
     autocast to; the weights stay fp32 (see :mod:`gusa_core.training.precision`).
 
@@ -55,6 +65,7 @@ class TrainConfig:
     color_normalize: bool = True
     channels_last: bool | None = None
     memory_efficient: bool | None = None
+    precise_bn: bool | None = None
     suggested_masks: str = "include"
     suggested_weight: float = 0.5
     precision: str = "auto"
@@ -135,7 +146,7 @@ def _problems(c: TrainConfig):
         yield None if isinstance(getattr(c, key), str) else f"{key} must be text, got {getattr(c, key)!r:.40}"
     for key in ("augment", "color_normalize"):
         yield None if isinstance(getattr(c, key), bool) else f"{key} must be true or false, got {getattr(c, key)!r:.40}"
-    for key in ("channels_last", "memory_efficient"):
+    for key in ("channels_last", "memory_efficient", "precise_bn"):
         yield None if getattr(c, key) is None or isinstance(getattr(c, key), bool) else f"{key} must be true, false or null"
 
 

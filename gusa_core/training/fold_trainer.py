@@ -17,6 +17,7 @@ import warnings
 import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader
 
 from ..augment import Augmenter
@@ -127,6 +128,7 @@ class FoldTrainer:
             self.cb.on_log(f"fold {self.fold}: resuming after epoch {start_epoch} of {cfg.epochs}")
         net = self._wrap(model)
         train_loader, val_loader = self._loaders()
+        bn_loader = self._bn_loader(model)
         self._sync_model(model)
         status = "finished"
         for epoch in range(start_epoch, cfg.epochs):
@@ -137,6 +139,9 @@ class FoldTrainer:
                 break
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
+            if bn_loader is not None and not self._recompute_bn(model, bn_loader):
+                status = "stopped"
+                break
             self._sync_model(model)
             val_rec = self._validate(model, val_loader)
             if val_rec is None:
@@ -177,6 +182,45 @@ class FoldTrainer:
         self.dist.barrier()
         self.trainer.last_model = model
         return self._result(status, history, best)
+
+    def _bn_loader(self, model):
+        """The training images without augmentation, in order, for :meth:`_recompute_bn`; None when it is off."""
+        cfg, prep = self.config, self.prep
+        on = cfg.precise_bn if cfg.precise_bn is not None else getattr(model, "pretrained_source", "") == "random"
+        if not on or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            return None
+        if not getattr(self.trainer, "_bn_noted", False):
+            self.trainer._bn_noted = True
+            self.cb.on_log("BatchNorm statistics re-estimated over the training images after each epoch (precise_bn)")
+        ds = ProjectDataset(prep.project, self.train_ids, augmenter=None, input_size=cfg.input_size,
+                            normalizer=prep.normalizer, cache=prep.cache, fields=prep.fields)
+        return DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=0)
+
+    def _recompute_bn(self, model, loader) -> bool:
+        """Re-estimate BatchNorm running statistics: the equal-weight average over ``loader``'s batches.
+
+        The weights are untouched; returns False when a stop was asked for (the epoch is dropped).
+        """
+        bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        model.train()
+        try:
+            with torch.no_grad():
+                for x, *_ in loader:
+                    if self.trainer.stop_requested and not self.dist.enabled:
+                        return False
+                    x = x.to(self.device)
+                    if self.prep.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    with _autocast(self.prep):
+                        model(x)
+        finally:
+            for m, momentum in zip(bns, momenta):
+                m.momentum = momentum
+        return True
 
     def _sync_model(self, model) -> None:
         """Make BatchNorm running statistics equal on every rank (rank 0's)."""

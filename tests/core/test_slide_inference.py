@@ -20,9 +20,8 @@ W, H = 2048, 1536
 class ColourModel:
     """A deterministic stand-in network whose class follows the colour: red-ish is A, blue-ish is B.
 
-    A run trained on the demo for as long as a test allows does not separate two classes
-    reliably (one epoch at 64x48 moves the probabilities by ~0.002), so the heatmap test uses a
-    network whose answer is known; the CLI tests below use a trained run.
+    Its answer is known exactly, so these tests check the sweep itself (field layout, blending,
+    areas, outputs) to the pixel; ``test_slide_demo_run.py`` checks a run trained on the demo.
     """
 
     def __new__(cls):
