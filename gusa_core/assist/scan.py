@@ -9,12 +9,15 @@ is one of the uncertainty measures. :func:`annotation_queue` and
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..calibration import apply_temperature
+from ..checkpoint import weights_sha256
 from ..errors import GusaError
 from ..imageio import read_image
 from ..inference import Predictor
@@ -22,7 +25,32 @@ from ..runs import model_folders
 from .rank import RankedItem, rank_images, uncertainty_scores
 from .suggest import DEFAULT_MIN_ISLAND_FRACTION, suggest_mask
 
-__all__ = ["scan_project", "annotation_queue", "mean_roi_map", "suggestion"]
+__all__ = ["scan_project", "annotation_queue", "mean_roi_map", "suggestion", "suggester_key"]
+
+
+def suggester_key(run_dir) -> str:
+    """Who suggests: the run's name and a digest of its fold models' weights.
+
+    A rejected suggestion is recorded in the project under this key
+    (:meth:`gusa_core.project.Project.reject_suggestion`), so the same
+    weights never suggest it again, while another run, or this run
+    retrained, may.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder or one model folder.
+
+    Returns
+    -------
+    str
+        ``"<run name>@<16 hex digits>"``.
+    """
+    folders = model_folders(run_dir)
+    digest = hashlib.sha256("\n".join(sorted(weights_sha256(f) for f in folders)).encode()).hexdigest()[:16]
+    path = Path(run_dir)
+    name = (path.parent if path.is_file() else path).name
+    return f"{name}@{digest}"
 
 
 def scan_project(
@@ -56,8 +84,12 @@ def scan_project(
         ``done``, ``total``, ``id``, ``error`` (str or None, the image is then
         skipped), ``fold_probs`` ndarray (F, C), ``fold_roi`` ndarray
         (F, h, w) float32 at the network's grid or None (variant without
-        RoI branch), ``image_shape`` (H, W), ``class_names``.
+        RoI branch), ``image_shape`` (H, W), ``class_names``, ``suggester``
+        (:func:`suggester_key` of the run) and ``rejected`` (the project
+        records that this suggester's suggestion for the image was rejected:
+        :func:`suggestion` then gives None).
     """
+    suggester = suggester_key(run_dir)
     predictors = [Predictor.from_run(folder, device=device, backend=backend, temperature=1.0) for folder in model_folders(run_dir)]
     names = list(predictors[0].class_names)
     for p in predictors[1:]:
@@ -67,7 +99,8 @@ def scan_project(
     wanted = list(project.ids() if ids is None else ids)
     for i, image_id in enumerate(wanted):
         rec = {"done": i + 1, "total": len(wanted), "id": image_id, "error": None, "fold_probs": None,
-               "fold_roi": None, "image_shape": None, "class_names": names}
+               "fold_roi": None, "image_shape": None, "class_names": names, "suggester": suggester,
+               "rejected": image_id in project and project.is_suggestion_rejected(image_id, suggester)}
         try:
             image = read_image(project.image_path(image_id))
         except GusaError as exc:
@@ -112,7 +145,13 @@ def suggestion(
     min_island_fraction: float = DEFAULT_MIN_ISLAND_FRACTION,
     fill_holes: bool = True,
 ) -> np.ndarray | None:
-    """The suggested mask (H, W) uint8 {0, 255} of one scan record, or None without an RoI map."""
+    """The suggested mask (H, W) uint8 {0, 255} of one scan record.
+
+    None without an RoI map, or when the record says the suggestion was
+    rejected (``record["rejected"]``, see :func:`scan_project`).
+    """
+    if record.get("rejected"):
+        return None
     roi = mean_roi_map(record)
     if roi is None:
         return None

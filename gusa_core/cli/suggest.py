@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """``gusa suggest``: print one line per image; ``--accept-all`` saves, ``--out`` writes PNGs."""
-    from ..assist import scan_project, suggestion
+    from ..assist import scan_project, suggester_key, suggestion
     from ..errors import GusaError
     from ..imageio import write_mask
     from ..project import Project
@@ -43,9 +43,13 @@ def run(args) -> int:
     tau = args.tau if args.tau is not None else (stored_roi_tau(args.run) or 0.5)
     if not 0.0 < tau < 1.0:
         raise GusaError(f"--tau {tau} must lie strictly between 0 and 1")
-    ids = [r.id for r in project.images if not r.mask]
+    key = suggester_key(args.run)
+    without = [r.id for r in project.images if not r.mask]
+    ids = [i for i in without if not project.is_suggestion_rejected(i, key)]
+    if len(ids) < len(without):
+        print(f"{len(without) - len(ids)} image(s) skipped: their suggestion from this run ({key}) was rejected")
     if not ids:
-        print("every image already has a mask: nothing to suggest")
+        print("every image already has a mask or a rejected suggestion: nothing to suggest")
         return 0
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

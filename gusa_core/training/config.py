@@ -11,7 +11,7 @@ from ..checkpoint import MAX_INPUT_SIDE
 from ..errors import GusaError
 from ..models_registry import VARIANT_NAMES
 
-__all__ = ["TrainConfig", "TrainCallbacks", "Silent"]
+__all__ = ["TrainConfig", "TrainCallbacks", "Silent", "effective_lr"]
 
 
 @dataclass
@@ -26,6 +26,12 @@ class TrainConfig:
     training does with masks accepted from a model's suggestion unedited;
     ``suggested_weight`` is their dice weight with ``"weight"`` (see
     :class:`gusa_core.data.ProjectDataset`).
+
+    ``random_init_lr`` is the learning rate when the trunk starts from random
+    weights (``pretrained="none"``, or ``"auto"`` without the ImageNet file):
+    the paper's ``lr`` of 5e-5 is a fine-tuning rate, under which a random
+    trunk stays at chance on the demo for tens of epochs, while 1e-3 learns it
+    in ten (``benchmarks/demo_learnability.py``). None uses ``lr`` in every case.
 
     ``precision`` (``auto``, ``fp32`` or ``bf16``) is what the forward pass is
     autocast to; the weights stay fp32 (see :mod:`gusa_core.training.precision`).
@@ -42,6 +48,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 5
     lr: float = 5e-5
+    random_init_lr: float | None = 1e-3
     lr_decay: float = 0.9
     lr_step: int = 10
     weight_decay: float = 1e-5
@@ -99,6 +106,20 @@ class TrainConfig:
         return d
 
 
+def effective_lr(config: TrainConfig, pretrained_source: str) -> float:
+    """The learning rate a model starts at: ``random_init_lr`` for a random trunk (if set), else ``lr``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    pretrained_source : str
+        The model's ``pretrained_source`` (``"random"``, ``"imagenet:..."``, ``"file:..."``).
+    """
+    if pretrained_source == "random" and config.random_init_lr is not None:
+        return float(config.random_init_lr)
+    return float(config.lr)
+
+
 def _int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -115,6 +136,7 @@ def _problems(c: TrainConfig):
     yield None if _int(c.epochs) and 1 <= c.epochs <= 100_000 else f"epochs must be 1 to 100000 (--epochs), got {c.epochs!r:.40}"
     yield None if _int(c.batch_size) and 1 <= c.batch_size <= 4096 else f"batch_size must be 1 to 4096 (--batch-size), got {c.batch_size!r:.40}"
     yield None if _num(c.lr) and 0 < c.lr <= 10 else f"lr must be a finite number above 0 and at most 10 (--lr), got {c.lr!r:.40}"
+    yield None if c.random_init_lr is None or (_num(c.random_init_lr) and 0 < c.random_init_lr <= 10) else f"random_init_lr must be None or a finite number above 0 and at most 10, got {c.random_init_lr!r:.40}"
     yield None if _num(c.lr_decay) and 0 < c.lr_decay <= 1 else f"lr_decay must be in (0, 1], got {c.lr_decay!r:.40}"
     yield None if _int(c.lr_step) and c.lr_step >= 1 else f"lr_step must be a positive count, got {c.lr_step!r:.40}"
     yield None if _num(c.weight_decay) and 0 <= c.weight_decay <= 1 else f"weight_decay must be a finite number from 0 to 1 (--weight-decay), got {c.weight_decay!r:.40}"

@@ -127,3 +127,15 @@ def test_reject_with_delete_hides_the_suggestion(qtbot, assisted):
     win.show_image(next(r.id for r in win.project.images if r.id != target))
     win.show_image(target)
     assert panel.pending is None  # stays rejected
+
+    # recorded in the project for this run's weights: a new session's scan does not suggest it again
+    from gusa_core.assist import scan_project, suggester_key
+    from gusa_core.project import Project
+
+    key = suggester_key(panel.run_dir)
+    assert Project.open(win.project.folder, read_only=True).is_suggestion_rejected(target, key)
+    panel.rejected.clear()  # what a restart forgets
+    fresh = next(scan_project(panel.run_dir, win.project, ids=[target], temperature=1.0))
+    panel.records[target] = {**fresh, "fold_roi": panel.records[target]["fold_roi"]}
+    panel.update_suggestion()
+    assert fresh["rejected"] and panel.pending is None
