@@ -69,7 +69,8 @@ class Experiment:
                                        size=image_size)
         self.truth = {r.id: (r.label, self.pool.load_mask(r.id)) for r in self.pool.images}
         self.config = dict(variant="fa-gusa", folds=args.folds, epochs=args.epochs, batch_size=args.batch_size,
-                           input_size=(w, h), lr=args.lr, random_init_lr=None, device=args.device, pretrained="none",
+                           input_size=(w, h), lr=args.lr, random_init_lr=None, lr_schedule=args.lr_schedule,
+                           device=args.device, pretrained="none",
                            seed=seed, workers=0,
                            dice_weight=args.dice_weight)
         self.TrainConfig = TrainConfig
@@ -259,6 +260,8 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3,
                    help="from random weights (no ImageNet here): the paper's 5e-5 stays at chance")
+    p.add_argument("--lr-schedule", default="auto", choices=("auto", "step", "cosine"),
+                   help="auto: cosine from random weights (the trainer's default)")
     p.add_argument("--dice-weight", type=float, default=3.0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch threads on the CPU (default: OMP_NUM_THREADS or all)")

@@ -54,7 +54,8 @@ def _train(args, folder: Path) -> tuple[Path, Path]:
     w, h = (int(v) for v in args.size.lower().split("x"))
     project = write_demo_project(folder, seed=args.seed, per_class=args.per_class, unlabelled=0, size=(4 * w, 4 * h))
     cfg = TrainConfig(variant="fa-gusa", folds=args.folds, epochs=args.epochs, input_size=(w, h), lr=args.lr,
-                      device="cpu", pretrained="none", random_init_lr=None, seed=args.seed, workers=0)
+                      device="cpu", pretrained="none", random_init_lr=None, lr_schedule=args.lr_schedule,
+                      seed=args.seed, workers=0)
     t0 = time.perf_counter()
     Trainer(project, project.runs_dir / "cal", cfg).run()
     print(f"trained {args.folds} folds x {args.epochs} epochs at {w}x{h} in {time.perf_counter() - t0:.0f} s")
@@ -97,6 +98,8 @@ def main() -> None:
     p.add_argument("--per-class", type=int, default=16)
     p.add_argument("--size", default="128x96")
     p.add_argument("--lr", type=float, default=1e-3, help="from random weights (no ImageNet here)")
+    p.add_argument("--lr-schedule", default="auto", choices=("auto", "step", "cosine"),
+                   help="auto: cosine from random weights (the trainer's default)")
     p.add_argument("--heldout", type=int, default=40, help="held-out demo images per class")
     p.add_argument("--bins", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)

@@ -114,7 +114,8 @@ def train(args, folder: Path) -> Path:
                   f"{'-' if r['val_miou'] is None else format(r['val_miou'], '.3f')}", flush=True)
 
     cfg = TrainConfig(variant="fa-gusa", folds=args.folds, epochs=args.epochs, input_size=(w, h), lr=args.lr,
-                      device="cpu", pretrained="none", random_init_lr=None, seed=args.seed, workers=0,
+                      device="cpu", pretrained="none", random_init_lr=None, lr_schedule=args.lr_schedule,
+                      seed=args.seed, workers=0,
                       dice_weight=args.dice_weight)
     t0 = time.perf_counter()
     print(f"\n2. training fa-gusa, {args.folds} fold(s), {args.epochs} epochs at {w}x{h}, {len(project.images)} images")
@@ -184,30 +185,11 @@ def _guided(guide: np.ndarray, p: np.ndarray, radius: int, eps: float) -> np.nda
     return np.clip(box(a) * guide + box(b), 0.0, 1.0)
 
 
-def _stitched(pred, shape, x: np.ndarray) -> np.ndarray:
-    """Shift-and-stitch (Long et al., CVPR 2015): ỹ at stride 8 from four passes shifted by 0 / 8 input pixels.
-
-    Returns the stride-8 map up-sampled to the network input (H, W), sample k of the fine
-    grid placed at input pixel 8k - 0.5 (the centre of its 16-pixel cell).
-    """
-    import cv2
-
-    _, h, w = x.shape
-    fine = np.zeros((h // 8, w // 8), np.float32)
-    for dy in (0, 8):
-        for dx in (0, 8):
-            xs = np.pad(x, ((0, 0), (dy, 0), (dx, 0)), mode="reflect")[:, :h, :w]  # content moved down/right
-            lo = pred.predict_prepared([(shape, [np.ascontiguousarray(xs)])])[0].attention_lowres
-            fine[1 - dy // 8::2, 1 - dx // 8::2] = lo
-    up = cv2.resize(fine, (w, h), interpolation=cv2.INTER_LINEAR)  # puts sample k at 8k + 3.5
-    return cv2.warpAffine(up, np.float32([[1, 0, -4], [0, 1, -4]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
-
-
 def refinements(run: Path, args) -> None:
     """5. Finer suggestions without changing the network: guided filter, shift-and-stitch, 2x inference size."""
     import cv2
 
-    from gusa_core.assist import suggest_mask
+    from gusa_core.assist import stitched_roi, suggest_mask
     from gusa_core.inference import Predictor
     from gusa_core.preprocess import preprocess_array
     from gusa_core.runs import stored_roi_tau
@@ -233,7 +215,7 @@ def refinements(run: Path, args) -> None:
         bil = _up(base, (H, W))
         maps["bilinear"].append(bil)
         maps["guided filter"].append(_guided(grey, bil, radius, 1e-2))
-        st = _up(_stitched(pred, shape, x), (H, W))
+        st = _up(stitched_roi(pred, image)[1], (H, W))  # what ``gusa suggest --stitch`` uses
         maps["shift-and-stitch (stride 8)"].append(st)
         maps["stitch + guided"].append(_guided(grey, st, radius // 2, 1e-2))
         x2 = preprocess_array(image, (2 * w, 2 * h), norm)
@@ -263,6 +245,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--size", default="256x192", help="network input WxH (the demo images are 4x this)")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", default="auto", choices=("auto", "step", "cosine"),
+                   help="auto: cosine from random weights (the trainer's default)")
     p.add_argument("--dice-weight", type=float, default=3.0, help="λ of eq. 8 (3 beat the paper's 1 on the demo)")
     p.add_argument("--heldout", type=int, default=8, help="held-out images per class")
     p.add_argument("--seed", type=int, default=0)

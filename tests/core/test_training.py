@@ -216,7 +216,8 @@ def test_missing_imagenet_weights_are_reported_once_and_training_goes_on(project
     assert len(notes) == 1
     assert "not found at" in notes[0] and "random initialisation" in notes[0] and "--pretrained FILE" in notes[0]
     assert (tmp_path / "run" / "fold-1" / "model.safetensors").is_file()
-    assert [m for m in rec.of("log") if "random_init_lr" in m] == ["random initial weights: learning rate 0.001 (random_init_lr) instead of 5e-05"]
+    assert [m for m in rec.of("log") if "random_init_lr" in m] == [
+        "random initial weights: learning rate 0.001 (random_init_lr) instead of 5e-05, cosine schedule"]
     assert rec.of("epoch") and all(e["lr"] == pytest.approx(1e-3) for e in rec.of("epoch"))
 
 
