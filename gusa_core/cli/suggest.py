@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -19,8 +20,9 @@ def add_parser(sub) -> None:
                    help="threshold of the RoI map (default: the run's validated roi_tau, else 0.5)")
     s.add_argument("--accept-all", action="store_true",
                    help="save every suggestion as the image's mask (marked 'accepted' in the project)")
-    s.add_argument("--stitch", action="store_true",
-                   help="RoI map at stride 8 from four shifted passes per fold (finer outlines, 4x the time)")
+    s.add_argument("--stitch", action=argparse.BooleanOptionalAction, default=True,
+                   help="RoI map at stride 8 from four shifted passes per fold: finer outlines at 4x the time "
+                        "(default; on the demo at 256x192, 0.94 of suggestions reach IoU 0.7 instead of 0.75)")
     s.add_argument("--out", type=Path, default=None, help="write the suggested masks as PNGs into this folder")
     s.add_argument("--device", default="auto")
     s.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")

@@ -115,7 +115,7 @@ def test_cli_suggest_skips_rejected_images(project, runs, capsys):
     a, _ = runs
     free = [r.id for r in project.images if r.mask is None]
     project.reject_suggestion(free[0], suggester_key(a))
-    assert main(["suggest", str(a), str(project.folder), "--tau", "0.01", "--accept-all", "--stitch",
+    assert main(["suggest", str(a), str(project.folder), "--tau", "0.01", "--accept-all", "--no-stitch",
                  "--backend", "torch", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "1 image(s) skipped" in out and free[0] not in out

@@ -209,7 +209,7 @@ def test_cli_rank_and_suggest(run, demo, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "too coarse" in err  # trained at 64x48
     after = Project.open(folder)
-    by_id = {r["id"]: r for r in scan_project(run, after, ids=free, backend="torch", device="cpu")}
+    by_id = {r["id"]: r for r in scan_project(run, after, ids=free, backend="torch", device="cpu", stitch=True)}
     for image_id in free:
         want = suggestion(by_id[image_id], tau=0.35)  # the run's stored roi_tau
         assert (tmp_path / "s" / f"{image_id}.png").is_file()
