@@ -9,9 +9,9 @@ selected or calibrated on (the "held-out folds"):
 - **best-epoch OOF**: each fold's best model scores its own validation
   images (out-of-fold, the paper's protocol), pooled. Those images also
   chose the best epoch, so the models look better on them than they are
-  (selection bias: T comes out too small).
+  (selection bias: T comes out too small). The run's calibration default.
 - **last-epoch OOF**: the same images scored by each fold's *last*-epoch
-  model, which no validation score chose (the run's calibration default).
+  model, which no validation score chose (``calibrate_run(source="last")``).
 - **control**: T fitted on half of the held-out images (alternate ones),
   scored on the other half: what an unbiased calibration set gives.
 

@@ -8,11 +8,13 @@ Each fold scores its own validation images, the images it never trained on
   predictor applies it to the ensemble mean ``softmax(log p̄ / T)``. A fold
   predicting alone uses its own T (``fold_temperatures``), fitted on its
   own OOF images only. Members are never scaled before averaging.
-  The OOF predictions come from each fold's **last-epoch** model by default:
-  the same validation images chose the best epoch, so the best model looks
-  better on them than it is (the few images it gets wrong by chance are what
-  T learns from) and T comes out too small; ``benchmarks/calibration.py``
-  compares both on held-out images.
+  The OOF predictions come from each fold's best model, the one that
+  predicts (``source="best"``); the last-epoch models (``"last"``), which no
+  validation score chose, are the alternative. On held-out demo images the
+  best models' T halved the ECE on every run measured and the last models'
+  did not (``benchmarks/calibration.py``): what T mostly corrects there is
+  that the mean of the folds is less confident than any one fold, not the
+  optimism of the epoch selection.
 - the **RoI threshold** ``roi_tau`` of suggested masks is the τ of a grid
   that maximises the mean IoU of :func:`gusa_core.assist.suggest_mask` of
   the best models' ỹ against the validation masks (the benchmark
@@ -82,7 +84,7 @@ def calibrate_run(
     class_names,
     *,
     device: str = "auto",
-    source: str = "last",
+    source: str = "best",
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Fit the ensemble temperature, the per-fold temperatures and ``roi_tau`` of a trained run.
@@ -96,12 +98,11 @@ def calibrate_run(
         The run's folds.
     class_names : list of str
     device : str
-    source : {"last", "best"}
+    source : {"best", "last"}
         Which model of each fold scores its validation images for T:
-        ``"last"`` (the final epoch's model, which no validation score
-        chose; the best model where a fold has no ``last/``) or ``"best"``
-        (the model the predictor uses, whose epoch those same images chose,
-        so it looks better on them than it is and T comes out too small).
+        ``"best"`` (the model the predictor uses; those same images chose its
+        epoch) or ``"last"`` (the final epoch's model, which no validation
+        score chose; the best model where a fold has no ``last/``).
         ``roi_tau`` is always fitted on the best models' ỹ.
     log : callable, optional
         Receives one line per result.

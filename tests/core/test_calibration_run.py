@@ -1,4 +1,4 @@
-"""The end-of-run calibration fits T on out-of-fold predictions of the last-epoch models, not the selected ones."""
+"""The end-of-run calibration fits T on out-of-fold predictions of the best models, or of the last-epoch ones."""
 
 from __future__ import annotations
 
@@ -53,10 +53,10 @@ def few_samples(monkeypatch):
     monkeypatch.setattr("gusa_core.training.calibrate.MIN_SAMPLES", 4)  # fit T on the tiny project's 8 images
 
 
-def test_temperature_from_the_last_epoch_models_and_roi_tau_from_the_best(setup):
+def test_temperature_from_the_best_or_the_last_epoch_models_and_roi_tau_from_the_best(setup):
     project, run, splits, names = setup
-    last = calibrate_run(run, project, splits, names, device="cpu")
-    best = calibrate_run(run, project, splits, names, device="cpu", source="best")
+    last = calibrate_run(run, project, splits, names, device="cpu", source="last")
+    best = calibrate_run(run, project, splits, names, device="cpu")
     assert last["source"] == ["last", "last"] and best["source"] == ["best", "best"]
     assert last["n"] == best["n"] == 8
     z, y = _oof(project, [last_model_dir(fold_dir(run, k)) for k in range(2)], splits, names)
@@ -75,5 +75,5 @@ def test_a_fold_without_a_last_model_falls_back_to_its_best(setup, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     shutil.rmtree(last_model_dir(fold_dir(copy, 1)))
-    cal = calibrate_run(copy, project, splits, names, device="cpu")
+    cal = calibrate_run(copy, project, splits, names, device="cpu", source="last")
     assert cal["source"] == ["last", "best"] and any("best model" in n for n in cal["notes"])
