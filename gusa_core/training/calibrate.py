@@ -11,8 +11,8 @@ Each fold scores its own validation images, the images it never trained on
   The OOF predictions come from each fold's best model, the one that
   predicts (``source="best"``); the last-epoch models (``"last"``), which no
   validation score chose, are the alternative. On held-out demo images the
-  best models' T halved the ECE on every run measured and the last models'
-  did not (``benchmarks/calibration.py``): what T mostly corrects there is
+  best models' T halved the ECE on every run measured, the last models'
+  on one of three (``benchmarks/calibration.py``): what T mostly corrects there is
   that the mean of the folds is less confident than any one fold, not the
   optimism of the epoch selection.
 - the **RoI threshold** ``roi_tau`` of suggested masks is the τ of a grid
