@@ -1,7 +1,7 @@
 """Slide viewer: open to first overview, first full-resolution viewport, pan repaint, memory while panning.
 
 Writes a 40,000 x 30,000 JPEG-tiled pyramidal TIFF with the test fixtures, shows it in a
-1366 x 768 :class:`app.workspace.slide_tools.SlideAnnotationView` (offscreen Qt) and measures,
+1366 x 768 :class:`app.workspace.canvas_tools.AnnotationView` (offscreen Qt) and measures,
 for the tifffile backend (the ``auto`` choice for generic TIFFs) against OpenSlide on the same
 file (the baseline, same process):
 
@@ -9,7 +9,7 @@ file (the baseline, same process):
 - first full-resolution (40x) viewport at a place never visited: tiles decoded in the pool,
   repainted (target <= 300 ms),
 - pan events with tiles cached: time from ``pan_by`` to a repainted viewport, p50 / p95
-  (target p95 <= 16 ms), against a plain ``CanvasView`` repaint of a 1366 x 768 flat image,
+  (target p95 <= 16 ms), against the same canvas panning a flat 4096 x 3072 image held in memory,
 - peak RSS growth while panning across the whole slide at 20x (target <= 500 MB).
 
 Run: ``QT_QPA_PLATFORM=offscreen python benchmarks/bench_slide_viewer.py [--pans 200] [--quick]``
@@ -80,10 +80,10 @@ def settle(app, view, timeout: float = 30.0) -> None:
 
 
 def bench(app, path: Path, painter: TissuePainter, backend: str, pans: int, sweep: bool) -> dict:
-    from app.workspace.slide_tools import SlideAnnotationView
+    from app.workspace.canvas_tools import AnnotationView
 
     row: dict[str, float] = {}
-    view = SlideAnnotationView()
+    view = AnnotationView()
     view.resize(*VIEW)
     view.show()
     app.processEvents()
@@ -144,7 +144,7 @@ def bench(app, path: Path, painter: TissuePainter, backend: str, pans: int, swee
 
 
 def flat_baseline(app, pans: int) -> float:
-    """p95 of pan + repaint of the flat-image canvas at the same size (the existing canvas)."""
+    """p95 of pan + repaint of the same canvas showing a flat image (a one-level slide drawn from memory)."""
     from app.workspace.canvas_view import CanvasView
 
     img = np.ascontiguousarray(TissuePainter(4096, 3072)(0, 0, 4096, 3072, 1.0))
@@ -190,7 +190,7 @@ def main() -> None:
             print(f"{k:<28}" + "".join(f"{r.get(k, float('nan')):>12.1f}" for r in results.values()))
         first = args.backends.split(",")[0]
         r = results[first]
-        print(f"\nflat CanvasView pan p95: {flat:.1f} ms; slide view p95 / flat p95 = {r['pan p95 ms'] / flat:.2f}")
+        print(f"\nflat image pan p95: {flat:.1f} ms; slide view p95 / flat p95 = {r['pan p95 ms'] / flat:.2f}")
         if len(results) > 1:
             o = results[args.backends.split(",")[1]]
             print(f"{first} vs {args.backends.split(',')[1]}: first 40x view {o['first 40x view ms'] / r['first 40x view ms']:.2f}x faster, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import torch
@@ -168,11 +169,12 @@ class DistContext:
         return f"DistContext(rank={self.rank}/{self.world_size}, device={self.device})"
 
 
-def setup_distributed(device: str | torch.device | None = "auto") -> DistContext:
+def setup_distributed(device: str | torch.device | None = "auto", *, timeout: float | None = None) -> DistContext:
     """Join torchrun's process group when ``WORLD_SIZE > 1``; otherwise a single-process context.
 
     Uses NCCL on CUDA and gloo on the CPU; on CUDA each process takes
-    ``cuda:LOCAL_RANK``.
+    ``cuda:LOCAL_RANK``. ``timeout`` (seconds) bounds joining and every collective
+    (PyTorch's default is 30 minutes for gloo, 10 for NCCL).
     """
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     rank = int(os.environ.get("RANK", "0") or 0)
@@ -188,5 +190,6 @@ def setup_distributed(device: str | torch.device | None = "auto") -> DistContext
     if dist.is_initialized():
         return DistContext(dist.get_world_size(), dist.get_rank(), local, dev, False)
     backend = "nccl" if dev.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend, world_size=world, rank=rank)
+    kw = {} if timeout is None else {"timeout": datetime.timedelta(seconds=float(timeout))}
+    dist.init_process_group(backend=backend, world_size=world, rank=rank, **kw)
     return DistContext(world, rank, local, dev, True)

@@ -1,13 +1,13 @@
-"""Make docs/screenshots/slide_heatmap.png: the Slide heatmap dock's class map over a generated slide.
+"""Make docs/screenshots/slide_heatmap*.png: the Slide heatmap dock's class map over a generated slide.
 
-Run under a virtual X server at 1366 x 768 (the README's screenshot size)::
+Run (Xvfb, openbox and ImageMagick's ``import`` on the PATH; one picture per screen size of
+:mod:`_xvfb_shot`)::
 
-    Xvfb :99 -screen 0 1366x768x24 & openbox &   # DISPLAY=:99
-    DISPLAY=:99 python scripts/slide_heatmap_screenshot.py /tmp/heatmap-shot
+    python scripts/slide_heatmap_screenshot.py /tmp/heatmap-shot [RUN]
 
 It writes a 16,000 x 12,000 pyramidal TIFF at 0.25 µm/px with two kinds of tissue (pink striped
 on the left, purple dotted on the right), a project holding it and a one-fold ``fa-gusa`` run,
-runs Model → Predict slide… and saves the screen with ImageMagick's ``import -window root``.
+runs Model → Predict slide… and saves the screen.
 Without RUN the run's weights are random (no download, no training) and the picture shows what
 the overlay looks like, not a diagnosis; pass RUN (``... /tmp/heatmap-shot RUN``), e.g. a run
 trained from painted regions of a slide drawn the same way, for a meaningful map.
@@ -15,13 +15,14 @@ trained from painted regions of a slide drawn the same way, for a meaningful map
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+
+from _xvfb_shot import run_per_size, shoot  # noqa: E402
 
 W, H = 16_000, 12_000
 
@@ -32,6 +33,9 @@ def make_project(folder: Path, run: Path | None = None):
     from gusa_core.runs import runs_dir, write_untrained_run
     from slide_fixtures import TwoClassPainter, write_pyramid_tiff
 
+    if (folder / "project").is_dir():  # made for the previous screen size
+        project = Project.open(folder / "project")
+        return project, project.images[0].id, run or runs_dir(project.folder) / "fa-gusa-demo"
     folder.mkdir(parents=True, exist_ok=True)
     path = write_pyramid_tiff(folder / "breast_wsi_02.tif", W, H, painter=TwoClassPainter(W, H, margin=0.08), mpp=0.25,
                               objective_power=40)
@@ -47,10 +51,11 @@ def make_project(folder: Path, run: Path | None = None):
 
 def main() -> None:
     out_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/heatmap-shot")
-    target = ROOT / "docs" / "screenshots" / "slide_heatmap.png"
+    if run_per_size(__file__, sys.argv[1:]):
+        return
     project, sid, run_dir = make_project(out_dir, Path(sys.argv[2]) if len(sys.argv) > 2 else None)
+    project.close()
 
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from app.shell.main_window import MainWindow
@@ -59,46 +64,35 @@ def main() -> None:
     app = QApplication.instance() or QApplication([])
     win = MainWindow(features=False)
     win.install_features()
-    win.setGeometry(0, 0, 1366, 768)
     win.showMaximized()
     win.open_project(project.folder)
     win.runs.set_active_run(run_dir)
     [panel] = win.findChildren(SlidePredictPanel)
-    view = win.slide_view
+    view = win.canvas
+    state = {"done": False}
 
-    def shot():
-        app.processEvents()
-        subprocess.run(["import", "-window", "root", str(target)], check=True)
-        print(f"wrote {target}")
-        win.close()
-        app.quit()
-
-    def settle():
-        if view.missing_tiles():
-            QTimer.singleShot(100, settle)
+    def on_result(*_):
+        if panel.is_running() or panel.result is None or state["done"]:
             return
-        view.repaint()
-        QTimer.singleShot(800, shot)
-
-    def finished():
-        if panel.is_running() or panel.result is None:
-            QTimer.singleShot(200, finished)
-            return
+        state["done"] = True
         panel.opacity_slider.setValue(45)
         f = panel.result.fields[len(panel.result.fields) // 2]
         view.set_tool("pan")
         panel._on_view_clicked(f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2)  # noqa: SLF001 - as a click would
         view.fit()
-        QTimer.singleShot(300, settle)
 
     def on_shown(_id):
         win.show_dock(DOCK_TITLE)
         panel.start()
-        QTimer.singleShot(500, finished)
 
     win.slide_shown.connect(on_shown)
     win.show_image(sid)
-    app.exec()
+
+    def ready() -> bool:
+        on_result()
+        return state["done"] and not view.missing_tiles()
+
+    shoot(app, win, "slide_heatmap", ready)
 
 
 if __name__ == "__main__":

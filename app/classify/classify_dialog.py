@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.workspace.canvas_view import numpy_to_qimage
+from app.workspace.canvas_image import numpy_to_qimage
 from app.review.run_choice import RunChooser
 from app.base import errors
 from app.base.dialogs import Dialogs

@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QPixmap
 
-from app.workspace.canvas_view import numpy_to_qimage
+from app.workspace.canvas_image import numpy_to_qimage
 
 __all__ = ["ClassifyResultsModel", "classify_job", "THUMB_SIZE", "PREVIEW_WIDTH"]
 

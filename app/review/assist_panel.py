@@ -6,7 +6,9 @@ A scan runs every fold model of the active run over the project in a worker
 - an image without a mask shows the ensemble's ỹ, thresholded at τ (the
   run's validated ``roi_tau`` by default) and cleaned, as a **dashed
   outline**: Enter (or the Accept button) makes it the mask in one undo step
-  and marks it "accepted" in the project; Delete rejects it; a brush, eraser
+  and marks it "accepted" in the project; Delete rejects it (both keys only
+  while the canvas or this panel has the focus, never in its list or field,
+  another dock's text field or a dialog); a brush, eraser
   or lasso stroke on it accepts it first and then edits it ("edited");
 - the **queue** ranks images by what the models least know
   (:func:`gusa_core.assist.annotation_queue`); the image list shows the rank
@@ -138,20 +140,29 @@ class AssistPanel(QWidget):
         layout.addWidget(self.queue_list, 1)
         layout.addWidget(self.next_button)
 
-        self.accept_action = self._action("Accept suggested RoI", self.accept, ["Return", "Enter"], "action_accept_suggestion")
-        self.reject_action = self._action("Reject suggested RoI", self.reject, ["Delete"], "action_reject_suggestion")
+        self.accept_action = self._action("Accept suggested RoI", self.accept, ["Return", "Enter"], "action_accept_suggestion",
+                                          scoped=True)
+        self.reject_action = self._action("Reject suggested RoI", self.reject, ["Delete"], "action_reject_suggestion",
+                                          scoped=True)
+        for w in (self.tau, self.queue_list):  # they keep their own Enter and Delete
+            w.installEventFilter(self)
         self.next_action = self._action("Next to annotate", self.next_to_annotate, ["Shift+N"], "action_next_to_annotate")
         host.canvas.installEventFilter(self)
         host.canvas.stroke_finished.connect(self._on_canvas_stroke_finished)
         host.current_image_changed.connect(lambda _id: self.update_suggestion())
         self._update_buttons()
 
-    def _action(self, text: str, slot, keys: list[str], name: str) -> QAction:
+    def _action(self, text: str, slot, keys: list[str], name: str, *, scoped: bool = False) -> QAction:
         a = QAction(text, self.host)
         a.setObjectName(name)
         a.setShortcuts([QKeySequence(k) for k in keys])
         a.triggered.connect(slot)
-        self.host.addAction(a)  # shortcuts work with the menu bar hidden
+        if scoped:  # keys of the canvas and this panel only: a text field, list or dialog keeps Enter and Delete
+            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.host.canvas.addAction(a)
+            self.addAction(a)
+        else:
+            self.host.addAction(a)  # shortcuts work with the menu bar hidden
         self.host.image_menu.addAction(a)
         return a
 
@@ -312,6 +323,10 @@ class AssistPanel(QWidget):
         return True
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if (event.type() == QEvent.Type.ShortcutOverride and watched in (self.tau, self.queue_list)
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Delete)):
+            event.accept()  # the key goes to the field or the list, not to accept / reject
+            return True
         # an edit accepts the suggestion first, then the stroke corrects it
         if (watched is self.host.canvas and event.type() == QEvent.Type.MouseButtonPress
                 and event.button() == Qt.MouseButton.LeftButton and self.pending is not None

@@ -1,130 +1,84 @@
-"""The panels of the compare window: graphics views that zoom and pan together, one per image or run."""
+"""The panels of the compare window: canvases that zoom and pan together, one per image or run."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPixmap
-from PySide6.QtWidgets import (
-    QComboBox,
-    QFrame,
-    QGraphicsPixmapItem,
-    QGraphicsScene,
-    QGraphicsView,
-    QLabel,
-    QSizePolicy,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from app.review.compare_figure import PanelContent, _qimage_rgb, _qimage_rgba
+from app.review.compare_figure import PanelContent
 from app.review.prediction_cache import TrainedRun
+from app.workspace.canvas_view import CanvasView
 
-__all__ = ["SyncedGraphicsView", "ViewSynchronizer", "ComparePanel"]
+__all__ = ["PANEL_LAYER", "SyncedCanvasView", "ViewSynchronizer", "ComparePanel"]
 
 
 # ------------------------------------------------------------------ synchronised views
-class SyncedGraphicsView(QGraphicsView):
-    """A zoomable, pannable image view that reports every change of its view.
+#: The canvas overlay of a panel (the ground-truth RoI or a run's attention map).
+PANEL_LAYER = "compare"
 
-    Signals
-    -------
-    view_changed()
-        The transform (zoom) or a scroll position changed.
-    """
 
-    view_changed = Signal()
-
-    ZOOM_STEP = 1.25
+class SyncedCanvasView(CanvasView):
+    """A read-only canvas (the one canvas of the workspace, without tools): wheel zooms about the
+    cursor, a drag pans; every change of its view is reported by ``view_changed``."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.setScene(QGraphicsScene(self))
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        self.setBackgroundBrush(QColor(40, 40, 40))
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self._image_item = QGraphicsPixmapItem()
-        self._overlay_item = QGraphicsPixmapItem()
-        self._image_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-        self._overlay_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-        self.scene().addItem(self._image_item)
-        self.scene().addItem(self._overlay_item)
-        self.horizontalScrollBar().valueChanged.connect(self._on_scrollbar_value_changed)
-        self.verticalScrollBar().valueChanged.connect(self._on_scrollbar_value_changed)
-
-    def set_image(self, rgb: np.ndarray | None) -> None:
-        """Show an ``(H, W, 3)`` image (``None``: nothing)."""
-        if rgb is None:
-            self._image_item.setPixmap(QPixmap())
-            return
-        self._image_item.setPixmap(QPixmap.fromImage(_qimage_rgb(rgb)))
-        self.scene().setSceneRect(QRectF(0, 0, rgb.shape[1], rgb.shape[0]))
-
-    def set_overlay(self, rgba: np.ndarray | None) -> None:
-        """Show an ``(H, W, 4)`` RGBA layer over the image (``None``: none)."""
-        self._overlay_item.setPixmap(QPixmap() if rgba is None else QPixmap.fromImage(_qimage_rgba(rgba)))
+        self.setMinimumSize(120, 90)
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+        self._drag: QPointF | None = None
 
     def has_overlay(self) -> bool:
         """Whether an overlay is shown."""
-        return not self._overlay_item.pixmap().isNull()
-
-    def zoom_by(self, factor: float) -> None:
-        """Zoom by ``factor`` about the view's centre (or the mouse, for wheel events)."""
-        self.scale(factor, factor)
-        self.view_changed.emit()
-
-    def zoom(self) -> float:
-        """The current scale (screen pixels per image pixel)."""
-        return self.transform().m11()
-
-    def fit(self) -> None:
-        """Fit the whole image into the view."""
-        rect = self.scene().sceneRect()
-        if not rect.isEmpty():
-            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-        self.view_changed.emit()
-
-    def visible_centre(self):
-        """The scene point (image x, y) at the centre of the viewport."""
-        return self.mapToScene(self.viewport().rect().center())
-
-    def scroll_position(self) -> tuple[int, int]:
-        """``(horizontal, vertical)`` scroll bar values."""
-        return self.horizontalScrollBar().value(), self.verticalScrollBar().value()
+        return PANEL_LAYER in self.overlay_names()
 
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt API
-        steps = event.angleDelta().y() / 120.0
-        if steps:
-            self.zoom_by(self.ZOOM_STEP ** steps)
+        dy = event.angleDelta().y()
+        if dy:
+            self.zoom_by(math.pow(2.0, dy / 360.0), event.position())
         event.accept()
 
-    def _on_scrollbar_value_changed(self, _value: int) -> None:
-        self.view_changed.emit()
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self._drag = event.position()
+        self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self._drag is not None:
+            d = event.position() - self._drag
+            self._drag = event.position()
+            self.pan_by(d.x(), d.y())
+        event.accept()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self._drag = None
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+        event.accept()
 
 
 class ViewSynchronizer:
     """Keeps views showing the same region: a change of one is copied to the others.
 
-    Views of equal size with scenes of equal size then show exactly the same
+    Views of equal size showing images of equal size then show exactly the same
     part of their images.
     """
 
     def __init__(self, views=()):
-        self.views: list[SyncedGraphicsView] = []
+        self.views: list[SyncedCanvasView] = []
         self._syncing = False
         for view in views:
             self.add(view)
 
-    def add(self, view: SyncedGraphicsView) -> None:
+    def add(self, view: SyncedCanvasView) -> None:
         """Synchronise ``view`` with the others (it takes their current view)."""
         self.views.append(view)
         view.view_changed.connect(lambda v=view: self.sync_from(v))
         if len(self.views) > 1:
             self.sync_from(self.views[0])
 
-    def remove(self, view: SyncedGraphicsView) -> None:
+    def remove(self, view: SyncedCanvasView) -> None:
         """Stop synchronising ``view``."""
         if view in self.views:
             self.views.remove(view)
@@ -133,22 +87,15 @@ class ViewSynchronizer:
             except (RuntimeError, TypeError):
                 pass
 
-    def sync_from(self, source: SyncedGraphicsView) -> None:
-        """Copy ``source``'s transform and scroll positions to every other view."""
+    def sync_from(self, source: SyncedCanvasView) -> None:
+        """Copy ``source``'s zoom and offset to every other view."""
         if self._syncing:
             return
         self._syncing = True
         try:
-            transform = source.transform()
-            h, v = source.scroll_position()
             for view in self.views:
-                if view is source:
-                    continue
-                if view.transform() != transform:
-                    view.setTransform(transform)
-                # Same top-left corner (panels may differ in width by a pixel of layout rounding).
-                view.horizontalScrollBar().setValue(h)
-                view.verticalScrollBar().setValue(v)
+                if view is not source:
+                    view.set_view(source.zoom(), source.offset())
         finally:
             self._syncing = False
 
@@ -179,7 +126,7 @@ class ComparePanel(QFrame):
         self.title_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.title_label.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.title_label)
-        self.view = SyncedGraphicsView()
+        self.view = SyncedCanvasView()
         layout.addWidget(self.view, 1)
         self.content = PanelContent("")
         self.prediction = None

@@ -47,7 +47,7 @@ from app.review.prediction_cache import (
     shared_predictor_cache,
 )
 from app.review.compare_figure import export_size, render_comparison, save_png
-from app.review.compare_panels import ComparePanel, ViewSynchronizer
+from app.review.compare_panels import PANEL_LAYER, ComparePanel, ViewSynchronizer
 from app.review.review_panel import predict_one
 from app.base.dialogs import Dialogs
 from app.base.workers import run_in_thread
@@ -283,13 +283,13 @@ class CompareView(QDialog):
             if self.mask is None:
                 panel.set_title("Image (no RoI painted)", f"pathologist: {label}" if label else "unlabelled")
             panel.content.overlay = overlay
-            panel.view.set_overlay(overlay)
+            panel.view.set_overlay(PANEL_LAYER, overlay)
             return
         info = self._run_info(panel.run_dir)
         panel.prediction = None
         panel.attention = None
         panel.content.overlay = None
-        panel.view.set_overlay(None)
+        panel.view.set_overlay(PANEL_LAYER, None)
         if info is None:
             panel.set_title("(choose a run)")
             return
@@ -349,7 +349,7 @@ class CompareView(QDialog):
         rgba = attention_rgba(panel.attention, colormap=self.colormap_combo.currentText(),
                               opacity=self.opacity_slider.value() / 100.0)
         panel.content.overlay = rgba
-        panel.view.set_overlay(rgba)
+        panel.view.set_overlay(PANEL_LAYER, rgba)
 
     def _on_display_changed(self, *_args) -> None:
         for k in range(1, len(self.panels)):

@@ -55,6 +55,7 @@ from app.review.review_field import ReviewFieldMixin
 from app.review.review_overlay import ATTENTION_LAYER, ROI_LAYER, THRESHOLD_LAYER, ReviewOverlayMixin
 from app.review.review_widgets import ProbabilityBarsWidget, predict_many, predict_one
 from app.base.workers import Worker, run_in_thread
+from gusa_core.project.slides import is_slide
 
 if TYPE_CHECKING:
     from app.shell.host import Host
@@ -372,6 +373,8 @@ class ReviewPanel(ReviewFieldMixin, ReviewOverlayMixin, QWidget):
     def _key(self):
         if self.project is None or self.image_id is None or self.run_dir is None:
             return None
+        if self.image_id in self.project and is_slide(self.project.image(self.image_id)):
+            return None  # a whole slide is reviewed in the Slide heatmap dock, field by field
         return prediction_key(self.image_id, self.project.image_path(self.image_id), self.run_dir, self.fold)
 
     def _on_selection_changed(self) -> None:

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from app.base.runs_model import RunsModel
     from app.workspace.canvas_tools import AnnotationView
     from app.workspace.image_list import ImageListPanel
-    from app.workspace.slide_tools import SlideAnnotationView
     from gusa_core.project import Project
 
 __all__ = ["Host"]
@@ -41,7 +40,9 @@ class Host(Protocol):
     project : gusa_core.project.Project or None
         The open project.
     canvas : AnnotationView
-        ``canvas.set_overlay(name, rgba)``, ``canvas.set_outline(name, polygons)``.
+        The one canvas, for flat images and slides alike: ``canvas.set_overlay(name, rgba, downsample=...)``,
+        ``canvas.set_outline(name, polygons)``, ``clicked(x, y)`` in level-0 pixels (pan tool),
+        ``center_on(x, y)``, ``is_slide()``.
     image_list : ImageListPanel
         ``image_list.set_predictions({id: (label, p)})``.
     file_menu, model_menu, image_menu, view_menu : QMenu
@@ -54,11 +55,8 @@ class Host(Protocol):
         The image shown in the canvas changed (its id).
     project_opened : Signal(object)
         A project was opened (the ``Project``).
-    slide_view : SlideAnnotationView
-        The slide viewer: ``set_heatmap(rgba, downsample)``, ``clicked(x, y)`` in level-0
-        pixels, ``center_on(x, y)``.
     slide_shown : Signal(str)
-        A slide is on screen in the slide viewer (its id).
+        A slide is on screen in the canvas (its id).
     """
 
     project: Project | None
@@ -72,7 +70,6 @@ class Host(Protocol):
     runs: RunsModel
     current_image_changed: SignalInstance
     project_opened: SignalInstance
-    slide_view: SlideAnnotationView
     slide_shown: SignalInstance
 
     def current_image_id(self) -> str | None:
@@ -82,7 +79,7 @@ class Host(Protocol):
         """The shown image, ``(H, W, 3)`` uint8, or ``None``."""
 
     def current_slide(self) -> tuple[str, Path] | None:
-        """``(id, path)`` of the slide shown in the slide viewer, or ``None``."""
+        """``(id, path)`` of the slide shown in the canvas, or ``None``."""
 
     def select_image(self, image_id: str) -> None:
         """Show ``image_id`` in the canvas."""
@@ -98,3 +95,7 @@ class Host(Protocol):
 
     def show_status(self, text: str, msecs: int = 3000) -> None:
         """A transient status-bar message."""
+
+    def review_field(self, image: np.ndarray, title: str, *, run_dir: str, fold: int | None = None) -> bool:
+        """Show ``image`` ((H, W, 3) uint8, not a project image: a slide's field) in the Review dock, predicted with
+        ``run_dir`` (``fold`` None: the ensemble); False when the Review feature is not installed."""

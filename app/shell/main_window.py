@@ -84,7 +84,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
         self.autosave.failed.connect(self._on_autosave_failed)
 
         self.canvas = AnnotationView()
-        self.setCentralWidget(self._build_slide_workspace())  # the canvas, or a slide in the slide workspace
+        self.setCentralWidget(self._build_slide_workspace())  # the one canvas, under the slide toolbar for a slide
         self.image_list = ImageListPanel()
         self.side_panel = SidePanel()
         self.image_list_dock = self._make_dock(self.image_list, "Images", Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -125,6 +125,15 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
         dock.show()
         dock.raise_()
         self.fit_to_screen()
+        return True
+
+    def review_field(self, image: np.ndarray, title: str, *, run_dir: str, fold: int | None = None) -> bool:
+        """Show a field that is not a project image in the Review dock (see :class:`~app.shell.host.Host`)."""
+        review = self.features.get("app.review.review_panel")
+        if review is None:
+            return False
+        self.show_dock("Review")
+        review.show_field(image, title, run_dir=run_dir, fold=fold)
         return True
 
     def install_features(self, modules=None) -> None:
@@ -190,6 +199,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
             sig.connect(lambda *_: self._update_side_panel())
         self.image_list.model.thumbnail_failed.connect(self._on_thumbnail_failed)
         self.image_list.context_menu_requested.connect(self._on_image_list_context_menu)
+        self.image_list.columns_changed.connect(self._on_image_list_columns_changed)
         self._on_canvas_brush_size_changed(c.brush_size())
         self._on_canvas_zoom_changed(c.zoom())
 
@@ -253,7 +263,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
         self._bridge.classes_changed.connect(self._on_project_classes_changed)
         self._show_canvas_page()
         self._slide_editors.clear()
-        self.slide_workspace.set_classes(project.classes, project.class_colors)
+        self.slide_toolbar.set_classes(project.classes, project.class_colors)
         self.image_list.set_project(project)
         self.runs.set_project(project)
         self.side_panel.set_classes(project.classes, project.class_colors)
@@ -312,6 +322,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
     def _on_project_classes_changed(self) -> None:
         """Classes added, renamed, recoloured or removed: rebuild what shows them."""
         self.side_panel.set_classes(self.project.classes, self.project.class_colors)
+        self.slide_toolbar.set_classes(self.project.classes, self.project.class_colors)
         self._rebuild_label_actions()
         self.image_list.refresh_classes(self.project)
         self._update_side_panel()
@@ -329,6 +340,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
             self._class_key_only_on_images(a)
             self.image_menu.insertAction(self.label_menu_anchor, a)
             self.label_actions.append(a)
+        self._rebuild_class_paint_actions()
 
     def _class_key_only_on_images(self, action) -> None:
         """A class key acts only while the canvas or the image list has focus (never in a form of a dock)."""
@@ -392,7 +404,7 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
             return
         self._show_canvas_page()  # the docks as the user arranged them, not as a slide shows them
         self._save_settings()
-        self.slide_workspace.shutdown()
+        self.slide_toolbar.shutdown()
         if self._prefetcher is not None:
             self._prefetcher.shutdown(wait=True, cancel_futures=True)
         self.image_list.model._pool.clear()
@@ -442,9 +454,15 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
         rgb.setText("" if value is None else "RGB %d, %d, %d" % value)
 
     def _on_canvas_zoom_changed(self, zoom: float) -> None:
+        if self.showing_slide():
+            self._show_slide_status()
+            return
         self._status_labels["zoom"].setText(f"{zoom * 100:.0f} %" if zoom >= 0.1 else f"{zoom * 100:.1f} %")
 
     def _on_canvas_brush_size_changed(self, size: int) -> None:
+        if self.showing_slide():
+            self._show_slide_status()
+            return
         self._status_labels["brush"].setText(f"brush {size} px")
         self.side_panel.set_brush_size(size)
 
@@ -475,6 +493,13 @@ class MainWindow(WindowActionsMixin, WindowImagesMixin, WindowMenusMixin, Window
     def _on_project_image_removed(self, image_id: str) -> None:
         self._editors.pop(image_id, None)
         self.image_list.model.remove_row(image_id)
+
+    def _on_image_list_columns_changed(self) -> None:
+        """A column appeared: widen the Images dock so that names stay readable (never past a third of the window)."""
+        want = min(self.image_list.wanted_width(), self.width() // 3)
+        dock = self.image_list_dock
+        if not dock.isFloating() and dock.width() < want:
+            self.resizeDocks([dock], [want], Qt.Orientation.Horizontal)
 
     def _on_thumbnail_failed(self, image_id: str, reason: str) -> None:
         self.show_status(f"Cannot read image {image_id}: {reason}", 5000)

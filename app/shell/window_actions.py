@@ -212,7 +212,8 @@ class WindowActionsMixin:
 
     def open_dropped(self, paths) -> None:
         """A project folder opens; image files and folders of images are added to the open project."""
-        from gusa_core.imageio import IMAGE_SUFFIXES, list_images
+        from gusa_core.imageio import IMAGE_SUFFIXES
+        from gusa_core.project.importer import list_inputs
         from gusa_core.slides import SLIDE_SUFFIXES
 
         paths = [Path(p) for p in paths]
@@ -226,7 +227,7 @@ class WindowActionsMixin:
         images = []
         for p in paths:
             if p.is_dir():
-                images.extend(list_images(p))
+                images.extend(list_inputs(p))  # slides too; a MIRAX data folder is not walked
             elif p.suffix.lower() in IMAGE_SUFFIXES or p.suffix.lower() in SLIDE_SUFFIXES:
                 images.append(p)
         if images:
@@ -259,6 +260,9 @@ class WindowActionsMixin:
     def show_shortcuts(self) -> None:
         rows = [
             ("1 – 4", "label the image with a class; 0 removes the label"),
+            ("On a slide: 1, 2, 3, 4, 5", "magnification 1x, 5x, 10x, 20x, 40x"),
+            ("On a slide: Shift+1 – Shift+4", "the class painted by the brush and the lasso"),
+            ("On a slide: H, click", "pan tool; a click picks a field of the heatmap"),
             ("N / Page Down, P / Page Up", "next / previous image"),
             ("B, E, L", "brush, eraser, lasso / polygon fill"),
             ("[ and ], Ctrl+wheel", "brush size"),

@@ -111,7 +111,7 @@ class WindowImagesMixin:
             return
         from gusa_core.imageio import read_image
 
-        from app.workspace.canvas_view import rgb_to_bgra
+        from app.workspace.canvas_image import rgb_to_bgra
 
         def decode(path):
             image = read_image(path)
@@ -156,8 +156,7 @@ class WindowImagesMixin:
         if self.project is None or self._current_id is None or self.refuse_if_read_only():
             return
         image_id = self._current_id
-        if self._is_slide_record(image_id):  # a slide's classes are its painted regions
-            self.slide_workspace.set_class_index(None if label is None else self.project.classes.index(label))
+        if self._is_slide_record(image_id):  # a slide's classes are its painted regions (Shift+1..N)
             return
         editor = self.canvas.editor()
         if editor is not None:
@@ -183,8 +182,12 @@ class WindowImagesMixin:
         self.canvas.set_mask_visible(visible)
         self.mask_action.setChecked(visible)
         self.side_panel.set_mask_visible(visible)
+        self.slide_toolbar.regions_check.blockSignals(True)
+        self.slide_toolbar.regions_check.setChecked(visible)  # a slide's regions are its mask
+        self.slide_toolbar.regions_check.blockSignals(False)
 
     def _after_edit(self, rect) -> None:
+        """Save what a stroke, fill, undo or redo changed: the image's RoI mask or the slide's regions."""
         editor = self.canvas.editor()
         if rect is None or editor is None or self.project is None or self._current_id is None:
             self._update_undo_state()
@@ -192,7 +195,10 @@ class WindowImagesMixin:
         if self.refuse_if_read_only():  # a last stroke that raced the switch to read-only: not written
             self._update_undo_state()
             return
-        self.autosave.save_mask(self.project, self._current_id, editor.mask)
+        if self.showing_slide():
+            self._save_slide_regions_later(self._current_id)
+        else:
+            self.autosave.save_mask(self.project, self._current_id, editor.mask)
         self._update_title()
         self._update_undo_state()
 
@@ -208,7 +214,7 @@ class WindowImagesMixin:
             self._after_history_step(editor, editor.redo())
 
     def _after_history_step(self, editor, rect) -> None:
-        if self._current_id is not None and self.project is not None:
+        if self._current_id is not None and self.project is not None and not self.showing_slide():
             if self.project.image(self._current_id).label != editor.label:
                 self._store_label(self._current_id, editor.label)
                 self.show_status(f"{self._current_id}: {editor.label or 'unlabelled'} (undo)", 2000)
@@ -278,13 +284,16 @@ class WindowImagesMixin:
         has_project = self.project is not None
         has_image = self._current_id is not None
         writable = not self.is_read_only()
-        editable = self.canvas.editor() is not None and writable
+        slide = self.showing_slide()
+        editable = self.canvas.editor() is not None and writable and not slide
         self.add_images_action.setEnabled(has_project and writable)
         for a in (self.import_geojson_action, self.import_mask_action, self.export_geojson_action, self.export_mask_action,
                   self.fill_holes_action, self.clear_mask_action):
             a.setEnabled(editable)
-        for a in self.label_actions + [self.unlabel_action]:
-            a.setEnabled(has_image and writable)
+        for a in self.label_actions + [self.unlabel_action]:  # a slide's digits are its magnifications
+            a.setEnabled(has_image and writable and not slide)
+        for a in self.class_paint_actions:
+            a.setEnabled(slide and writable)
         self.side_panel.set_classes_enabled(has_image and writable)
         self.side_panel.notes_edit.setEnabled(has_image)
         for name in ("fill_button", "clear_button"):

@@ -1,9 +1,10 @@
-"""The slide half of the main window: a slide record opens in the slide workspace instead of the canvas.
+"""The slide half of the main window: a slide record opens in the same canvas as a flat image.
 
-A mixin of :class:`~app.shell.main_window.MainWindow`. The central widget is a stack of the
-image canvas and the :class:`~app.workspace.slide_panel.SlideWorkspaceWidget`; class regions
-are saved in the background after every stroke (one ``regions:<id>`` autosave key, newest
-version only) and exported to / imported from QuPath GeoJSON in level-0 coordinates.
+A mixin of :class:`~app.shell.main_window.MainWindow`. The central widget is the canvas under
+the :class:`~app.workspace.slide_toolbar.SlideToolbarWidget`, which shows only while a slide
+does (the image Annotate dock steps aside meanwhile). Class regions are saved in the background
+after every stroke, undo and redo (one ``regions:<id>`` autosave key, newest version only) and
+exported to / imported from QuPath GeoJSON in level-0 coordinates. Shift+1..N pick the class painted.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import numpy as np
-from PySide6.QtWidgets import QStackedWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.base import errors
-from app.workspace.slide_panel import SlideWorkspaceWidget
+from app.workspace.slide_toolbar import SlideToolbarWidget, class_key
 
 __all__ = ["WindowSlidesMixin"]
 
@@ -25,53 +28,76 @@ _EDITORS = 4  # slides whose undo history survives switching away
 class WindowSlidesMixin:
     """Showing and annotating slides (see :class:`~app.shell.main_window.MainWindow`)."""
 
-    def _build_slide_workspace(self) -> QStackedWidget:
-        """The central stack: page 0 the canvas, page 1 the slide workspace."""
-        self.slide_workspace = SlideWorkspaceWidget()
+    def _build_slide_workspace(self) -> QWidget:
+        """The central widget: the slide toolbar (hidden until a slide shows) over the canvas."""
+        self.slide_toolbar = SlideToolbarWidget(self.canvas)
+        self.slide_toolbar.hide()
         self._slide_editors: OrderedDict[str, object] = OrderedDict()
-        stack = QStackedWidget()
-        stack.addWidget(self.canvas)
-        stack.addWidget(self.slide_workspace)
-        self.central_stack = stack
-        sw = self.slide_workspace
-        sw.regions_edited.connect(self._on_slide_workspace_regions_edited)
-        sw.slide_failed.connect(self._on_slide_workspace_slide_failed)
-        sw.slide_shown.connect(self.slide_shown)
-        sw.export_requested.connect(self.export_slide_geojson)
-        sw.import_requested.connect(self.import_slide_geojson)
-        sw.view.zoom_changed.connect(self._on_slide_view_zoom_changed)
-        sw.view.brush_changed.connect(self._on_slide_view_brush_changed)
+        self._showing_slide = False
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.slide_toolbar)
+        layout.addWidget(self.canvas, 1)
+        st = self.slide_toolbar
+        st.slide_failed.connect(self._on_slide_toolbar_slide_failed)
+        st.slide_shown.connect(self._on_slide_toolbar_slide_shown)
+        st.export_requested.connect(self.export_slide_geojson)
+        st.import_requested.connect(self.import_slide_geojson)
+        st.regions_check.toggled.connect(self._set_mask_visible)  # M and the View menu follow
+        self.class_paint_actions: list[QAction] = []
         self._side_panel_was_visible: bool | None = None
-        return stack
+        return central
 
-    def _on_slide_view_zoom_changed(self, _zoom: float) -> None:
-        view = self.slide_workspace.view
+    def _rebuild_class_paint_actions(self) -> None:
+        """Shift+1..N: the class painted on a slide (keys of the canvas and the slide toolbar only)."""
+        for a in self.class_paint_actions:
+            self.canvas.removeAction(a)
+            self.slide_toolbar.removeAction(a)
+            self.image_menu.removeAction(a)
+        self.class_paint_actions = []
+        for i, name in enumerate(self.project.classes if self.project is not None else []):
+            key = class_key(i)
+            a = QAction(f"Paint {name} on the slide", self)
+            a.setObjectName(f"action_paint_class_{i + 1}")
+            if key:
+                a.setShortcut(QKeySequence(key))
+            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            a.triggered.connect(lambda _=False, k=i: self.slide_toolbar.set_class_index(k))
+            self.canvas.addAction(a)
+            self.slide_toolbar.addAction(a)
+            self.image_menu.insertAction(self.label_menu_anchor, a)
+            self.class_paint_actions.append(a)
+
+    def _show_slide_status(self) -> None:
+        view = self.canvas
         mag = view.magnification()
         self._status_labels["zoom"].setText(f"{mag:.1f}x" if mag else f"{view.zoom() * 100:.1f} %")
-        self._on_slide_view_brush_changed(view.brush_size())
-
-    def _on_slide_view_brush_changed(self, px: int) -> None:
-        um = self.slide_workspace.view.brush_um()
-        self._status_labels["brush"].setText(f"brush {um:.0f} µm" if um else f"brush {px} px")
+        um = view.brush_um()
+        self._status_labels["brush"].setText(f"brush {um:.0f} µm" if um else f"brush {view.brush_size()} px")
 
     def _set_slide_page(self, slide: bool) -> None:
-        """Switch the central page; the image Annotate dock (labels, RoI tools) steps aside for a slide."""
-        if slide == self.showing_slide():
+        """Show or hide the slide toolbar; the image Annotate dock (labels, RoI tools) steps aside for a slide."""
+        if slide == self._showing_slide:
             return
+        self._showing_slide = slide
         if slide:
             self._side_panel_was_visible = self.side_panel_dock.isVisible()
             self.side_panel_dock.hide()
-            self.central_stack.setCurrentWidget(self.slide_workspace)
+            self.slide_toolbar.show()
         else:
-            self.slide_workspace.close_slide()
-            self.central_stack.setCurrentWidget(self.canvas)
+            self.slide_toolbar.close_slide()
+            self.slide_toolbar.hide()
+            if self.canvas.tool() == "pan":  # the Annotate dock offers no pan tool (space or middle drag pans)
+                self.canvas.set_tool("brush")
             if self._side_panel_was_visible:
                 self.side_panel_dock.show()
-            self._on_canvas_zoom_changed(self.canvas.zoom())
-            self._on_canvas_brush_size_changed(self.canvas.brush_size())
+        self._on_canvas_zoom_changed(self.canvas.zoom())
+        self._on_canvas_brush_size_changed(self.canvas.brush_size())
 
     def showing_slide(self) -> bool:
-        return self.central_stack.currentWidget() is self.slide_workspace
+        return self._showing_slide
 
     def _is_slide_record(self, image_id: str) -> bool:
         from gusa_core.project.slides import is_slide
@@ -90,8 +116,6 @@ class WindowSlidesMixin:
         self._commit_notes()
         self._current_id = image_id
         self._image = None
-        self.canvas.set_editor(None)
-        self.canvas.set_image(None)
         self.image_list.select_image(image_id)
         info = slide_info(self.project, image_id)
         editor = self._slide_editors.get(image_id)
@@ -110,30 +134,30 @@ class WindowSlidesMixin:
                     self._slide_editors.popitem(last=False)
         else:
             self._slide_editors.move_to_end(image_id)
-        self.slide_workspace.set_classes(self.project.classes, self.project.class_colors)
+        self.slide_toolbar.set_classes(self.project.classes, self.project.class_colors)
         self._set_slide_page(True)
-        self.slide_workspace.show_slide(image_id, self.project.image_path(image_id), editor, info.downsample)
+        self.slide_toolbar.show_slide(image_id, self.project.image_path(image_id), editor, info.downsample)
+        if self.canvas.slide() is None:  # the flat image shown before goes while the slide opens
+            self.canvas.set_editor(None)
+            self.canvas.set_image(None)
+            self.canvas.set_placeholder(f"Opening {image_id}…")
         w, h = info.dimensions
         self._status_labels["size"].setText(f"{w} × {h} px slide")
         self._update_side_panel()
+        self._update_undo_state()
         self._update_enabled()
         self.current_image_changed.emit(image_id)
 
-    @property
-    def slide_view(self):
-        """The slide viewer (:class:`~app.workspace.slide_tools.SlideAnnotationView`)."""
-        return self.slide_workspace.view
-
     def current_slide(self):
         """``(id, path)`` of the slide shown, or None when an image (or nothing) is shown."""
-        sid = self.slide_workspace.slide_id() if self.showing_slide() else None
+        sid = self.slide_toolbar.slide_id() if self.showing_slide() else None
         if sid is None or self.project is None or sid not in self.project:
             return None
         return sid, self.project.image_path(sid)
 
     def current_slide_editor(self):
         """The MaskEditor of the shown slide's regions, or None."""
-        return self.slide_workspace.view.editor() if self.showing_slide() else None
+        return self.canvas.editor() if self.showing_slide() and self.canvas.is_slide() else None
 
     def _save_slide_regions_later(self, image_id: str) -> None:
         from gusa_core.project.slides import save_regions
@@ -145,10 +169,13 @@ class WindowSlidesMixin:
         self.autosave.schedule(f"regions:{image_id}", lambda: save_regions(project, image_id, snapshot))
         self._update_title()
 
-    def _on_slide_workspace_regions_edited(self, image_id: str) -> None:
-        self._save_slide_regions_later(image_id)
+    def _on_slide_toolbar_slide_shown(self, image_id: str) -> None:
+        self._update_undo_state()
+        self._update_enabled()
+        self._show_slide_status()
+        self.slide_shown.emit(image_id)
 
-    def _on_slide_workspace_slide_failed(self, image_id: str, message: str) -> None:
+    def _on_slide_toolbar_slide_failed(self, image_id: str, message: str) -> None:
         self.image_list.model.set_error(image_id, message)
         self.show_status(f"Cannot open slide {image_id}: {message}", 8000)
 
@@ -158,7 +185,7 @@ class WindowSlidesMixin:
         from gusa_core.project.slides import export_regions_geojson
 
         editor = self.current_slide_editor()
-        image_id = self.slide_workspace.slide_id()
+        image_id = self.slide_toolbar.slide_id()
         if editor is None or image_id is None:
             return False
         path = path or self.dialogs.save_path(self, "Export regions as GeoJSON (QuPath)", f"{image_id}.geojson", "GeoJSON (*.geojson)")
@@ -178,7 +205,7 @@ class WindowSlidesMixin:
         from gusa_core.project.slides import import_regions_geojson
 
         editor = self.current_slide_editor()
-        image_id = self.slide_workspace.slide_id()
+        image_id = self.slide_toolbar.slide_id()
         if editor is None or image_id is None or self.refuse_if_read_only():
             return False
         path = path or self.dialogs.open_path(self, "Import regions from GeoJSON (QuPath)", "GeoJSON (*.geojson *.json);;All files (*)")

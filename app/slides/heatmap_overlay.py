@@ -1,4 +1,4 @@
-"""A slide's heatmaps as one RGBA layer for the slide viewer (no Qt here).
+"""A slide's heatmaps as one RGBA layer for the canvas (no Qt here).
 
 The layer shows either the class map (each heatmap pixel in the colour of its most probable
 class, classes toggled one by one), one class's probability or the attention map through a
@@ -14,8 +14,10 @@ import numpy as np
 
 from app.review.colormaps import attention_rgba, threshold_outline
 
-__all__ = ["CLASS_MAP", "ATTENTION", "heatmap_rgba", "field_at"]
+__all__ = ["CLASS_MAP", "ATTENTION", "HEATMAP_LAYER", "heatmap_rgba", "field_at"]
 
+#: The canvas overlay that shows a slide's heatmap.
+HEATMAP_LAYER = "slide_heatmap"
 CLASS_MAP = "Class map"
 ATTENTION = "Attention"
 

@@ -36,8 +36,7 @@ from PySide6.QtWidgets import (
 from app.base import errors
 from app.base.workers import Worker, run_in_thread
 from app.review.colormaps import COLORMAPS
-from app.review.review_panel import ReviewPanel
-from app.slides.heatmap_overlay import ATTENTION, CLASS_MAP, field_at, heatmap_rgba
+from app.slides.heatmap_overlay import ATTENTION, CLASS_MAP, HEATMAP_LAYER, field_at, heatmap_rgba
 
 if TYPE_CHECKING:
     from app.shell.host import Host
@@ -145,7 +144,7 @@ class SlidePredictPanel(QWidget):
                        self.opacity_slider.valueChanged, self.tau_spin.valueChanged, self.outline_check.toggled,
                        self.visible_check.toggled, self.class_list.itemChanged):
             signal.connect(self._on_style_changed)
-        host.slide_view.clicked.connect(self._on_view_clicked)
+        host.canvas.clicked.connect(self._on_view_clicked)
         host.slide_shown.connect(self._on_host_slide_shown)
         host.runs.active_run_changed.connect(self._refresh_run)
         self._refresh_run()
@@ -170,7 +169,7 @@ class SlidePredictPanel(QWidget):
         self._slide_id, path = slide
         self.result = None
         self.result_run = str(run)
-        self.host.slide_view.set_heatmap(None)
+        self.host.canvas.set_overlay(HEATMAP_LAYER, None)
         self.progress.setRange(0, 0)
         self.predict_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -247,17 +246,17 @@ class SlidePredictPanel(QWidget):
 
     def apply_overlay(self) -> None:
         """Redraw the overlay from the panel's settings (nothing when the result is another slide's)."""
-        view = self.host.slide_view
+        view = self.host.canvas
         current = self.host.current_slide()
         if self.result is None or not self.visible_check.isChecked() or current is None or current[0] != self._slide_id:
-            view.set_heatmap(None)
+            view.set_overlay(HEATMAP_LAYER, None)
             return
         visible = [self.class_list.item(i).checkState() == Qt.CheckState.Checked for i in range(self.class_list.count())]
         rgba = heatmap_rgba(self.result, self.mode_combo.currentText() or CLASS_MAP,
                             colormap=self.colormap_combo.currentText(), opacity=self.opacity_slider.value() / 100,
                             tau=self.tau_spin.value(), outline=self.outline_check.isChecked(), visible=visible,
                             class_colors=self._class_colors())
-        view.set_heatmap(rgba, self.result.downsample)
+        view.set_overlay(HEATMAP_LAYER, rgba, downsample=self.result.downsample)
 
     def _on_style_changed(self, *_):
         self.apply_overlay()
@@ -281,19 +280,15 @@ class SlidePredictPanel(QWidget):
 
     def open_in_review(self) -> Worker | None:
         """Read the clicked field at the run's input size (in the background) and review it in the Review dock."""
-        review = self.host.findChild(ReviewPanel)  # the Review feature's dock, when installed
         run = self.result_run or self.host.runs.active_run
         if self.result is None or self.field is None or not run:
-            return None
-        if review is None:
-            self.host.show_status("The Review dock is not available", 4000)
             return None
         box = tuple(self.field.box)
         title = f"{Path(self.result.path).name}, field at ({box[0]}, {box[1]})"
 
         def show(image):
-            self.host.show_dock("Review")
-            review.show_field(image, title, run_dir=run, fold=None)
+            if not self.host.review_field(image, title, run_dir=run, fold=None):
+                self.host.show_status("The Review dock is not available", 4000)
 
         return run_in_thread(_read_field_job, run, str(self.result.path), box, on_result=show,
                              on_error=lambda m, d: errors.show_error(self.host, "Cannot read the field", m, d))

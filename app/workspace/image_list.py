@@ -8,15 +8,11 @@ from the project's down-sampled cache, so a 400-image project opens at once.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
     QObject,
     QPoint,
-    QRunnable,
     QSize,
     QSortFilterProxyModel,
     Qt,
@@ -36,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.base.workers import job_pool
+from app.workspace.thumbnails import ThumbJob, ThumbSignals
 
 __all__ = ["ImageListModel", "ImageFilterProxy", "ImageListPanel", "THUMB_SIZE", "ALL", "UNLABELLED", "DISAGREE"]
 
@@ -64,54 +61,6 @@ def _swatch(rgb, size: int = 12) -> QIcon:
     return QIcon(pm)
 
 
-_SLIDE_PIXELS = 64 * 2**20  # above this, a file is read as a slide from its smallest sufficient level
-_VENDOR_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
-
-
-def _slide_thumbnail(path: Path, size) -> np.ndarray:
-    from gusa_core.slides import open_slide
-
-    with open_slide(path) as slide:
-        return slide.get_thumbnail(tuple(size))
-
-
-class _ThumbSignals(QObject):
-    done = Signal(str, QImage)
-    failed = Signal(str, str)
-
-
-class _ThumbJob(QRunnable):
-    """Read (or take from the cache) a small copy of one image, off the GUI thread."""
-
-    def __init__(self, signals: _ThumbSignals, image_id: str, path: Path, cache):
-        super().__init__()
-        self.signals, self.image_id, self.path, self.cache = signals, image_id, path, cache
-        self.setAutoDelete(True)
-
-    def run(self) -> None:
-        from gusa_core.imageio import image_size, read_image, resize_image
-
-        try:
-            box = (THUMB_SIZE.width() * 2, THUMB_SIZE.height() * 2)
-            w, h = (0, 0) if self.path.suffix.lower() in _VENDOR_SUFFIXES else image_size(self.path)
-            scale = min(box[0] / w, box[1] / h) if w else 1.0
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            if not w or w * h > _SLIDE_PIXELS:
-                small = _slide_thumbnail(self.path, box)  # never decode a whole slide
-            elif self.cache is not None:
-                small = self.cache.get(self.path, size)
-            else:
-                small = resize_image(read_image(self.path), size)
-            small = np.ascontiguousarray(small, dtype=np.uint8)
-            qimg = QImage(small.data, small.shape[1], small.shape[0], 3 * small.shape[1], QImage.Format.Format_RGB888).copy()
-            self.signals.done.emit(self.image_id, qimg)
-        except Exception as exc:  # reported in the row, never raised in a pool thread
-            try:
-                self.signals.failed.emit(self.image_id, str(exc))
-            except RuntimeError:
-                pass
-
-
 class ImageListModel(QAbstractTableModel):
     """Rows are the project's images, in project order.
 
@@ -134,7 +83,7 @@ class ImageListModel(QAbstractTableModel):
         self._queue: dict[str, tuple[int, float, str]] = {}
         self._cache = None
         self._pool = job_pool(self, 2)
-        self._signals = _ThumbSignals(self)
+        self._signals = ThumbSignals(self)
         self._signals.done.connect(self._on_thumb_done)
         self._signals.failed.connect(self._on_thumb_failed)
 
@@ -241,7 +190,8 @@ class ImageListModel(QAbstractTableModel):
         if image_id in self._requested or self._project is None:
             return
         self._requested.add(image_id)
-        self._pool.start(_ThumbJob(self._signals, image_id, self._project.image_path(image_id), self._cache))
+        self._pool.start(ThumbJob(self._signals, image_id, self._project.image_path(image_id), self._cache,
+                                 (THUMB_SIZE.width() * 2, THUMB_SIZE.height() * 2)))
 
     def _on_thumb_done(self, image_id: str, qimg: QImage) -> None:
         pm = QPixmap.fromImage(qimg).scaled(THUMB_SIZE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
@@ -423,10 +373,13 @@ class ImageListPanel(QWidget):
     -------
     image_selected(str)
         The user selected an image (by click or keyboard).
+    columns_changed()
+        The Prediction or Next column appeared or went: :meth:`wanted_width` changed.
     """
 
     image_selected = Signal(str)
     context_menu_requested = Signal(str, QPoint)
+    columns_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -513,6 +466,14 @@ class ImageListPanel(QWidget):
         self.model.set_queue(queue)
         self.view.setColumnHidden(COL_NEXT, not queue)
         self.proxy.invalidate()
+        self.columns_changed.emit()
+
+    def wanted_width(self) -> int:
+        """The width at which every shown column and about twelve characters of a name fit."""
+        header = self.view.horizontalHeader()
+        cols = sum(header.sectionSize(c) for c in (COL_THUMB, COL_CLASS, COL_ROI, COL_PRED, COL_NEXT)
+                   if not self.view.isColumnHidden(c))
+        return cols + self.fontMetrics().horizontalAdvance("invasive_0001") + 40
 
     def refresh_classes(self, project) -> None:
         """The project's classes changed (renamed, added, recoloured): refill the filter, redraw the rows."""
@@ -528,6 +489,7 @@ class ImageListPanel(QWidget):
         """``{image_id: (label, probability)}``; rows whose prediction differs from the label are marked."""
         self.model.set_predictions(predictions)
         self.view.setColumnHidden(COL_PRED, not predictions)
+        self.columns_changed.emit()
         self.proxy.invalidate()
 
     def refresh(self, image_id: str | None = None) -> None:

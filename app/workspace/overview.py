@@ -12,7 +12,7 @@ _MAX_SIDE = 220
 
 
 class OverviewWidget(QWidget):
-    """Thumbnail of a :class:`~app.workspace.slide_canvas.SlideView`'s slide with its viewport.
+    """Thumbnail of a :class:`~app.workspace.canvas_view.CanvasView`'s slide with its viewport.
 
     It follows ``view.view_changed``; a click or drag centres the view on that point.
 
@@ -30,27 +30,38 @@ class OverviewWidget(QWidget):
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setToolTip("Overview: click or drag to move the view")
         view.view_changed.connect(self._on_view_view_changed)
-        view.regions_changed.connect(self._on_view_regions_changed)
+        view.mask_changed.connect(self._on_view_mask_changed)
         self._drag = False
         self._regions = None
         self._regions_dirty = True
         self.sync()
 
     def sync(self) -> None:
-        """Resize to the slide's aspect ratio (hidden without a slide) and repaint."""
+        """Resize to the slide's aspect ratio and repaint; hidden without a slide or while all of it is in view."""
         thumb = self._view.thumbnail()
         if thumb is None:
             self.hide()
             return
         s = _MAX_SIDE / max(thumb.width(), thumb.height())
         self.setFixedSize(QSize(max(20, round(thumb.width() * s)) + 4, max(20, round(thumb.height() * s)) + 4))
-        self.show()
+        self._show_if_needed()
         self.update()
+
+    def _show_if_needed(self) -> None:
+        # with the whole slide on screen the overview would only cover part of it
+        slide = self._view.slide()
+        if slide is None:
+            self.hide()
+            return
+        x, y, w, h = self._view.viewport()
+        sw, sh = slide.dimensions
+        self.setVisible(not (x <= 0 and y <= 0 and x + w >= sw and y + h >= sh) or self._drag)
 
     def _on_view_view_changed(self) -> None:
+        self._show_if_needed()
         self.update()
 
-    def _on_view_regions_changed(self) -> None:
+    def _on_view_mask_changed(self) -> None:
         self._regions_dirty = True  # rebuilt at the next paint: a stroke's many changes cost one preview
         self.update()
 
@@ -82,7 +93,7 @@ class OverviewWidget(QWidget):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
             painter.drawImage(self._image_rect(), thumb, QRectF(thumb.rect()))
             if self._regions_dirty:
-                self._regions = self._view.region_preview(2 * _MAX_SIDE)
+                self._regions = self._view.mask_preview(2 * _MAX_SIDE)
                 self._regions_dirty = False
             if self._regions is not None:
                 painter.drawImage(self._image_rect(), self._regions, QRectF(self._regions.rect()))

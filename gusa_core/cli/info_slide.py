@@ -24,6 +24,7 @@ def describe(slide) -> dict:
         "backend": slide.backend,
         "vendor": slide.vendor,
         "dimensions": list(slide.dimensions),
+        "bounds": list(slide.bounds),
         "mpp": None if slide.mpp is None else list(slide.mpp),
         "objective_power": slide.objective_power,
         "magnification": native_magnification(slide.objective_power, slide.mpp),
@@ -49,6 +50,9 @@ def run(args) -> int:
     print(f"{info['file']}")
     print(f"  reader     : {info['backend']} ({info['vendor']})")
     print(f"  size       : {w} x {h} px" + (f" ({w * mpp[0] / 1000:.2f} x {h * mpp[1] / 1000:.2f} mm)" if mpp else ""))
+    bx, by, bw, bh = info["bounds"]
+    if (bw, bh) != (w, h):
+        print(f"  scanned    : {bw} x {bh} px at ({bx}, {by})")
     print(f"  MPP        : {mpp[0]:.4f} x {mpp[1]:.4f} µm/px" if mpp else "  MPP        : not recorded (uncalibrated)")
     obj = info["objective_power"]
     mag = info["magnification"]

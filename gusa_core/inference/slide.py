@@ -160,6 +160,10 @@ class SlideResult:
     attention_kind : {"roi", "gradcam"}
     seconds : float
         Wall time of the sweep.
+    options : SlideOptions
+    origin : (int, int)
+        Level-0 pixel at QuPath's image origin (:attr:`~gusa_core.slides.reader.Slide.qupath_origin`):
+        the GeoJSON written for QuPath is shifted by it.
     """
 
     path: Path
@@ -177,6 +181,7 @@ class SlideResult:
     attention_kind: str = "roi"
     seconds: float = 0.0
     options: SlideOptions = field(default_factory=SlideOptions)
+    origin: tuple[int, int] = (0, 0)
 
     @property
     def valid(self) -> np.ndarray:
@@ -214,6 +219,7 @@ class SlideResult:
             "width": int(self.dimensions[0]),
             "height": int(self.dimensions[1]),
             "mpp": None if self.mpp is None else [float(v) for v in self.mpp],
+            "qupath_origin": [int(v) for v in self.origin],
             "area_assumed": self.mpp is None,
             "field_size": list(self.settings.size),
             "field_mpp": self.settings.mpp,
@@ -375,7 +381,7 @@ def iter_predict_slide(
         mpp=None if slide.mpp is None else tuple(float(v) for v in slide.mpp), settings=settings,
         footprint=(float(footprint[0]), float(footprint[1])), downsample=float(ds), probs=acc, attention=att,
         coverage=coverage, tissue=tissue, fields=results, attention_kind=predictor.attention_kind,
-        seconds=time.perf_counter() - t0, options=options,
+        seconds=time.perf_counter() - t0, options=options, origin=tuple(int(v) for v in slide.qupath_origin),
     )
     yield {"stage": "done", "result": result, "path": str(path)}
 

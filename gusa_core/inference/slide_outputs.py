@@ -5,7 +5,8 @@ Per slide, a folder holds (names built here only)::
     <stem>/heatmap_<class>.png     per-class probability, colour-mapped, transparent off the
                                    classified tissue
     <stem>/heatmap_<class>.tif     the same probability as a pyramidal 8-bit TIFF (0 = no data,
-                                   1..255 = probability 0..1), its pixel size recorded, for QuPath
+                                   1..255 = probability 0..1, in R = G = B), its pixel size
+                                   recorded, laid out as QuPath opens it (see _write_pyramid)
     <stem>/attention.png, attention.tif
     <stem>/fields.geojson          one QuPath detection per field, in level-0 coordinates, with its
                                    class and probabilities as measurements
@@ -21,7 +22,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +43,7 @@ __all__ = [
     "colorize",
     "write_slide_outputs",
     "write_slide_error",
+    "clear_slide_summary",
     "read_slide_summary",
     "read_slide_error",
     "fields_geojson",
@@ -95,7 +99,17 @@ def _png_bytes(rgba: np.ndarray) -> bytes:
 
 
 def _write_pyramid(path: Path, grey: np.ndarray, um_per_px: float | None) -> None:
-    """An 8-bit tiled pyramidal TIFF (SubIFD levels, halving down to 256 px), deflate-compressed."""
+    """A tiled pyramidal TIFF of ``grey`` laid out for QuPath, deflate-compressed.
+
+    As QuPath reads it (``qupath-extension-openslide`` ``OpenslideServerBuilder``): QuPath
+    gives a TIFF to OpenSlide before Bio-Formats only when it is 8-bit RGB, so the value is
+    stored in all three samples (R = G = B). OpenSlide's generic-tiff driver takes the first
+    page and every later *tiled* page marked reduced-resolution (NewSubfileType 1) as the
+    pyramid (SubIFDs it does not see), so the levels halve down to 256 px as successive
+    256 x 256-tiled pages. The pixel size is X/YResolution in pixels per centimetre
+    (ResolutionUnit 3), which OpenSlide reports as ``openslide.mpp-x/y`` in µm and QuPath
+    takes as the pixel size.
+    """
     import tifffile
 
     levels = [grey]
@@ -106,16 +120,14 @@ def _write_pyramid(path: Path, grey: np.ndarray, um_per_px: float | None) -> Non
     def writer(tmp: str) -> None:
         with tifffile.TiffWriter(tmp) as tw:
             for k, lev in enumerate(levels):
-                kw = dict(photometric="minisblack", tile=(256, 256), compression="zlib", metadata=None)
+                kw = dict(photometric="rgb", tile=(256, 256), compression="zlib", metadata=None)
                 if um_per_px:
-                    scale = grey.shape[1] / lev.shape[1]
-                    res = 1e4 / (um_per_px * scale)
-                    kw.update(resolution=(res, res), resolutionunit="CENTIMETER")
-                if k == 0 and len(levels) > 1:
-                    kw["subifds"] = len(levels) - 1
+                    res = 1e4 / um_per_px  # pixels per cm of level 0; every level records its own
+                    kw.update(resolution=(res * lev.shape[1] / grey.shape[1], res * lev.shape[0] / grey.shape[0]),
+                              resolutionunit="CENTIMETER")
                 if k > 0:
                     kw["subfiletype"] = 1
-                tw.write(lev, **kw)
+                tw.write(np.repeat(lev[..., None], 3, axis=2), **kw)
 
     atomic_write(path, writer, suffix=".tif")
 
@@ -127,28 +139,46 @@ def _as_grey(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def fields_geojson(result) -> dict:
     """The fields of a :class:`~gusa_core.inference.slide.SlideResult` as QuPath detections.
 
-    Each feature is the field's rectangle in level-0 pixel coordinates, ``objectType``
-    ``"detection"``, classified with its most probable class, and carrying one measurement per
-    class probability plus the tissue share and mean attention.
+    As QuPath's GeoJSON reader (``qupath-core`` ``QuPathTypeAdapters.PathObjectTypeAdapter``)
+    takes them: each feature has a UUID ``id``, the field's rectangle as a ``Polygon``, and
+    properties ``objectType: "detection"``, ``classification: {"name", "color": [r, g, b]}``
+    (its most probable class) and ``measurements`` as an object of numbers (one per class
+    probability, the tissue share and the mean attention; a missing value is the string
+    ``"NaN"``, as QuPath writes it, so the file stays strict JSON).
+
+    Coordinates are QuPath's image pixels: level-0 pixels minus ``result.origin`` (non-zero
+    only for slides QuPath crops to their scanned bounds, see
+    :attr:`~gusa_core.slides.reader.Slide.qupath_origin`). The collection records that origin
+    under ``"gusa"``, a member QuPath ignores, so :func:`read_fields_geojson` returns level-0 boxes.
     """
     names = result.class_names
+    ox, oy = (int(v) for v in getattr(result, "origin", (0, 0)))
+    stem = Path(result.path).name
     features = []
     for f in result.fields:
         x, y, w, h = f.box
+        x, y = x - ox, y - oy
         ring = [[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]]
         k = f.index
         color = DEFAULT_CLASS_COLORS.get(names[k]) if isinstance(DEFAULT_CLASS_COLORS, dict) else None
         rgb = _rgb(color, k)
-        measurements = {f"prob {n}": float(p) for n, p in zip(names, f.probs)}
-        measurements["tissue"] = float(f.tissue)
-        measurements["attention"] = float(f.attention)
+        measurements = {f"prob {n}": _number(p) for n, p in zip(names, f.probs)}
+        measurements["tissue"] = _number(f.tissue)
+        measurements["attention"] = _number(f.attention)
         features.append({
             "type": "Feature",
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"gusa-field:{stem}:{','.join(str(int(v)) for v in f.box)}")),
             "geometry": {"type": "Polygon", "coordinates": [ring]},
             "properties": {"objectType": "detection", "classification": {"name": names[k], "color": rgb},
                            "measurements": measurements, "isLocked": False},
         })
-    return {"type": "FeatureCollection", "features": features}
+    return {"type": "FeatureCollection", "gusa": {"origin": [ox, oy], "frame": "QuPath image pixels = level 0 - origin"},
+            "features": features}
+
+
+def _number(value) -> float | str:
+    v = float(value)
+    return v if math.isfinite(v) else "NaN"
 
 
 def _rgb(color, k: int) -> list[int]:
@@ -163,6 +193,7 @@ def _rgb(color, k: int) -> list[int]:
 def read_fields_geojson(path) -> list[dict]:
     """The fields written by :func:`write_slide_outputs`: ``{"box", "label", "probs"}`` each, level-0 boxes."""
     obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    ox, oy = (float(v) for v in (obj.get("gusa") or {}).get("origin", (0, 0)))
     out = []
     for feat in obj.get("features", []):
         ring = np.asarray(feat["geometry"]["coordinates"][0], np.float64)
@@ -171,7 +202,7 @@ def read_fields_geojson(path) -> list[dict]:
         props = feat.get("properties", {})
         meas = props.get("measurements", {})
         probs = {k[5:]: float(v) for k, v in meas.items() if k.startswith("prob ")}
-        out.append({"box": (float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
+        out.append({"box": (float(x0) + ox, float(y0) + oy, float(x1 - x0), float(y1 - y0)),
                     "label": (props.get("classification") or {}).get("name"), "probs": probs})
     return out
 
@@ -186,7 +217,9 @@ def _fields_csv(result) -> str:
     return buf.getvalue()
 
 
-def write_slide_outputs(result, folder, *, colormap: str = "viridis", tiff: bool = True) -> dict:
+def write_slide_outputs(
+    result, folder, *, colormap: str = "viridis", tiff: bool = True, sweep: dict | None = None, note: str | None = None
+) -> dict:
     """Write a slide's heatmaps, fields and summary into ``folder``; the summary goes last.
 
     Parameters
@@ -198,6 +231,11 @@ def write_slide_outputs(result, folder, *, colormap: str = "viridis", tiff: bool
         Of the PNG heatmaps (see :func:`colorize`).
     tiff : bool
         Also write the pyramidal TIFFs.
+    sweep : dict, optional
+        The settings of the sweep (:func:`~gusa_core.inference.slide_cohort.sweep_settings`),
+        stored as the summary's ``"settings"`` so a resumed cohort can tell whether they changed.
+    note : str, optional
+        Stored as the summary's ``"note"`` (e.g. why the slide was redone); the cohort table shows it.
 
     Returns
     -------
@@ -218,16 +256,25 @@ def write_slide_outputs(result, folder, *, colormap: str = "viridis", tiff: bool
         if tiff:
             _write_pyramid(folder / f"{stem}.tif", _as_grey(values, result.valid), um)
             written.append(f"{stem}.tif")
-    atomic_write_text(folder / "fields.geojson", json.dumps(fields_geojson(result)))
+    atomic_write_text(folder / "fields.geojson", json.dumps(fields_geojson(result), allow_nan=False))
     atomic_write_text(folder / "fields.csv", _fields_csv(result))
     written += ["fields.geojson", "fields.csv"]
     summary = result.summary()
     summary["outputs"] = written
+    if sweep is not None:
+        summary["settings"] = sweep
+    if note:
+        summary["note"] = note
     err = folder / ERROR_FILE
     if err.exists():
         err.unlink()
     atomic_write_json(folder / SUMMARY_FILE, summary)
     return summary
+
+
+def clear_slide_summary(folder) -> None:
+    """Forget that a slide is done (before it is redone), so a failed redo leaves no stale summary."""
+    (Path(folder) / SUMMARY_FILE).unlink(missing_ok=True)
 
 
 def write_slide_error(folder, path, reason: str) -> None:
@@ -257,23 +304,25 @@ def cohort_csv_text(rows: Sequence[dict], class_names: Sequence[str]) -> str:
     """The cohort table: one row per slide (summary or error), in the given order.
 
     Columns: slide, path, status, predicted, fields, tissue_mm2, ``area_mm2_<class>``,
-    ``mean_prob_<class>``, field_mpp, field_source, error. Timings are left out so a re-run
-    writes the same table.
+    ``mean_prob_<class>``, field_mpp, field_source, error, note. ``status`` is a row's
+    ``"status"`` when it has one (``"stale"``, ``"not done"``), else ``"failed"`` for an error
+    record and ``"done"`` for a summary. Timings are left out so a re-run writes the same table.
     """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["slide", "path", "status", "predicted", "fields", "tissue_mm2"]
                + [f"area_mm2_{c}" for c in class_names] + [f"mean_prob_{c}" for c in class_names]
-               + ["field_mpp", "field_source", "error"])
+               + ["field_mpp", "field_source", "error", "note"])
     for r in rows:
-        if "error" in r and "fields" not in r:
-            w.writerow([r.get("slide", ""), r.get("path", ""), "failed", "", "", ""] + [""] * (2 * len(class_names))
-                       + ["", "", r["error"]])
+        if "fields" not in r:
+            w.writerow([r.get("slide", ""), r.get("path", ""), r.get("status", "failed"), "", "", ""]
+                       + [""] * (2 * len(class_names)) + ["", "", r.get("error", ""), r.get("note", "")])
             continue
         areas, means = r.get("area_mm2", {}), r.get("mean_probs", {})
-        w.writerow([r["slide"], r["path"], "done", r.get("predicted", ""), r.get("fields", 0), f"{r.get('tissue_mm2', 0.0):.4f}"]
+        w.writerow([r["slide"], r["path"], r.get("status", "done"), r.get("predicted", ""), r.get("fields", 0),
+                    f"{r.get('tissue_mm2', 0.0):.4f}"]
                    + [f"{areas.get(c, 0.0):.4f}" for c in class_names] + [format_prob(means.get(c)) for c in class_names]
-                   + [f"{r.get('field_mpp', 0):g}", r.get("field_source", ""), ""])
+                   + [f"{r.get('field_mpp', 0):g}", r.get("field_source", ""), r.get("error", ""), r.get("note", "")])
     return buf.getvalue()
 
 

@@ -15,9 +15,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import GusaError, ProjectError
-from ..imageio import IMAGE_SUFFIXES, image_size, list_images
+from ..imageio import IMAGE_SUFFIXES, image_size
+from ..slides import MRXS_INDEX, SLIDE_SUFFIXES, mrxs_owner
 
-__all__ = ["GROUND_TRUTH_CSV", "class_key", "scan_folder", "read_ground_truth", "check_images"]
+__all__ = ["GROUND_TRUTH_CSV", "class_key", "scan_folder", "read_ground_truth", "check_images", "list_inputs"]
+
+#: Suffixes a folder import takes: images and whole-slide images (``.svs``, ``.ndpi``, ``.scn``, ``.mrxs``, ...).
+INPUT_SUFFIXES = tuple(dict.fromkeys(IMAGE_SUFFIXES + SLIDE_SUFFIXES))
 
 #: BACH's label file (rows ``filename,class``, no header).
 GROUND_TRUTH_CSV = "microscopy_ground_truth.csv"
@@ -26,6 +30,38 @@ GROUND_TRUTH_CSV = "microscopy_ground_truth.csv"
 def class_key(name: str) -> str:
     """Comparison key of a class name: ``In situ``, ``In_Situ`` and ``InSitu`` agree."""
     return re.sub(r"[\s_\-]+", "", str(name)).casefold()
+
+
+def list_inputs(folder: str | os.PathLike, *, recursive: bool = False, skipped: list[str] | None = None) -> list[Path]:
+    """The images and whole-slide images of a folder, sorted by path.
+
+    Files with a suffix of :data:`INPUT_SUFFIXES` (any case), hidden files and folders left out.
+    A MIRAX slide is its ``.mrxs`` file: the data folder beside it (same stem, holding
+    ``Slidedat.ini``) is never walked, so its files are not taken for images. An ``.mrxs``
+    whose data folder is missing is not taken; ``skipped``, when given, receives why.
+
+    Raises
+    ------
+    ProjectError
+        ``folder`` does not exist or is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ProjectError(folder, "folder does not exist" if not folder.exists() else "is not a folder")
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and mrxs_owner(here / d) is None) if recursive else []
+        for name in files:
+            path = here / name
+            if name.startswith(".") or path.suffix.lower() not in INPUT_SUFFIXES:
+                continue
+            if path.suffix.lower() == ".mrxs" and not (path.with_suffix("") / MRXS_INDEX).is_file():
+                if skipped is not None:
+                    skipped.append(f"{path}: MIRAX slide without its data folder {path.stem}/ (holding {MRXS_INDEX})")
+                continue
+            found.append(path)
+    return sorted(found, key=lambda p: p.as_posix())
 
 
 def scan_folder(
@@ -61,15 +97,18 @@ def scan_folder(
     problems: list[str] = []
     by_key = {class_key(c): c for c in classes}
 
-    found: list[tuple[Path, str | None]] = [(p, None) for p in list_images(src)]
+    warnings = [] if warnings is None else warnings
+    skipped: list[str] = []
+    found: list[tuple[Path, str | None]] = [(p, None) for p in list_inputs(src, skipped=skipped)]
     for sub in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith(".")):
         label = by_key.get(class_key(sub.name))
-        if label is not None:
-            found.extend((p, label) for p in list_images(sub, recursive=True))
+        if label is not None and mrxs_owner(sub) is None:  # a MIRAX data folder named like a class is not one
+            found.extend((p, label) for p in list_inputs(sub, recursive=True, skipped=skipped))
     if not found:
-        raise ProjectError(src, f"no images found (looked for {', '.join(list(IMAGE_SUFFIXES))} files and class sub-folders)")
-
-    warnings = [] if warnings is None else warnings
+        if skipped:
+            raise ProjectError(src, "no images found:\n" + "\n".join(f"  - {p}" for p in skipped))
+        raise ProjectError(src, f"no images found (looked for {', '.join(INPUT_SUFFIXES)} files and class sub-folders)")
+    warnings.extend(skipped)
     csv_labels = read_ground_truth(src, by_key, problems, warnings)
     labels: list[str | None] = []
     first: dict[Path, tuple[Path, str | None]] = {}
@@ -140,7 +179,7 @@ def read_ground_truth(
         name, cls = row[0].strip(), row[1].strip()
         label = by_key.get(class_key(cls))
         if label is None:
-            if n == 1 and Path(name).suffix.lower() not in list(IMAGE_SUFFIXES):
+            if n == 1 and Path(name).suffix.lower() not in INPUT_SUFFIXES:
                 continue  # a header row such as "filename,class"
             problems.append(f"{csv_path} line {n}: unknown class {cls!r} (classes: {', '.join(by_key.values())})")
             continue

@@ -98,10 +98,11 @@ def mark_slide(project, rec) -> bool:
     if not is_slide_path(path):
         return False
     with open_slide(path) as slide:
-        dims, mpp, power = tuple(slide.dimensions), slide.mpp, slide.objective_power
+        dims, mpp, power, origin = tuple(slide.dimensions), slide.mpp, slide.objective_power, slide.qupath_origin
     rec.extra[_KIND] = _SLIDE
     rec.extra[_SLIDE] = {
         "dimensions": [int(v) for v in dims],
+        "qupath_origin": [int(v) for v in origin],
         "mpp": None if mpp is None else [float(v) for v in mpp],
         "objective_power": power,
         "downsample": working_downsample(dims, mpp),
@@ -203,25 +204,37 @@ def save_regions(project, slide_id: str, labels: np.ndarray, *, save_manifest: b
     return None if empty else target
 
 
+def _qupath_origin(project, slide_id: str) -> tuple[int, int]:
+    """Level-0 corner of QuPath's image of the slide (non-zero for slides QuPath crops, e.g. Leica SCN)."""
+    stored = project.image(slide_id).extra.get(_SLIDE, {}).get("qupath_origin")
+    if stored is not None:
+        return int(stored[0]), int(stored[1])
+    with open_slide(project.image_path(slide_id)) as slide:  # a record written before the origin was kept
+        return slide.qupath_origin
+
+
 def export_regions_geojson(project, slide_id: str, path: str | os.PathLike, labels: np.ndarray | None = None) -> Path:
-    """Write the slide's regions as QuPath GeoJSON in level-0 coordinates (one feature per class)."""
+    """Write the slide's regions as QuPath GeoJSON in QuPath's pixels (level 0 less its crop corner; one feature per class)."""
     info = slide_info(project, slide_id)
     labels = load_regions(project, slide_id) if labels is None else labels
-    fc = labels_to_geojson(labels, downsample=info.downsample, class_names=project.classes, colors=project.class_colors)
+    fc = labels_to_geojson(labels, downsample=info.downsample, class_names=project.classes, colors=project.class_colors,
+                           origin=_qupath_origin(project, slide_id))
     return atomic_write_text(path, json.dumps(fc))
 
 
 def import_regions_geojson(project, slide_id: str, path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
-    """Read level-0 QuPath GeoJSON as a label mask for the slide (not saved here).
+    """Read QuPath GeoJSON (QuPath's pixels: level 0 less its crop corner) as a label mask for the slide (not saved here).
 
     Returns ``(labels, skipped)`` (class names in the file that the project lacks). Raises
     :class:`MaskError` naming the file when it is not GeoJSON.
     """
     path = Path(path)
     info = slide_info(project, slide_id)
+    origin = _qupath_origin(project, slide_id)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-        return geojson_to_labels(obj, info.label_shape, downsample=info.downsample, class_names=project.classes)
+        return geojson_to_labels(obj, info.label_shape, downsample=info.downsample, class_names=project.classes,
+                                 origin=origin)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise MaskError(path, f"not a readable GeoJSON annotation file ({exc})") from exc
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["OpenSlideBackend", "TiffBackend", "ArrayBackend", "composite_on_white", "to_rgb8"]
+__all__ = ["OpenSlideBackend", "TiffBackend", "ArrayBackend", "composite_on_white", "to_rgb8", "leica_xml_mpp"]
 
 
 def composite_on_white(rgba: np.ndarray) -> np.ndarray:
@@ -81,9 +81,17 @@ class OpenSlideBackend:
         self.level_downsamples = [float(d) for d in self._osr.level_downsamples]
         mx, my = props.get(openslide.PROPERTY_NAME_MPP_X), props.get(openslide.PROPERTY_NAME_MPP_Y)
         self.mpp = (float(mx), float(my)) if mx and my and float(mx) > 0 and float(my) > 0 else None
+        if self.mpp is None and self.vendor == "leica":
+            self.mpp = leica_xml_mpp(path)
         power = props.get(openslide.PROPERTY_NAME_OBJECTIVE_POWER)
         self.objective_power = float(power) if power else None
         self.properties = dict(props)
+        w0, h0 = self.level_dimensions[0]
+        try:
+            bx, by, bw, bh = (int(props[f"openslide.bounds-{k}"]) for k in ("x", "y", "width", "height"))
+            self.bounds = (bx, by, bw, bh) if bw > 0 and bh > 0 else (0, 0, w0, h0)
+        except (KeyError, ValueError):
+            self.bounds = (0, 0, w0, h0)
 
     def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
         # OpenSlide takes the top-left in level-0 pixels and divides it by the level's downsample
@@ -93,6 +101,47 @@ class OpenSlideBackend:
 
     def close(self) -> None:
         self._osr.close()
+
+
+def leica_xml_mpp(path: Path) -> tuple[float, float] | None:
+    """Microns per level-0 pixel of a Leica SCN from its XML, for files without resolution tags.
+
+    The XML gives each scanned region's size in nanometres (``view``) and in pixels per pyramid
+    directory (``pixels/dimension``); OpenSlide's level 0 takes the finest region, as here.
+    """
+    import xml.etree.ElementTree as ET
+
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            root = ET.fromstring(tif.pages[0].description)
+    except Exception:  # noqa: BLE001 - no XML, no fallback: the slide is simply uncalibrated
+        return None
+    ns = {"d": root.tag[1:].split("}")[0]} if root.tag.startswith("{") else {"d": ""}
+    q = (lambda t: f"d:{t}") if ns["d"] else (lambda t: t)
+    coll = root.find(q("collection"), ns)
+    if coll is None:
+        return None
+    best = None
+    for image in coll.findall(q("image"), ns):
+        view = image.find(q("view"), ns)
+        dims = [d for d in image.findall(f"{q('pixels')}/{q('dimension')}", ns) if d.get("z", "0") == "0"]
+        if view is None or not dims:
+            continue
+        is_macro = view.get("offsetX") == "0" and view.get("offsetY") == "0" and (
+            view.get("sizeX"), view.get("sizeY")) == (coll.get("sizeX"), coll.get("sizeY"))
+        if is_macro:
+            continue
+        try:
+            widest = max(dims, key=lambda d: int(d.get("sizeX")))
+            nm_x = int(view.get("sizeX")) / int(widest.get("sizeX"))
+            nm_y = int(view.get("sizeY")) / int(widest.get("sizeY"))
+        except (TypeError, ValueError, ZeroDivisionError):
+            continue
+        if nm_x > 0 and nm_y > 0 and (best is None or nm_x < best[0]):
+            best = (nm_x, nm_y)
+    return None if best is None else (best[0] / 1000.0, best[1] / 1000.0)
 
 
 def _find_levels(tif) -> tuple[str, list]:
@@ -192,6 +241,7 @@ class TiffBackend:
         w0, h0 = self._levels[0].width, self._levels[0].height
         self.level_dimensions = [(lev.width, lev.height) for lev in self._levels]
         self.level_downsamples = [(w0 / lev.width + h0 / lev.height) / 2.0 for lev in self._levels]
+        self.bounds = (0, 0, w0, h0)
         self.properties: dict[str, str] = {}
         self._file = open(path, "rb")
         self._lock = threading.Lock()
@@ -244,6 +294,7 @@ class ArrayBackend:
         self._image = image
         self.level_dimensions = [(int(image.shape[1]), int(image.shape[0]))]
         self.level_downsamples = [1.0]
+        self.bounds = (0, 0, int(image.shape[1]), int(image.shape[0]))
         self.properties: dict[str, str] = {}
 
     def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:

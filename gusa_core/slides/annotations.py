@@ -138,6 +138,7 @@ def labels_to_geojson(
     downsample: float,
     class_names: Sequence[str],
     colors: dict[str, tuple[int, int, int]] | None = None,
+    origin: tuple[float, float] = (0, 0),
 ) -> dict:
     """Describe a label mask as a QuPath FeatureCollection in level-0 coordinates.
 
@@ -150,6 +151,10 @@ def labels_to_geojson(
     class_names : sequence of str
     colors : dict, optional
         Class colours ``{name: (r, g, b)}``.
+    origin : (float, float)
+        Subtracted from every vertex: pass :attr:`Slide.qupath_origin
+        <gusa_core.slides.reader.Slide.qupath_origin>` to write in QuPath's image pixels for a
+        slide QuPath crops to its scanned bounds (a Leica SCN); ``(0, 0)`` elsewhere.
 
     Returns
     -------
@@ -167,10 +172,13 @@ def labels_to_geojson(
         name = class_names[k - 1]
         fc = mask_to_geojson(labels == k, name=name, color=colors.get(name, (255, 0, 0)), downsample=downsample)
         features.extend(fc["features"])
-    return {"type": "FeatureCollection", "features": features}
+    out = {"type": "FeatureCollection", "features": features}
+    return _shifted(out, -float(origin[0]), -float(origin[1])) if tuple(origin) != (0, 0) else out
 
 
-def geojson_to_labels(obj, shape: tuple[int, int], *, downsample: float, class_names: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+def geojson_to_labels(
+    obj, shape: tuple[int, int], *, downsample: float, class_names: Sequence[str], origin: tuple[float, float] = (0, 0)
+) -> tuple[np.ndarray, list[str]]:
     """Rasterise a level-0 GeoJSON annotation set into a label mask.
 
     Parameters
@@ -184,6 +192,9 @@ def geojson_to_labels(obj, shape: tuple[int, int], *, downsample: float, class_n
     class_names : sequence of str
         Features classified with one of these names (case-insensitive) are painted with it;
         later classes win where regions overlap.
+    origin : (float, float)
+        Added to every vertex (the file is in QuPath's pixels of a cropped slide; see
+        :func:`labels_to_geojson`).
 
     Returns
     -------
@@ -192,6 +203,8 @@ def geojson_to_labels(obj, shape: tuple[int, int], *, downsample: float, class_n
         Classification names found in the file that are not project classes (their regions are
         not imported; ``"(unclassified)"`` for features without one).
     """
+    if tuple(origin) != (0, 0):
+        obj = _shifted({"type": "FeatureCollection", "features": _features(obj)}, float(origin[0]), float(origin[1]))
     lower = {n.lower(): i for i, n in enumerate(class_names)}
     found: dict[int, set[str | None]] = {}
     skipped: set[str] = set()
@@ -217,3 +230,20 @@ def _features(obj) -> list[dict]:
     if isinstance(obj, dict) and obj.get("type") == "Feature":
         return [obj]
     raise ValueError("GeoJSON must be a FeatureCollection, a Feature or a list of Features")
+
+
+def _shifted(fc: dict, dx: float, dy: float) -> dict:
+    """A copy of a FeatureCollection with every vertex moved by ``(dx, dy)``."""
+
+    def move(c):
+        if c and isinstance(c[0], (int, float)):
+            return [c[0] + dx, c[1] + dy, *c[2:]]
+        return [move(v) for v in c]
+
+    features = []
+    for f in fc.get("features") or []:
+        geom = f.get("geometry") or {}
+        if "coordinates" in geom:
+            geom = {**geom, "coordinates": move(geom["coordinates"])}
+        features.append({**f, "geometry": geom})
+    return {**fc, "features": features}

@@ -34,10 +34,22 @@ import numpy as np
 from ..errors import ImageReadError
 from ._backends import ArrayBackend, OpenSlideBackend, TiffBackend
 
-__all__ = ["SLIDE_SUFFIXES", "DEFAULT_MAX_PIXELS", "Slide", "open_slide", "is_slide_path", "is_pyramidal"]
+__all__ = [
+    "SLIDE_SUFFIXES",
+    "DEFAULT_MAX_PIXELS",
+    "MRXS_INDEX",
+    "Slide",
+    "open_slide",
+    "is_slide_path",
+    "is_pyramidal",
+    "mrxs_owner",
+]
 
 #: Suffixes of whole-slide formats; ``.tif``/``.tiff`` count only when pyramidal.
 SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide", ".tif", ".tiff")
+
+#: The file inside a MIRAX slide's data folder that names its levels and data files.
+MRXS_INDEX = "Slidedat.ini"
 
 #: Default cap on the pixels one read may decode at once (8192 x 8192, far above any screen).
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -72,6 +84,10 @@ class Slide:
         Microns per level-0 pixel along x and y, where the file records it.
     objective_power : float or None
         Scanner objective magnification (e.g. 40.0), where the file records it.
+    bounds : (int, int, int, int)
+        ``(x, y, width, height)`` in level-0 pixels of the scanned area, where the format
+        records one (OpenSlide's ``openslide.bounds-*``: a Leica SCN's level 0 is the whole
+        glass, a MIRAX slide's the camera grid); else the whole slide.
     properties : dict of str
         OpenSlide's properties (empty for other backends).
     max_pixels : int
@@ -89,6 +105,7 @@ class Slide:
         self.dimensions = self.level_dimensions[0]
         self.mpp = backend.mpp
         self.objective_power = backend.objective_power
+        self.bounds = tuple(int(v) for v in getattr(backend, "bounds", (0, 0) + tuple(self.dimensions)))
         self.properties = dict(backend.properties)
         self.max_pixels = int(max_pixels)
         self._closed = False
@@ -107,6 +124,21 @@ class Slide:
         if not self._closed:
             self._closed = True
             self._b.close()
+
+    @property
+    def qupath_origin(self) -> tuple[int, int]:
+        """Level-0 pixel of this slide at QuPath's image pixel ``(0, 0)``.
+
+        QuPath's OpenSlide server crops a slide to ``openslide.bounds-*`` when both the bounds'
+        width and height differ from the slide's (``OpenslideImageServer``; on by default), so a
+        Leica SCN or a MIRAX slide with unscanned margins starts at the bounds' corner there.
+        Coordinates written for QuPath subtract this; ``(0, 0)`` for every other slide.
+        """
+        bx, by, bw, bh = self.bounds
+        w, h = self.dimensions
+        if self.backend == "openslide" and bw != w and bh != h:
+            return bx, by
+        return 0, 0
 
     # ------------------------------------------------------------------ levels
 
@@ -334,9 +366,19 @@ def open_slide(
         raise ValueError(f"unknown backend {backend!r}")
     if not path.exists():
         raise ImageReadError(path, "file does not exist")
-    if path.is_dir() and path.suffix.lower() not in (".mrxs",):
+    if path.is_dir():
+        owner = mrxs_owner(path)
+        if owner is not None:
+            raise ImageReadError(path, f"is the data folder of the MIRAX slide {owner.name}; open {owner.name} instead")
         raise ImageReadError(path, "is a folder, not a slide file")
-    if path.is_file() and path.stat().st_size == 0:
+    if path.suffix.lower() == ".mrxs":
+        # OpenSlide reads nothing from the .mrxs itself (it may even be empty): the slide is its folder
+        data = path.with_suffix("")
+        if not (data / MRXS_INDEX).is_file():
+            raise ImageReadError(
+                path, f"MIRAX slide without its data: the folder {data.name}/ holding {MRXS_INDEX} must sit beside it"
+            )
+    elif path.is_file() and path.stat().st_size == 0:
         raise ImageReadError(path, "file is empty (0 bytes)")
     try:
         return Slide(path, _open_backend(path, backend), max_pixels=max_pixels)
@@ -361,10 +403,32 @@ def is_pyramidal(path: str | os.PathLike) -> bool:
 
 
 def is_slide_path(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a whole-slide image: a slide suffix, and for ``.tif``/``.tiff`` a pyramid."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in SLIDE_SUFFIXES:
+    """Whether ``path`` names a whole-slide image: a slide suffix, and for ``.tif``/``.tiff`` a pyramid.
+
+    A MIRAX ``.mrxs`` counts when its data folder (same stem, holding ``Slidedat.ini``) sits
+    beside it.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SLIDE_SUFFIXES or path.is_dir():
         return False
     if suffix in (".tif", ".tiff"):
         return is_pyramidal(path)
+    if suffix == ".mrxs":
+        return (path.with_suffix("") / MRXS_INDEX).is_file()
     return True
+
+
+def mrxs_owner(folder: str | os.PathLike) -> Path | None:
+    """The ``.mrxs`` file whose data folder ``folder`` is (it holds ``Slidedat.ini``), or None.
+
+    Folder imports skip such folders: their ``Data*.dat`` and ``Index.dat`` are parts of the
+    slide, not images.
+    """
+    folder = Path(folder)
+    if not (folder / MRXS_INDEX).is_file():
+        return None
+    for candidate in (folder.with_name(folder.name + ".mrxs"), folder.with_name(folder.name + ".MRXS")):
+        if candidate.is_file():
+            return candidate
+    return None

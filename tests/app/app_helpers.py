@@ -31,3 +31,25 @@ def image_pixel(canvas, widget_pos) -> tuple[int, int]:
     from app.base.coords import pixel_of_point
 
     return pixel_of_point(canvas.widget_to_image(QPointF(*widget_pos)))
+
+
+def mask_drawn(canvas, rc) -> bool:
+    """Whether the canvas draws its mask over level-0 pixel ``rc`` = (row, col): the rendering with the
+    mask shown differs there from the rendering with it hidden."""
+    from app.base.coords import rc_to_point
+
+    p = canvas.image_to_widget(rc_to_point(rc[0] + 0.5, rc[1] + 0.5)).toPoint()
+    visible = canvas.mask_visible()
+    canvas.set_mask_visible(True)
+    on = canvas.grab().toImage().pixel(p)
+    canvas.set_mask_visible(False)
+    off = canvas.grab().toImage().pixel(p)
+    canvas.set_mask_visible(visible)
+    return on != off
+
+
+def focus(qtbot, widget):
+    """Give ``widget`` the keyboard focus in its active window (shortcut contexts follow the focus)."""
+    widget.window().activateWindow()
+    widget.setFocus(Qt.FocusReason.OtherFocusReason)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is widget)

@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from app_helpers import drag, image_pixel
+from app_helpers import drag, focus, image_pixel
 
 TIMEOUT = 180_000  # ms: loading two fold models and scanning on a busy 2-core machine
 
@@ -41,6 +41,15 @@ def _square_record(panel, image_id, shape):
     panel.records[image_id] = {**panel.records[image_id], "fold_roi": roi}
 
 
+def _suggest_on_first_free_image(win, panel) -> str:
+    """Show the first image without a mask with a known (square) suggestion; its id."""
+    target = next(r.id for r in win.project.images if r.mask is None)
+    win.show_image(target)
+    _square_record(panel, target, win.canvas.image_shape())
+    panel.update_suggestion()
+    return target
+
+
 def _expected(panel, image_id):
     from gusa_core.assist import suggestion
 
@@ -67,16 +76,13 @@ def test_queue_column_and_next_key_step_through_the_queue(qtbot, assisted):
 
 def test_accept_with_enter_is_one_undo_step_and_marks_the_provenance(qtbot, assisted):
     win, panel, _ = assisted
-    target = next(r.id for r in win.project.images if r.mask is None)
-    win.show_image(target)
-    _square_record(panel, target, win.canvas.image_shape())
-    panel.update_suggestion()
+    target = _suggest_on_first_free_image(win, panel)
     assert panel.pending is not None and win.canvas.outline("suggestion")[1] is True  # dashed
     want = _expected(panel, target)
     assert want.any() and not want.all()
     editor = win.canvas.editor()
     steps = editor.undo_steps
-    win.canvas.setFocus()
+    focus(qtbot, win.canvas)
     QTest.keyClick(win.canvas, Qt.Key.Key_Return)
     np.testing.assert_array_equal(editor.mask, want)
     assert editor.undo_steps == steps + 1 and win.canvas.outline("suggestion") is None
@@ -115,12 +121,9 @@ def test_an_edit_accepts_the_suggestion_then_corrects_it(qtbot, assisted):
 
 def test_reject_with_delete_hides_the_suggestion(qtbot, assisted):
     win, panel, _ = assisted
-    target = next(r.id for r in win.project.images if r.mask is None)
-    win.show_image(target)
-    _square_record(panel, target, win.canvas.image_shape())
-    panel.update_suggestion()
+    target = _suggest_on_first_free_image(win, panel)
     assert panel.pending is not None
-    win.canvas.setFocus()
+    focus(qtbot, win.canvas)
     QTest.keyClick(win.canvas, Qt.Key.Key_Delete)
     assert panel.pending is None and win.canvas.outline("suggestion") is None
     assert not win.canvas.editor().mask.any() and win.project.image(target).mask is None
@@ -139,3 +142,48 @@ def test_reject_with_delete_hides_the_suggestion(qtbot, assisted):
     panel.records[target] = {**fresh, "fold_roi": panel.records[target]["fold_roi"]}
     panel.update_suggestion()
     assert fresh["rejected"] and panel.pending is None
+
+
+def test_enter_and_delete_act_only_from_the_canvas_or_the_panel(qtbot, assisted):
+    from PySide6.QtWidgets import QDialog, QLineEdit, QVBoxLayout
+
+    win, panel, _ = assisted
+    target = _suggest_on_first_free_image(win, panel)
+    win.show_dock("Assist")
+    assert panel.pending is not None and panel.accept_action.isEnabled()
+    # a text field of another dock, the image list, the panel's own field and list, a dialog keep their keys
+    notes = win.side_panel.notes_edit
+    focus(qtbot, notes)
+    QTest.keyClicks(notes, "a")
+    QTest.keyClick(notes, Qt.Key.Key_Return)
+    QTest.keyClick(notes, Qt.Key.Key_Delete)
+    assert notes.toPlainText() == "a\n"
+    for widget in (win.image_list.view, panel.tau, panel.queue_list):
+        focus(qtbot, widget)
+        QTest.keyClick(widget, Qt.Key.Key_Delete)
+    for widget in (win.image_list.view, panel.tau):
+        focus(qtbot, widget)
+        QTest.keyClick(widget, Qt.Key.Key_Return)
+    dialog = QDialog(win)
+    edit = QLineEdit("text", dialog)
+    QVBoxLayout(dialog).addWidget(edit)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    focus(qtbot, edit)
+    edit.setCursorPosition(0)
+    QTest.keyClick(edit, Qt.Key.Key_Delete)
+    QTest.keyClick(edit, Qt.Key.Key_Return)
+    assert edit.text() == "ext"
+    dialog.close()
+    assert panel.pending is not None and win.current_image_id() == target and win.project.image(target).mask is None
+    assert win.canvas.outline("suggestion") is not None
+    # the panel (its buttons) takes Delete, the canvas Enter
+    focus(qtbot, panel.scan_button)
+    QTest.keyClick(panel.scan_button, Qt.Key.Key_Delete)
+    assert panel.pending is None and win.canvas.outline("suggestion") is None
+    panel.rejected.discard(target)
+    panel.records[target]["rejected"] = False  # the project records it too: forget it here to try Enter
+    panel.update_suggestion()
+    focus(qtbot, win.canvas)
+    QTest.keyClick(win.canvas, Qt.Key.Key_Return)
+    assert panel.pending is None and win.project.image(target).mask_source == "accepted"

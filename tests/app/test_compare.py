@@ -6,6 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QPointF
+
+from app_helpers import drag
 
 from app.review.prediction_cache import PredictionCache, PredictorCache
 from gusa_core.runs import runs_dir
@@ -103,27 +106,28 @@ def test_panels_show_gt_and_titled_attention_maps(qtbot, project):
 
 
 def test_panels_zoom_and_pan_together(qtbot, project):
+    from app.workspace.canvas_view import CanvasView
+
     view = _shown(qtbot, project, project.images[0].id)
     views = [p.view for p in view.panels]
+    assert all(isinstance(v, CanvasView) for v in views)  # the workspace's canvas, not a view of its own
     views[1].zoom_by(4.0)
-    views[1].horizontalScrollBar().setValue(views[1].horizontalScrollBar().maximum() // 2 + 3)
-    views[1].verticalScrollBar().setValue(views[1].verticalScrollBar().maximum())
-    h, v = views[1].scroll_position()
-    assert h > 0 and v > 0
-    centre = views[1].visible_centre()
+    drag(views[1], [(100, 100), (60, 70)])  # a drag pans
+    zoom, offset = views[1].zoom(), views[1].offset()
+    centre = views[1].widget_to_image(QPointF(views[1].width() / 2, views[1].height() / 2))
+    assert zoom > 1 and offset.x() < 0
     for other in (views[0], views[2]):
-        assert other.transform() == views[1].transform()
-        assert other.visible_centre().x() == pytest.approx(centre.x(), abs=1.0)
-        assert other.visible_centre().y() == pytest.approx(centre.y(), abs=1.0)
-        assert other.scroll_position() == (h, v)
-    # Panning the first panel moves the others back.
-    views[0].horizontalScrollBar().setValue(0)
-    assert [w.scroll_position()[0] for w in views] == [0, 0, 0]
+        assert other.zoom() == pytest.approx(zoom) and other.offset() == offset
+        c = other.widget_to_image(QPointF(other.width() / 2, other.height() / 2))
+        assert (c.x(), c.y()) == pytest.approx((centre.x(), centre.y()), abs=1.0)
+    # Panning the first panel moves the others along.
+    views[0].pan_by(25, 0)
+    assert [w.offset().x() for w in views] == [offset.x() + 25] * 3
     # A fourth panel joins the group with the same view.
     view.set_panel_count(4)
     assert len(view.panels) == 4
     views[0].zoom_by(0.5)
-    assert view.panels[3].view.transform() == views[0].transform()
+    assert view.panels[3].view.zoom() == pytest.approx(views[0].zoom()) and view.panels[3].view.offset() == views[0].offset()
 
 
 def test_navigation_changes_every_panel(qtbot, project):
@@ -181,7 +185,7 @@ def test_opens_fitted_and_exports_only_panels_with_a_prediction(qtbot, project, 
     view.resize(1200, 560)
     view.show()
     qtbot.waitExposed(view)
-    viewport = view.panels[0].view.viewport().size()
+    viewport = view.panels[0].view.size()
     # fitted on opening (the user did not press Fit): the 120x90 image fills the panel, not 100 %
     fitted = min(viewport.width() / 120, viewport.height() / 90)
     qtbot.waitUntil(lambda: abs(view.panels[0].view.zoom() / fitted - 1) < 0.1, timeout=3000)

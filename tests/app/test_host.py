@@ -21,6 +21,14 @@ def test_no_feature_finds_another_through_the_window():
     assert hits == []
 
 
+def test_no_feature_searches_the_window_for_another_features_widget():
+    """A feature asks the Host (e.g. ``review_field``), never ``host.findChild(OtherPanel)``."""
+    pattern = re.compile(r"\bfindChildren?\(")
+    hits = [f"{p.relative_to(APP.parent)}:{n}" for p in APP.rglob("*.py") if p.parent.name != "shell"
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert hits == []
+
+
 def test_no_app_file_is_over_600_lines():
     long = {str(p.relative_to(APP.parent)): n for p in APP.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600}

@@ -349,7 +349,6 @@ def test_install_adds_the_dock_and_follows_the_current_image(qtbot, project):
         def __init__(self):
             super().__init__()
             self.project = project
-            self.slide_view = None  # no slide workspace in this host
             self.canvas = RecordingCanvas()
             self.image_list = RecordingList()
             self.file_menu, self.model_menu, self.image_menu, self.view_menu = (
@@ -386,6 +385,9 @@ def test_install_adds_the_dock_and_follows_the_current_image(qtbot, project):
 
         def show_status(self, text, msecs=3000):
             pass
+
+        def review_field(self, image, title, *, run_dir, fold=None):
+            return False
 
     window = Window()
     qtbot.addWidget(window)

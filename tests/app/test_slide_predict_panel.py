@@ -8,6 +8,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QAction
 from slide_fixtures import TwoClassPainter, write_pyramid_tiff
 
+from app.slides.heatmap_overlay import HEATMAP_LAYER
 from gusa_core.project import Project
 from gusa_core.project.slides import add_paths
 from gusa_core.runs import runs_dir, write_untrained_run
@@ -55,7 +56,7 @@ def test_predict_slide_overlays_heatmaps_and_reads_a_field(qtbot, slide_run_proj
     with qtbot.waitSignal(win.slide_shown, timeout=20000):
         win.show_image(sid)
     panel = _panel(win)
-    view = win.slide_view
+    view = win.canvas
     [action] = [a for a in win.findChildren(QAction) if a.objectName() == "action_predict_slide"]
     with qtbot.waitSignal(panel.progress.valueChanged, timeout=60000):
         action.trigger()
@@ -63,32 +64,32 @@ def test_predict_slide_overlays_heatmaps_and_reads_a_field(qtbot, slide_run_proj
     assert error_messages == []
     r = panel.result
     assert len(r.fields) > 0 and panel.progress.value() == len(r.fields)
-    img = view.heatmap()
+    img = view.overlay(HEATMAP_LAYER)
     assert img is not None and (img.width(), img.height()) == (r.probs.shape[2], r.probs.shape[1])
     # the class map is opaque (at the chosen opacity) on fields and clear off them
-    from app.workspace.canvas_view import qimage_view
+    from app.workspace.canvas_image import qimage_view
 
     alpha = (qimage_view(img) >> 24).astype(int)
     assert alpha[r.valid].max() > 0 and alpha[~r.valid].max() == 0
     # attention, a class and a hidden class all redraw the overlay
     panel.mode_combo.setCurrentText("Attention")
-    assert view.heatmap() is not img
+    assert view.overlay(HEATMAP_LAYER) is not img
     panel.mode_combo.setCurrentText("Class map")
     shown = r.label_map[r.valid]
     top = int(np.bincount(shown).argmax())
     panel.class_list.item(top).setCheckState(Qt.CheckState.Unchecked)
-    alpha = (qimage_view(view.heatmap()) >> 24).astype(int)
+    alpha = (qimage_view(view.overlay(HEATMAP_LAYER)) >> 24).astype(int)
     assert set(np.unique(alpha[(r.label_map == top) & r.valid])) <= {0, 255}  # hidden: at most the τ outline is left
     others = r.valid & (r.label_map != top)
     assert not others.any() or (alpha[others] == 128).any()
     panel.visible_check.setChecked(False)
-    assert view.heatmap() is None
+    assert view.overlay(HEATMAP_LAYER) is None
     panel.visible_check.setChecked(True)
     # click a field with the pan tool: its probabilities are shown
     f = r.fields[len(r.fields) // 2]
     x, y, w, h = f.box
     view.set_tool("pan")
-    pos = view.level0_to_widget(QPointF(x + w / 2, y + h / 2)).toPoint()
+    pos = view.image_to_widget(QPointF(x + w / 2, y + h / 2)).toPoint()
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=pos)
     text = panel.field_label.text()
     assert f"Field at ({x}, {y})" in text and f"{r.class_names[0]} {f.probs[0]:.3f}" in text
@@ -126,7 +127,7 @@ def test_predict_slide_can_be_cancelled(qtbot, slide_run_project, error_messages
         pass
     panel.cancel()
     qtbot.waitUntil(lambda: not panel.is_running(), timeout=60000)
-    assert panel.result is None and win.slide_view.heatmap() is None
+    assert panel.result is None and win.canvas.overlay(HEATMAP_LAYER) is None
     assert panel.predict_button.isEnabled() and error_messages == []
     win.close()
 
@@ -159,9 +160,9 @@ def test_a_clicked_field_opens_in_review_with_its_prediction(qtbot, slide_run_pr
     assert not panel.review_button.isEnabled()  # nothing clicked yet
     f = r.fields[len(r.fields) // 2]
     x, y, w, h = f.box
-    view = win.slide_view
+    view = win.canvas
     view.set_tool("pan")
-    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.level0_to_widget(QPointF(x + w / 2, y + h / 2)).toPoint())
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.image_to_widget(QPointF(x + w / 2, y + h / 2)).toPoint())
     assert panel.field is f and panel.review_button.isEnabled()
     with qtbot.waitSignal(review.prediction_ready, timeout=60000) as ready:
         qtbot.mouseClick(panel.review_button, Qt.MouseButton.LeftButton)

@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 from app.workspace.scale_bar import format_length, nice_length
-from app.workspace.slide_tools import SlideAnnotationView
+from app.workspace.canvas_tools import AnnotationView
 from gusa_core.annotation import MaskEditor
 from gusa_core.slides import open_slide
 from gusa_core.slides.annotations import label_shape, working_downsample
@@ -18,7 +18,7 @@ COLORS = [(0, 160, 0), (0, 90, 255), (255, 200, 0), (220, 0, 0)]
 @pytest.fixture
 def view(qtbot, huge_slide):
     slide = open_slide(huge_slide)
-    v = SlideAnnotationView()
+    v = AnnotationView()
     qtbot.addWidget(v)
     v.resize(800, 600)
     v.show()
@@ -59,12 +59,13 @@ def test_view_levels_presets_overview_and_pixels(qtbot, view):
     assert view.viewer_downsamples()[:3] == [1.0, 2.0, 4.0]
     assert view.zoom() == pytest.approx(min(792 / 40_000, 592 / 30_000))
     _wait_tiles(qtbot, view)
-    assert view.overview.isVisible()
     assert view.overview.viewport_rect().width() > view.overview.width() - 10  # the whole slide is in view
+    assert not view.overview.isVisible()  # so the overview would only cover it
     # 10x on a 40x slide (0.25 µm/px): 0.25 screen px per level-0 px, from the downsample-4 viewer level
     cx, cy = _blob_centre()
     view.center_on(cx, cy)
     assert view.set_magnification(10)
+    assert view.overview.isVisible()
     assert view.zoom() == pytest.approx(0.25) and view.current_level() == 2
     assert view.magnification() == pytest.approx(10.0)
     assert view.um_per_screen_px() == pytest.approx(1.0) and view.brush_um() == pytest.approx(40.0)
@@ -97,7 +98,7 @@ def test_pan_paint_undo_redo(qtbot, view):
     ds = working_downsample(slide.dimensions, slide.mpp)
     assert ds == 16
     editor = MaskEditor(np.zeros(label_shape(slide.dimensions, ds), np.uint8))
-    view.set_editor(editor, ds, COLORS)
+    view.set_editor(editor, downsample=ds, colors=COLORS)
     cx, cy = _blob_centre()
     view.center_on(cx, cy)
     view.set_magnification(5)  # zoom 0.125: a label pixel is 2 screen pixels
@@ -111,7 +112,7 @@ def test_pan_paint_undo_redo(qtbot, view):
         qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(420, 300))
     labels = editor.mask
     assert set(np.unique(labels)) == {0, 4}
-    a, b = view.widget_to_level0(QPointF(300, 300)), view.widget_to_level0(QPointF(420, 300))
+    a, b = view.widget_to_image(QPointF(300, 300)), view.widget_to_image(QPointF(420, 300))
     rows, cols = np.nonzero(labels)
     # painted: the capsule of radius 10 label px from a to b (give or take a pixel)
     assert rows.min() == pytest.approx(a.y() / ds - 10, abs=1.5) and rows.max() == pytest.approx(a.y() / ds + 10, abs=1.5)
@@ -121,12 +122,12 @@ def test_pan_paint_undo_redo(qtbot, view):
     mid = shot[300, 360].astype(int)
     assert mid[0] > mid[1] + 40  # reddish over the tissue
     # the overview shows the painted region too
-    preview = view.region_preview(400)
+    preview = view.mask_preview(400)
     arr = np.frombuffer(preview.constBits(), np.uint32, count=preview.width() * preview.height())
     assert (arr != 0).sum() > 0
-    qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    editor.undo()  # the window's Ctrl+Z (tests/app/test_slide_window.py)
     assert not editor.mask.any()
-    qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    editor.redo()
     assert (editor.mask == 4).sum() == len(rows)
     # eraser and lasso
     view.set_tool("lasso")
@@ -145,19 +146,18 @@ def test_pan_paint_undo_redo(qtbot, view):
         qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, alt, QPoint(90, 210))
     assert (editor.mask == 2).sum() == pytest.approx((100 * 8 / ds) ** 2 / 2, rel=0.2)
     editor.undo()
-    qtbot.keyClick(view, Qt.Key.Key_E)
-    assert view.tool() == "eraser"
+    view.set_tool("eraser")
     with qtbot.waitSignal(view.stroke_finished, timeout=2000):
         qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=QPoint(150, 150))
         qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(150, 150))
-    p = view.widget_to_level0(QPointF(150, 150))
+    p = view.widget_to_image(QPointF(150, 150))
     assert editor.mask[int(p.y() / ds), int(p.x() / ds)] == 0
     assert editor.undo_steps == 3
 
 
 def test_pan_keeps_tiles_in_the_cache_bound(qtbot, huge_slide):
     slide = open_slide(huge_slide)
-    v = SlideAnnotationView(cache_bytes=16 * 2**20)
+    v = AnnotationView(cache_bytes=16 * 2**20)
     qtbot.addWidget(v)
     v.resize(640, 480)
     v.show()
@@ -180,7 +180,7 @@ def test_uncalibrated_slide_and_flat_image(qtbot, tmp_path):
     rgb[:, :200] = (200, 100, 150)
     cv2.imwrite(str(tmp_path / "flat.png"), rgb[..., ::-1])
     slide = open_slide(tmp_path / "flat.png")
-    v = SlideAnnotationView()
+    v = AnnotationView()
     qtbot.addWidget(v)
     v.resize(400, 300)
     v.show()
@@ -191,6 +191,6 @@ def test_uncalibrated_slide_and_flat_image(qtbot, tmp_path):
     v.set_zoom(1.0)
     _wait_tiles(qtbot, v)
     shot = _grab(v)
-    p = v.level0_to_widget(QPointF(100, 150))
+    p = v.image_to_widget(QPointF(100, 150))
     assert tuple(shot[int(p.y()), int(p.x())]) == (200, 100, 150)
     v.shutdown()

@@ -1,7 +1,9 @@
-"""The slide workspace: the slide viewer under a toolbar of tools, classes, brush size in µm and magnifications.
+"""The slide toolbar over the one canvas: tools, the class painted, brush size in µm, magnifications, GeoJSON.
 
-The slide is opened (and its overview thumbnail read) in a worker, so a large slide never
-stalls the window; :attr:`SlideWorkspaceWidget.slide_shown` fires when it is on screen.
+It is shown above the canvas while a slide is; the slide is opened (and its overview thumbnail
+read) in a worker, so a large slide never stalls the window, and
+:attr:`SlideToolbarWidget.slide_shown` fires when it is on screen. The class picker's keys are
+Shift+1..N (the window's actions, :meth:`SlideToolbarWidget.set_class_index`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from PySide6.QtWidgets import (
 
 from app.base.workers import run_in_thread
 from app.workspace.scale_bar import format_length
-from app.workspace.slide_tools import MAGNIFICATIONS, SlideAnnotationView
+from app.workspace.canvas_tools import MAGNIFICATIONS, SCREEN_BRUSH
 
-__all__ = ["SlideWorkspaceWidget", "open_with_thumbnail"]
+__all__ = ["SlideToolbarWidget", "open_with_thumbnail", "class_key"]
 
 _THUMB = 1024
 _TOOL_TEXT = {"brush": ("Brush", "B"), "eraser": ("Eraser", "E"), "lasso": ("Lasso", "L"), "pan": ("Pan", "H")}
@@ -42,14 +44,19 @@ def open_with_thumbnail(path):
         raise
 
 
+def class_key(index: int) -> str | None:
+    """The key that picks class ``index`` for painting on a slide (``"Shift+1"``...), or None past the ninth."""
+    return f"Shift+{index + 1}" if index < 9 else None
+
+
 def _swatch(rgb) -> QIcon:
     pm = QPixmap(14, 14)
     pm.fill(QColor(*rgb))
     return QIcon(pm)
 
 
-class SlideWorkspaceWidget(QWidget):
-    """Toolbar + :class:`SlideAnnotationView` for one slide at a time.
+class SlideToolbarWidget(QWidget):
+    """The toolbar of a slide shown on ``view`` (the window's :class:`~app.workspace.canvas_tools.AnnotationView`).
 
     Signals
     -------
@@ -57,21 +64,18 @@ class SlideWorkspaceWidget(QWidget):
         The slide (its id) is open and drawn.
     slide_failed(str, str)
         ``(slide id, message)``: the slide could not be opened.
-    regions_edited(str)
-        A stroke, fill, undo or redo changed the slide's regions (its id): save them.
     import_requested(), export_requested()
         The GeoJSON buttons (the window asks for the file).
     """
 
     slide_shown = Signal(str)
     slide_failed = Signal(str, str)
-    regions_edited = Signal(str)
     import_requested = Signal()
     export_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, view, parent: QWidget | None = None):
         super().__init__(parent)
-        self.view = SlideAnnotationView()
+        self.view = view
         self._slide_id: str | None = None
         self._pending: tuple | None = None
         self._job = 0
@@ -91,14 +95,14 @@ class SlideWorkspaceWidget(QWidget):
             self.tool_buttons[tool] = b
         self.tool_buttons["brush"].setChecked(True)
         self.class_combo = QComboBox()
-        self.class_combo.setToolTip("Class painted by the brush and the lasso")
+        self.class_combo.setToolTip("Class painted by the brush and the lasso (Shift+1, Shift+2, …)")
         self.class_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.class_combo.currentIndexChanged.connect(lambda i: self.view.set_class_value(i + 1))
         bar.addWidget(self.class_combo)
         self.brush_slider = QSlider(Qt.Orientation.Horizontal)
-        self.brush_slider.setRange(4, 200)
+        self.brush_slider.setRange(SCREEN_BRUSH[0], 200)
         self.brush_slider.setFixedWidth(90)
-        self.brush_slider.setValue(self.view.brush_size())
+        self.brush_slider.setValue(40)
         self.brush_slider.setToolTip("Brush diameter on screen ([ and ])")
         self.brush_slider.valueChanged.connect(self.view.set_brush_size)
         bar.addWidget(self.brush_slider)
@@ -125,7 +129,7 @@ class SlideWorkspaceWidget(QWidget):
         self.regions_check = QCheckBox("Regions")
         self.regions_check.setToolTip("Show or hide the painted class regions")
         self.regions_check.setChecked(True)
-        self.regions_check.toggled.connect(self.view.set_regions_visible)
+        self.regions_check.toggled.connect(self.view.set_mask_visible)
         bar2.addWidget(self.regions_check)
         for text, tip, signal in (("Import…", "Import regions from QuPath GeoJSON (level-0 coordinates)", self.import_requested),
                                   ("Export…", "Export the regions as QuPath GeoJSON (level-0 coordinates)", self.export_requested)):
@@ -142,13 +146,10 @@ class SlideWorkspaceWidget(QWidget):
         layout.setSpacing(0)
         layout.addLayout(bar)
         layout.addLayout(bar2)
-        layout.addWidget(self.view, 1)
         v = self.view
         v.zoom_changed.connect(self._on_view_zoom_changed)
-        v.brush_changed.connect(self._on_view_brush_changed)
+        v.brush_size_changed.connect(self._on_view_brush_size_changed)
         v.tool_changed.connect(self._on_view_tool_changed)
-        v.stroke_finished.connect(self._on_view_stroke_finished)
-        v.history_changed.connect(self._on_view_history_changed)
         self._refresh_labels()
 
     # ------------------------------------------------------------------- api
@@ -160,16 +161,20 @@ class SlideWorkspaceWidget(QWidget):
         current = max(0, self.class_combo.currentIndex())
         self.class_combo.blockSignals(True)
         self.class_combo.clear()
-        for name in classes:
+        for i, name in enumerate(classes):
             self.class_combo.addItem(_swatch(colors.get(name, (200, 0, 0))), name)
+            key = class_key(i)
+            tip = f"Paint {name} ({key})" if key else f"Paint {name}"
+            self.class_combo.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
         self.class_combo.setCurrentIndex(min(current, len(classes) - 1))
         self.class_combo.blockSignals(False)
         self.view.set_class_value(self.class_combo.currentIndex() + 1)
         self._colors = [tuple(int(c) for c in colors.get(n, (200, 0, 0))) for n in classes]
-        self.view.set_region_colors(self._colors)
+        if self.view.is_slide() and self.view.editor() is not None:
+            self.view.set_mask_colors(self._colors)
 
     def set_class_index(self, index: int | None) -> None:
-        """Paint class ``index`` (the window's class keys 1-4 land here for a slide); None picks the eraser."""
+        """Paint class ``index`` (the window's Shift+1..N land here); None picks the eraser."""
         if index is None:
             self.view.set_tool("eraser")
         else:
@@ -194,16 +199,12 @@ class SlideWorkspaceWidget(QWidget):
     def close_slide(self) -> None:
         """Stop showing the slide and close its file."""
         slide = self.view.slide()
-        self.view.set_editor(None)
-        self.view.set_slide(None)
-        self.overview_sync()
         if slide is not None:
+            self.view.set_editor(None)
+            self.view.set_slide(None)
             slide.close()
         self._slide_id = None
         self._pending = None
-
-    def overview_sync(self) -> None:
-        self.view.overview.sync()
 
     def shutdown(self) -> None:
         self.close_slide()
@@ -218,7 +219,7 @@ class SlideWorkspaceWidget(QWidget):
         editor, downsample = self._pending
         self._pending = None
         self.view.set_slide(slide, thumb)
-        self.view.set_editor(editor, downsample, self._colors)
+        self.view.set_editor(editor, downsample=downsample, colors=self._colors)
         self._refresh_labels()
         self.slide_shown.emit(self._slide_id)
 
@@ -230,7 +231,9 @@ class SlideWorkspaceWidget(QWidget):
     def _on_view_zoom_changed(self, zoom: float) -> None:
         self._refresh_labels()
 
-    def _on_view_brush_changed(self, px: int) -> None:
+    def _on_view_brush_size_changed(self, px: int) -> None:
+        if not self.view.is_slide():
+            return
         self.brush_slider.blockSignals(True)
         self.brush_slider.setValue(px)
         self.brush_slider.blockSignals(False)
@@ -238,14 +241,6 @@ class SlideWorkspaceWidget(QWidget):
 
     def _on_view_tool_changed(self, tool: str) -> None:
         self.tool_buttons[tool].setChecked(True)
-
-    def _on_view_stroke_finished(self, rect) -> None:
-        if self._slide_id is not None:
-            self.regions_edited.emit(self._slide_id)
-
-    def _on_view_history_changed(self) -> None:
-        if self._slide_id is not None:
-            self.regions_edited.emit(self._slide_id)
 
     def _refresh_labels(self) -> None:
         um = self.view.brush_um()
