@@ -69,7 +69,9 @@ class Experiment:
                                        size=image_size)
         self.truth = {r.id: (r.label, self.pool.load_mask(r.id)) for r in self.pool.images}
         self.config = dict(variant="fa-gusa", folds=args.folds, epochs=args.epochs, batch_size=args.batch_size,
-                           input_size=(w, h), lr=args.lr, device=args.device, pretrained="none", seed=seed, workers=0,
+                           input_size=(w, h), lr=args.lr, random_init_lr=None, lr_schedule=args.lr_schedule,
+                           device=args.device, pretrained="none",
+                           seed=seed, workers=0,
                            dice_weight=args.dice_weight)
         self.TrainConfig = TrainConfig
         rng = np.random.default_rng(seed)
@@ -246,24 +248,31 @@ def report(results: list[dict], args) -> None:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--size", default="64x48", help="network input WxH")
+    p.add_argument("--size", default="128x96", help="network input WxH")
     p.add_argument("--image-scale", type=int, default=2, help="demo images are this many times the input size")
     p.add_argument("--per-class", type=int, default=6, help="pool images per class")
-    p.add_argument("--test-per-class", type=int, default=4)
+    p.add_argument("--test-per-class", type=int, default=8)
     p.add_argument("--start", type=int, default=8)
     p.add_argument("--step", type=int, default=4)
     p.add_argument("--max-annotated", type=int, default=10**6)
     p.add_argument("--folds", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--dice-weight", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=1e-3,
+                   help="from random weights (no ImageNet here): the paper's 5e-5 stays at chance")
+    p.add_argument("--lr-schedule", default="auto", choices=("auto", "step", "cosine"),
+                   help="auto: cosine from random weights (the trainer's default)")
+    p.add_argument("--dice-weight", type=float, default=3.0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch threads on the CPU (default: OMP_NUM_THREADS or all)")
     p.add_argument("--json", type=Path, default=None, help="write every number as JSON")
     p.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
     args = p.parse_args(argv)
     import torch
 
+    from gusa_core.device import configure_cpu_threads
+
+    configure_cpu_threads(args.threads)
     torch.manual_seed(0)
     results = []
     t0 = time.perf_counter()

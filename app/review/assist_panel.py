@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.base.workers import Worker
+from gusa_core.errors import GusaError
 from gusa_core.runs import read_run_meta, stored_roi_tau, stored_temperature
 
 if TYPE_CHECKING:
@@ -52,10 +53,15 @@ _EDIT_TOOLS = ("brush", "eraser", "lasso")
 
 
 def _scan_job(run_dir, project, temperature):
-    """The worker's generator: one scan record per image (aborted between images)."""
+    """The worker's generator: one scan record per image (aborted between images).
+
+    The RoI map is shift-and-stitched to stride 8, as ``gusa suggest`` does by
+    default: four network passes an image, for suggestions of which 0.84-1.00
+    rather than 0.72 reach IoU 0.7 on the demo (``benchmarks/roi_quality.py``).
+    """
     from gusa_core.assist import scan_project
 
-    yield from scan_project(run_dir, project, temperature=temperature)
+    yield from scan_project(run_dir, project, temperature=temperature, stitch=True)
 
 
 def mask_polygons(mask: np.ndarray) -> list[np.ndarray]:
@@ -304,12 +310,21 @@ class AssistPanel(QWidget):
         return True
 
     def reject(self) -> bool:
-        """Hide the shown suggestion for this image (until the next scan)."""
+        """Drop the shown suggestion, recorded in the project for this run's weights (it stays rejected after a restart)."""
         if self.pending is None:
             return False
-        self.rejected.add(self.pending[0])
+        image_id = self.pending[0]
+        self.rejected.add(image_id)
+        rec, project = self.records.get(image_id), self.host.project
+        status = "Suggestion rejected"
+        if rec is not None and rec.get("suggester") and project is not None and image_id in project:
+            rec["rejected"] = True
+            try:
+                project.reject_suggestion(image_id, rec["suggester"])
+            except GusaError as exc:  # read-only or unwritable: hidden for this session only
+                status = f"Suggestion hidden for this session; not recorded: {exc}"
         self.update_suggestion()
-        self.host.show_status("Suggestion rejected", 2000)
+        self.host.show_status(status, 4000)
         return True
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API

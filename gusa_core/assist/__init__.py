@@ -7,7 +7,7 @@
   the input of :func:`annotation_queue` and :func:`suggestion`.
 """
 
-from .scan import annotation_queue, mean_roi_map, scan_project, suggestion
+from .scan import annotation_queue, mean_roi_map, scan_project, stitched_roi, suggester_key, suggestion
 from .rank import DEFAULT_WEIGHTS, RankedItem, rank_images, uncertainty_scores
 from .suggest import DEFAULT_MIN_ISLAND_FRACTION, suggest_mask
 
@@ -22,4 +22,6 @@ __all__ = [
     "annotation_queue",
     "mean_roi_map",
     "suggestion",
+    "suggester_key",
+    "stitched_roi",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -19,6 +20,9 @@ def add_parser(sub) -> None:
                    help="threshold of the RoI map (default: the run's validated roi_tau, else 0.5)")
     s.add_argument("--accept-all", action="store_true",
                    help="save every suggestion as the image's mask (marked 'accepted' in the project)")
+    s.add_argument("--stitch", action=argparse.BooleanOptionalAction, default=True,
+                   help="RoI map at stride 8 from four shifted passes per fold: finer outlines at 4x the time "
+                        "(default; on the demo at 256x192, 0.94 of suggestions reach IoU 0.7 instead of 0.75)")
     s.add_argument("--out", type=Path, default=None, help="write the suggested masks as PNGs into this folder")
     s.add_argument("--device", default="auto")
     s.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
@@ -27,7 +31,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """``gusa suggest``: print one line per image; ``--accept-all`` saves, ``--out`` writes PNGs."""
-    from ..assist import scan_project, suggestion
+    from ..assist import scan_project, suggester_key, suggestion
     from ..errors import GusaError
     from ..imageio import write_mask
     from ..project import Project
@@ -43,9 +47,13 @@ def run(args) -> int:
     tau = args.tau if args.tau is not None else (stored_roi_tau(args.run) or 0.5)
     if not 0.0 < tau < 1.0:
         raise GusaError(f"--tau {tau} must lie strictly between 0 and 1")
-    ids = [r.id for r in project.images if not r.mask]
+    key = suggester_key(args.run)
+    without = [r.id for r in project.images if not r.mask]
+    ids = [i for i in without if not project.is_suggestion_rejected(i, key)]
+    if len(ids) < len(without):
+        print(f"{len(without) - len(ids)} image(s) skipped: their suggestion from this run ({key}) was rejected")
     if not ids:
-        print("every image already has a mask: nothing to suggest")
+        print("every image already has a mask or a rejected suggestion: nothing to suggest")
         return 0
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -53,7 +61,9 @@ def run(args) -> int:
     accepted = failed = 0
     bar = tqdm(total=len(ids), unit="img", file=sys.stderr, disable=None, leave=False)
     try:
-        for rec in scan_project(args.run, project, ids=ids, device=args.device, backend=args.backend, temperature=None):
+        scan = scan_project(args.run, project, ids=ids, device=args.device, backend=args.backend, temperature=None,
+                            stitch=args.stitch)
+        for rec in scan:
             bar.update(1)
             if rec["error"]:
                 failed += 1

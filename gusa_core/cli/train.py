@@ -29,6 +29,11 @@ def add_parser(sub) -> None:
     s.add_argument("--epochs", type=int, default=30)
     s.add_argument("--batch-size", type=int, default=5)
     s.add_argument("--lr", type=float, default=5e-5)
+    s.add_argument("--random-init-lr", type=_rate_or_none, default=1e-3,
+                   help="learning rate when the trunk starts from random weights (no ImageNet file); 'none': --lr")
+    s.add_argument("--lr-schedule", choices=("auto", "step", "cosine"), default="auto",
+                   help="step: the paper's x0.9 every 10 epochs; cosine: down to 0 over the epochs; "
+                        "auto: cosine from random weights, else step")
     s.add_argument("--weight-decay", type=float, default=1e-5)
     s.add_argument("--dice-weight", type=float, default=1.0, help="lambda of eq. 8")
     s.add_argument("--input-size", type=parse_size, default=DEFAULT_INPUT_SIZE, metavar="WxH")
@@ -131,7 +136,8 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-_RESUME_KEPT = ("variant", "folds", "val_fraction", "epochs", "batch_size", "lr", "weight_decay", "dice_weight",
+_RESUME_KEPT = ("variant", "folds", "val_fraction", "epochs", "batch_size", "lr", "random_init_lr", "lr_schedule",
+                "weight_decay", "dice_weight",
                 "input_size", "pretrained", "seed", "augment", "field_mpp", "field_size", "field_stride",
                 "field_min_cover", "fields_per_class")
 _SIZES = ("input_size", "field_size")
@@ -151,6 +157,10 @@ def _ignored_options(given: TrainConfig, kept: TrainConfig) -> list[str]:
     return out
 
 
+def _rate_or_none(text: str) -> float | None:
+    return None if text.strip().lower() == "none" else float(text)
+
+
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
@@ -168,6 +178,8 @@ def run(args) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        random_init_lr=args.random_init_lr,
+        lr_schedule=args.lr_schedule,
         weight_decay=args.weight_decay,
         dice_weight=args.dice_weight,
         input_size=tuple(args.input_size),

@@ -22,6 +22,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MASK_SOURCES",
+    "MAX_REJECTIONS",
     "MANIFEST_KEYS",
     "ImageRecord",
     "now",
@@ -39,11 +40,13 @@ BACKUP_NAME = MANIFEST_NAME + ".bak"
 FORMAT_NAME = "gusa-project"
 #: Manifest version this code writes; it reads this and older ones.
 FORMAT_VERSION = 1
-_RECORD_KEYS = ("id", "path", "label", "mask", "notes", "suggested", "mask_source")
+_RECORD_KEYS = ("id", "path", "label", "mask", "notes", "suggested", "mask_source", "rejected_suggestions")
 #: Where a mask came from: painted by hand, a model's suggestion accepted as it was, or accepted then edited.
 MASK_SOURCES = ("painted", "accepted", "edited")
 #: The keys this version understands; others are kept as they were.
 MANIFEST_KEYS = ("format", "version", "classes", "class_colors", "reinhard_reference", "images", "created", "modified")
+#: Rejected suggestions remembered per image (the newest are kept).
+MAX_REJECTIONS = 16
 
 
 def now() -> str:
@@ -92,6 +95,11 @@ class ImageRecord:
     mask_source : {"painted", "accepted", "edited"} or None
         The mask's provenance (:data:`MASK_SOURCES`); None without a mask.
         Manifests written before this field read as "painted" for a mask.
+    rejected_suggestions : list of str
+        The suggesters (:func:`gusa_core.assist.suggester_key` of a run's
+        weights) whose suggested RoI for this image was rejected, oldest
+        first, at most :data:`MAX_REJECTIONS`; a run with other weights may
+        suggest again. Written only when not empty.
     extra : dict
         Manifest keys this version does not know, kept as they were.
     """
@@ -103,11 +111,16 @@ class ImageRecord:
     notes: str = ""
     suggested: str | None = None
     mask_source: str | None = None
+    rejected_suggestions: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """The record as stored in the manifest."""
         d = {k: getattr(self, k) for k in _RECORD_KEYS}
+        if d["rejected_suggestions"]:
+            d["rejected_suggestions"] = list(d["rejected_suggestions"])
+        else:
+            del d["rejected_suggestions"]  # manifests without rejections stay as before
         d.update({k: v for k, v in self.extra.items() if k not in d})
         return d
 
@@ -137,6 +150,7 @@ class ImageRecord:
             notes=notes,
             suggested=d.get("suggested"),
             mask_source=_mask_source(d),
+            rejected_suggestions=_rejections(d),
             extra={k: v for k, v in d.items() if k not in _RECORD_KEYS},
         )
 
@@ -150,6 +164,15 @@ def _mask_source(d: dict) -> str | None:
     if source not in MASK_SOURCES:
         raise ValueError(f"image {d['id']!r}: 'mask_source' must be one of {', '.join(MASK_SOURCES)}, got {source!r}")
     return source
+
+
+def _rejections(d: dict) -> list[str]:
+    value = d.get("rejected_suggestions")
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"image {d['id']!r}: 'rejected_suggestions' must be a list of non-empty strings")
+    return list(dict.fromkeys(value))[-MAX_REJECTIONS:]
 
 
 def _newer_reason(version: int) -> str:

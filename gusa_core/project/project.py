@@ -41,6 +41,7 @@ from .manifest import (
     FORMAT_VERSION,
     MANIFEST_KEYS,
     MANIFEST_NAME,
+    MAX_REJECTIONS,
     ImageRecord,
     manifest_ok,
     now,
@@ -61,6 +62,7 @@ class ProjectEvents(SignalGroup):
     label_changed = Signal(str, object)  # id, new label (str or None)
     suggested_changed = Signal(str, object)  # id, suggestion (str or None)
     mask_changed = Signal(str)  # id
+    suggestion_rejected = Signal(str, str)  # id, suggester key
     notes_changed = Signal(str)  # id
     classes_changed = Signal()
     reinhard_changed = Signal(object)
@@ -471,3 +473,39 @@ class Project(ImagesMixin, ClassesMixin, MasksMixin, GuardMixin):
             self._reinhard = value
             self._touch()
         self.events.reinhard_changed.emit(value)
+
+    # ------------------------------------------------- rejected suggestions
+    def reject_suggestion(self, image_id: str, suggester: str, *, save_manifest: bool = True) -> None:
+        """Remember that ``suggester``'s suggested RoI for an image was rejected.
+
+        Parameters
+        ----------
+        image_id : str
+        suggester : str
+            Who suggested it: :func:`gusa_core.assist.suggester_key` of the
+            run (its weights). Another run, or the same run retrained, may
+            suggest for the image again.
+        save_manifest : bool
+            Save the manifest at once when the record changed.
+
+        Raises
+        ------
+        ProjectError
+            Read-only, or the manifest cannot be written.
+        """
+        if not isinstance(suggester, str) or not suggester:
+            raise ValueError(f"a suggester key must be a non-empty string, got {suggester!r:.80}")
+        self._check_editable()
+        with self._lock:
+            rec = self.image(image_id)
+            if suggester in rec.rejected_suggestions:
+                return
+            rec.rejected_suggestions = (rec.rejected_suggestions + [suggester])[-MAX_REJECTIONS:]
+            self._touch()
+        if save_manifest:
+            self.save()
+        self.events.suggestion_rejected.emit(image_id, suggester)
+
+    def is_suggestion_rejected(self, image_id: str, suggester: str | None) -> bool:
+        """Whether ``suggester``'s suggestion for an image was rejected (see :meth:`reject_suggestion`)."""
+        return suggester is not None and suggester in self.image(image_id).rejected_suggestions

@@ -11,7 +11,10 @@ from ..checkpoint import MAX_INPUT_SIDE
 from ..errors import GusaError
 from ..models_registry import VARIANT_NAMES
 
-__all__ = ["TrainConfig", "TrainCallbacks", "Silent"]
+__all__ = ["TrainConfig", "TrainCallbacks", "Silent", "effective_lr", "effective_schedule", "LR_SCHEDULES"]
+
+#: Learning-rate schedules (``TrainConfig.lr_schedule``).
+LR_SCHEDULES = ("auto", "step", "cosine")
 
 
 @dataclass
@@ -37,6 +40,20 @@ class TrainConfig:
     slide normal; with the statistics re-estimated, the same weights called
     all of them invasive. It costs one forward pass over the training images.
 
+    ``random_init_lr`` is the learning rate when the trunk starts from random
+    weights (``pretrained="none"``, or ``"auto"`` without the ImageNet file):
+    the paper's ``lr`` of 5e-5 is a fine-tuning rate, under which a random
+    trunk stays at chance on the demo for tens of epochs, while 1e-3 learns it
+    in ten (``benchmarks/demo_learnability.py``). None uses ``lr`` in every case.
+
+    ``lr_schedule`` is ``"step"`` (the paper's: times ``lr_decay`` every
+    ``lr_step`` epochs), ``"cosine"`` (from the starting rate down to 0 over
+    ``epochs``) or ``"auto"``: cosine for a random trunk, step otherwise.
+    From random weights at 1e-3 the step schedule is still at a high rate
+    when a short run ends, and the validation accuracy swings from epoch to
+    epoch (1.00 then 0.59 at the last epoch, ``benchmarks/roi_quality.py``);
+    annealed to 0, the last five epochs of both folds stayed at 1.00.
+
     ``precision`` (``auto``, ``fp32`` or ``bf16``) is what the forward pass is
     autocast to; the weights stay fp32 (see :mod:`gusa_core.training.precision`).
 
@@ -52,8 +69,10 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 5
     lr: float = 5e-5
+    random_init_lr: float | None = 1e-3
     lr_decay: float = 0.9
     lr_step: int = 10
+    lr_schedule: str = "auto"
     weight_decay: float = 1e-5
     dice_weight: float = 1.0
     input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
@@ -110,6 +129,27 @@ class TrainConfig:
         return d
 
 
+def effective_lr(config: TrainConfig, pretrained_source: str) -> float:
+    """The learning rate a model starts at: ``random_init_lr`` for a random trunk (if set), else ``lr``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    pretrained_source : str
+        The model's ``pretrained_source`` (``"random"``, ``"imagenet:..."``, ``"file:..."``).
+    """
+    if pretrained_source == "random" and config.random_init_lr is not None:
+        return float(config.random_init_lr)
+    return float(config.lr)
+
+
+def effective_schedule(config: TrainConfig, pretrained_source: str) -> str:
+    """``"step"`` or ``"cosine"``: ``lr_schedule``, with ``"auto"`` resolved (cosine for a random trunk)."""
+    if config.lr_schedule != "auto":
+        return config.lr_schedule
+    return "cosine" if pretrained_source == "random" else "step"
+
+
 def _int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -126,6 +166,8 @@ def _problems(c: TrainConfig):
     yield None if _int(c.epochs) and 1 <= c.epochs <= 100_000 else f"epochs must be 1 to 100000 (--epochs), got {c.epochs!r:.40}"
     yield None if _int(c.batch_size) and 1 <= c.batch_size <= 4096 else f"batch_size must be 1 to 4096 (--batch-size), got {c.batch_size!r:.40}"
     yield None if _num(c.lr) and 0 < c.lr <= 10 else f"lr must be a finite number above 0 and at most 10 (--lr), got {c.lr!r:.40}"
+    yield None if c.random_init_lr is None or (_num(c.random_init_lr) and 0 < c.random_init_lr <= 10) else f"random_init_lr must be None or a finite number above 0 and at most 10, got {c.random_init_lr!r:.40}"
+    yield None if c.lr_schedule in LR_SCHEDULES else f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {c.lr_schedule!r:.40}"
     yield None if _num(c.lr_decay) and 0 < c.lr_decay <= 1 else f"lr_decay must be in (0, 1], got {c.lr_decay!r:.40}"
     yield None if _int(c.lr_step) and c.lr_step >= 1 else f"lr_step must be a positive count, got {c.lr_step!r:.40}"
     yield None if _num(c.weight_decay) and 0 <= c.weight_decay <= 1 else f"weight_decay must be a finite number from 0 to 1 (--weight-decay), got {c.weight_decay!r:.40}"

@@ -28,6 +28,7 @@ from ..metrics import mean_iou, roc_auc
 from ..models import ModelOutput, build_model
 from ..models_registry import ROI_VARIANTS
 from ..runs import fold_dir, last_model_dir, state_dir
+from .config import effective_lr, effective_schedule
 from .seeding import rng_state, set_rng_state
 
 #: How the saved ("best") model of a fold is chosen.
@@ -74,8 +75,16 @@ class FoldTrainer:
         model.to(self.device)
         if self.prep.channels_last:
             model.to(memory_format=torch.channels_last)
-        optimizer = _adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, cfg.lr_step), gamma=cfg.lr_decay)
+        lr = effective_lr(cfg, model.pretrained_source)
+        if lr != cfg.lr and not getattr(self.trainer, "_lr_noted", False):
+            self.trainer._lr_noted = True
+            self.cb.on_log(f"random initial weights: learning rate {lr:g} (random_init_lr) instead of {cfg.lr:g}, "
+                           f"{effective_schedule(cfg, model.pretrained_source)} schedule")
+        optimizer = _adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        if effective_schedule(cfg, model.pretrained_source) == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.epochs))
+        else:
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, cfg.lr_step), gamma=cfg.lr_decay)
         scaler = torch.amp.GradScaler("cuda", enabled=self.prep.amp)
         return model, optimizer, scheduler, scaler
 

@@ -131,6 +131,18 @@ def test_reject_with_delete_hides_the_suggestion(qtbot, assisted):
     win.show_image(target)
     assert panel.pending is None  # stays rejected
 
+    # recorded in the project for this run's weights: a new session's scan does not suggest it again
+    from gusa_core.assist import scan_project, suggester_key
+    from gusa_core.project import Project
+
+    key = suggester_key(panel.run_dir)
+    assert Project.open(win.project.folder, read_only=True).is_suggestion_rejected(target, key)
+    panel.rejected.clear()  # what a restart forgets
+    fresh = next(scan_project(panel.run_dir, win.project, ids=[target], temperature=1.0))
+    panel.records[target] = {**fresh, "fold_roi": panel.records[target]["fold_roi"]}
+    panel.update_suggestion()
+    assert fresh["rejected"] and panel.pending is None
+
 
 def test_enter_and_delete_act_only_from_the_canvas_or_the_panel(qtbot, assisted):
     from PySide6.QtWidgets import QDialog, QLineEdit, QVBoxLayout
@@ -170,6 +182,7 @@ def test_enter_and_delete_act_only_from_the_canvas_or_the_panel(qtbot, assisted)
     QTest.keyClick(panel.scan_button, Qt.Key.Key_Delete)
     assert panel.pending is None and win.canvas.outline("suggestion") is None
     panel.rejected.discard(target)
+    panel.records[target]["rejected"] = False  # the project records it too: forget it here to try Enter
     panel.update_suggestion()
     focus(qtbot, win.canvas)
     QTest.keyClick(win.canvas, Qt.Key.Key_Return)

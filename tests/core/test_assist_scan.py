@@ -108,3 +108,44 @@ def test_unreadable_image_is_reported_not_raised(run, demo, records, tmp_path):
         bad.write_bytes(saved)
     assert rec["error"] and rec["fold_probs"] is None
     assert annotation_queue([rec], demo) == []
+
+
+class _PoolingNet:
+    """A stand-in predictor whose ỹ is the 16x16 mean of the input's first channel (an exact stride-16 grid)."""
+
+    def prepare(self, image):
+        return image.shape[:2], [np.stack([image[..., 0].astype(np.float32)] * 3)]
+
+    def predict_prepared(self, items):
+        from types import SimpleNamespace
+
+        x = items[0][1][0][0]
+        low = x.reshape(x.shape[0] // 16, 16, x.shape[1] // 16, 16).mean(axis=(1, 3))
+        return [SimpleNamespace(attention_lowres=low, probs=np.array([x.mean(), 1.0]))]
+
+
+def test_stitched_roi_samples_at_stride_8_with_half_pixel_centres():
+    from gusa_core.assist import stitched_roi
+
+    h, w = 64, 96
+    cols = np.tile(np.arange(w, dtype=np.float32), (h, 1))
+    image = np.stack([cols, cols, cols], axis=-1)
+    probs, raw = stitched_roi(_PoolingNet(), image, raw=True)
+    assert raw.shape == (h // 8, w // 8) and probs[1] == 1.0
+    np.testing.assert_allclose(raw[1::2, 1::2], _PoolingNet().predict_prepared([(0, [image[..., 0][None]])])[0].attention_lowres)
+    np.testing.assert_allclose(raw[3, 2:-1], 8 * np.arange(2, w // 8 - 1) - 0.5)  # sample k sits at pixel 8k - 0.5
+    _, fine = stitched_roi(_PoolingNet(), image)
+    np.testing.assert_allclose(fine[3, 2:-2], 8 * np.arange(2, w // 8 - 2) + 3.5)  # the half-pixel centres of stride 8
+
+
+def test_scan_with_stitch_keeps_the_classes_and_doubles_the_grid(run, demo, records):
+    from gusa_core.assist import stitched_roi
+
+    one = demo.ids()[:2]
+    fine = list(scan_project(run, demo, ids=one, backend="torch", device="cpu", stitch=True))
+    for r, plain in zip(fine, records[:2]):
+        np.testing.assert_allclose(r["fold_probs"], plain["fold_probs"], atol=1e-6)
+        assert r["fold_roi"].shape == (2, 6, 8) and mean_roi_map(r).shape == plain["image_shape"]
+    fold0 = Predictor.from_run(run, fold=0, backend="torch", device="cpu", temperature=1.0)
+    _, raw = stitched_roi(fold0, read_image(demo.image_path(one[0])), raw=True)
+    np.testing.assert_allclose(raw[1::2, 1::2], records[0]["fold_roi"][0], atol=1e-6)

@@ -176,7 +176,7 @@ def test_training_stores_calibration_and_roi_tau(tmp_path):
     Trainer(project, project.runs_dir / "r", cfg, callbacks=Log()).run()
     cal = read_run_meta(project.runs_dir / "r")["calibration"]
     n_val = sum(len(s["val"]) for s in read_run_meta(project.runs_dir / "r")["splits"])
-    assert cal["n"] == n_val == 12
+    assert cal["n"] == n_val == 12 and cal["source"] == ["best", "best"]
     assert cal["ensemble_temperature"] == 1.0 and any("< 20" in n for n in cal["notes"])  # too few to fit
     assert cal["fold_temperatures"] == [1.0, 1.0]
     assert cal["roi_tau"] in TAU_GRID and cal["n_masks"] > 0
@@ -209,7 +209,7 @@ def test_cli_rank_and_suggest(run, demo, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "too coarse" in err  # trained at 64x48
     after = Project.open(folder)
-    by_id = {r["id"]: r for r in scan_project(run, after, ids=free, backend="torch", device="cpu")}
+    by_id = {r["id"]: r for r in scan_project(run, after, ids=free, backend="torch", device="cpu", stitch=True)}
     for image_id in free:
         want = suggestion(by_id[image_id], tau=0.35)  # the run's stored roi_tau
         assert (tmp_path / "s" / f"{image_id}.png").is_file()

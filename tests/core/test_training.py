@@ -99,7 +99,7 @@ def test_end_to_end_two_folds_with_callbacks(project):
         for key in ("fold", "epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc", "val_auc", "val_miou", "lr", "seconds"):
             assert key in e
         assert math.isfinite(e["train_loss"]) and math.isfinite(e["val_loss"])
-        assert 0.0 <= e["val_acc"] <= 1.0 and e["lr"] == pytest.approx(5e-5)
+        assert 0.0 <= e["val_acc"] <= 1.0 and e["lr"] == pytest.approx(1e-3)  # random trunk: random_init_lr
         assert e["val_auc"] is None or 0.0 <= e["val_auc"] <= 1.0
     batches = rec.of("batch")
     n_train = start["n_train"]
@@ -216,3 +216,15 @@ def test_missing_imagenet_weights_are_reported_once_and_training_goes_on(project
     assert len(notes) == 1
     assert "not found at" in notes[0] and "random initialisation" in notes[0] and "--pretrained FILE" in notes[0]
     assert (tmp_path / "run" / "fold-1" / "model.safetensors").is_file()
+    assert [m for m in rec.of("log") if "random_init_lr" in m] == [
+        "random initial weights: learning rate 0.001 (random_init_lr) instead of 5e-05, cosine schedule"]
+    assert rec.of("epoch") and all(e["lr"] == pytest.approx(1e-3) for e in rec.of("epoch"))
+
+
+def test_random_init_lr_none_keeps_the_configured_rate(project, tmp_path):
+    rec = Recorder()
+    Trainer(project, tmp_path / "run", _config(epochs=1, random_init_lr=None, lr=2e-4), callbacks=rec).run()
+    assert rec.of("epoch") and all(e["lr"] == pytest.approx(2e-4) for e in rec.of("epoch"))
+    assert not [m for m in rec.of("log") if "random_init_lr" in m]
+    with pytest.raises(GusaError, match="random_init_lr"):
+        Trainer(project, tmp_path / "bad", _config(random_init_lr=float("nan"))).run()
