@@ -72,8 +72,8 @@ def test_csv_equals_gusa_predict(qtbot, tiny_run, folder, tmp_path):
         dlg.start()
     app_csv = dlg.export_csv(tmp_path / "app.csv")
     assert main(["predict", str(run_dir), str(folder), "--csv", str(tmp_path / "cli.csv")]) == 0
-    assert app_csv.read_text() == (tmp_path / "cli.csv").read_text()
-    assert len(app_csv.read_text().splitlines()) == 9
+    assert app_csv.read_text(encoding="utf-8") == (tmp_path / "cli.csv").read_text(encoding="utf-8")
+    assert len(app_csv.read_text(encoding="utf-8").splitlines()) == 9
 
 
 def test_cancel_stops_within_one_image(qtbot, tiny_run, folder):

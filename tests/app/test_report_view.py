@@ -38,7 +38,7 @@ def test_report_numbers_equal_sklearn(qtbot, tiny_run, tmp_path, validation):
         assert view.confusion_table.item(i, i).text() == f"{result['confusion'][i][i]:.2f}"
     assert view.misclassified.count() == len(result["misclassified"])
 
-    html = view.export_html(tmp_path / "report.html").read_text()
+    html = view.export_html(tmp_path / "report.html").read_text(encoding="utf-8")
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(uris) >= 2
     assert all(base64.b64decode(u)[:8] == b"\x89PNG\r\n\x1a\n" for u in uris)

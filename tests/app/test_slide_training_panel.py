@@ -69,7 +69,7 @@ def test_panel_trains_on_slide_fields_with_folds_split_by_slide(qtbot, slides_on
     assert summary["status"] == "finished", (summary, shown_errors, panel.log_view.toPlainText())
     assert shown_errors == []
     assert "from the painted regions of 2 of 2 slide(s)" in panel.log_view.toPlainText()
-    meta = json.loads((Path(slides_only_project.folder) / "runs" / "slides" / "run.json").read_text())
+    meta = json.loads((Path(slides_only_project.folder) / "runs" / "slides" / "run.json").read_text(encoding="utf-8"))
     assert meta["config"]["field_mpp"] == 0.84
     for split in meta["splits"]:
         train = {parse_field_id(i)[0] for i in split["train"]}

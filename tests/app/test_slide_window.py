@@ -82,7 +82,7 @@ def test_slide_is_viewed_painted_saved_reopened_and_exported(qtbot, window, slid
     assert view2.editor().mask[row, col] == 4
     out = tmp_path / "regions.geojson"
     assert win2.export_slide_geojson(out)
-    fc = json.loads(out.read_text())
+    fc = json.loads(out.read_text(encoding="utf-8"))
     [feature] = fc["features"]
     assert feature["properties"]["classification"]["name"] == "Invasive"
     ring = np.array(feature["geometry"]["coordinates"][0], float)
@@ -90,7 +90,7 @@ def test_slide_is_viewed_painted_saved_reopened_and_exported(qtbot, window, slid
     assert ring[:, 0].min() <= p.x() <= ring[:, 0].max() and ring[:, 1].min() <= p.y() <= ring[:, 1].max()
     assert ring[:, 0].max() - ring[:, 0].min() == pytest.approx((120 + 40) / 0.25, abs=2 * ds)  # 10x: 4 level-0 px per screen px
     # import a shifted copy: replaces the regions as one undo step
-    shifted = json.loads(out.read_text())
+    shifted = json.loads(out.read_text(encoding="utf-8"))
     for pt in shifted["features"][0]["geometry"]["coordinates"][0]:
         pt[0] += 1600  # 100 label pixels to the right
     (tmp_path / "shifted.geojson").write_text(json.dumps(shifted))

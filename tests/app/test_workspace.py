@@ -214,7 +214,7 @@ def test_geojson_export_import_via_menu(qtbot, window, demo_project, tmp_path):
     out = tmp_path / "roi.geojson"
     win.dialogs.save_path = lambda parent, title, default, filters: str(out)
     win.export_geojson_action.trigger()
-    assert out.is_file() and '"FeatureCollection"' in out.read_text()
+    assert out.is_file() and '"FeatureCollection"' in out.read_text(encoding="utf-8")
     # import into an image with no RoI: same region comes back
     target = next(r.id for r in demo_project.images if r.mask is None)
     win.show_image(target)

@@ -126,7 +126,7 @@ def test_mask_provenance_round_trips_and_old_manifests_read_as_painted(tmp_path)
     with pytest.raises(ValueError):
         project.save_mask(free[1], m, source="guessed")
     # a manifest without the field (older version): masks read as painted
-    data = json.loads(project.manifest_path.read_text())
+    data = json.loads(project.manifest_path.read_text(encoding="utf-8"))
     for rec in data["images"]:
         rec.pop("mask_source", None)
     project.manifest_path.write_text(json.dumps(data))

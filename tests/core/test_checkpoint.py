@@ -82,7 +82,7 @@ def test_truncated_weights_are_refused(saved, tmp_path):
 
 
 def _edit_json(folder: Path, **changes) -> None:
-    meta = json.loads((folder / META_FILE).read_text())
+    meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
     meta.update(changes)
     (folder / META_FILE).write_text(json.dumps(meta))
 

@@ -123,7 +123,7 @@ def test_evaluate_json_and_html(trained):
     root, project, run = trained
     mj, rh = root / "m.json", root / "r.html"
     assert main(["evaluate", str(run), str(project), "--json", str(mj), "--html", str(rh)]) == 0
-    m = json.loads(mj.read_text())
+    m = json.loads(mj.read_text(encoding="utf-8"))
     assert {"accuracy", "auc_macro", "auc_per_class", "confusion", "miou", "roc", "predictions", "misclassified"} <= set(m)
     assert 0.0 <= m["accuracy"] <= 1.0 and 0.0 <= m["auc_macro"] <= 1.0
     assert all(0.0 <= v <= 1.0 for v in m["auc_per_class"].values())
@@ -134,7 +134,7 @@ def test_evaluate_json_and_html(trained):
     html = rh.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert main(["evaluate", str(run), str(project), "--validation", "--json", str(mj)]) == 0
-    assert json.loads(mj.read_text())["n_images"] == 20  # each labelled image validated by one fold
+    assert json.loads(mj.read_text(encoding="utf-8"))["n_images"] == 20  # each labelled image validated by one fold
 
 
 def test_export_and_info(trained, capsys):

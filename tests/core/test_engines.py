@@ -355,7 +355,7 @@ def test_gate_passes_fp32_against_fp32_and_reuses_the_record(exported, tmp_path)
     assert engine is candidate.built[0] and record.ok and len(reference.built) == 1
     assert (record.engine, record.precision, record.weights_sha256) == ("openvino", "fp32", sha256_file(path))
     assert "3 images: top-1 identical" in record.detail and "agrees with fp32" in record.reason
-    stored = json.loads(record_path.read_text())
+    stored = json.loads(record_path.read_text(encoding="utf-8"))
     assert stored["checks"]["openvino/fp32"]["ok"] is True and not list(tmp_path.glob("*.tmp"))
     engine, again = gate(candidate, reference, x, record_path=record_path, weights_sha256=sha256_file(path))
     assert again == record and len(reference.built) == 1  # the verdict is read, nothing re-run

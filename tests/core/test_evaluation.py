@@ -83,7 +83,7 @@ def test_validation_protocol_scores_each_image_with_its_own_fold(demo, run):
     assert result["protocol"] == "validation"
     ids = [r.id for r in demo.labelled()]
     assert sorted(p["id"] for p in result["predictions"]) == sorted(ids)
-    first_val = json.loads((run / "fold-0" / "model.json").read_text())["validation_ids"]
+    first_val = json.loads((run / "fold-0" / "model.json").read_text(encoding="utf-8"))["validation_ids"]
     fold0 = Predictor.from_run(run, fold=0, backend="torch")
     expected = fold0.predict([read_image(demo.image_path(i)) for i in first_val])
     by_id = {p["id"]: p for p in result["predictions"]}

@@ -223,5 +223,5 @@ def test_missing_file_and_atomic_export(tmp_path):
     m = _donuts()
     out = export_geojson(tmp_path / "sub" / "roi.geojson", m, name="RoI", color=(1, 2, 3))
     assert out.is_file() and [p.name for p in out.parent.iterdir()] == ["roi.geojson"]
-    data = json.loads(out.read_text())
+    data = json.loads(out.read_text(encoding="utf-8"))
     assert data["features"][0]["properties"]["classification"] == {"name": "RoI", "color": [1, 2, 3]}

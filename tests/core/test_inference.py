@@ -230,7 +230,7 @@ def test_predictions_csv(tmp_path):
         {"path": "b,c.tif", "predicted": None, "probs": None, "roi_fraction": None, "error": "cannot read image b,c.tif: truncated"},
     ]
     out = write_predictions_csv(tmp_path / "p.csv", recs, CLASSES)
-    text = out.read_text()
+    text = out.read_text(encoding="utf-8")
     assert text == predictions_csv_text(recs, CLASSES)
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == ["path", "predicted"] + [f"prob_{c}" for c in CLASSES] + ["roi_fraction", "error"]

@@ -71,12 +71,12 @@ def test_cohort_outputs_failure_and_resume(tiny_run, cohort, tmp_path, capsys):
     field_rows = _rows(out / "s1" / "fields.csv")
     assert len(field_rows) == int(rows[2]["fields"])
     # a second run redoes nothing and writes the same table
-    before = (out / "cohort.csv").read_text()
+    before = (out / "cohort.csv").read_text(encoding="utf-8")
     stamps = {n: (out / n / SUMMARY_FILE).stat().st_mtime_ns for n in ("s0", "s1", "s2")}
     assert main(_args(run_dir, cohort, out)) == 0
     assert capsys.readouterr().out.count("already done, skipped") == 3
     assert {n: (out / n / SUMMARY_FILE).stat().st_mtime_ns for n in stamps} == stamps
-    assert (out / "cohort.csv").read_text() == before
+    assert (out / "cohort.csv").read_text(encoding="utf-8") == before
 
 
 @pytest.mark.timeout(300)
@@ -98,6 +98,6 @@ def test_two_processes_under_torchrun_write_the_same_cohort(tiny_run, cohort, tm
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "[rank 0/2]" in proc.stdout and "[rank 1/2]" in proc.stdout
-    assert (two / "cohort.csv").read_text() == (one / "cohort.csv").read_text()
+    assert (two / "cohort.csv").read_text(encoding="utf-8") == (one / "cohort.csv").read_text(encoding="utf-8")
     for name in ("s0", "s1", "s2"):
-        assert (two / name / "fields.csv").read_text() == (one / name / "fields.csv").read_text()
+        assert (two / name / "fields.csv").read_text(encoding="utf-8") == (one / name / "fields.csv").read_text(encoding="utf-8")

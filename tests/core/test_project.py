@@ -162,7 +162,7 @@ def test_manifest_round_trip_every_field(tmp_path):
     project.save_mask(a.id, np.pad(np.ones((4, 4), np.uint8), ((2, 18), (3, 25))))
     project.save()
 
-    data = json.loads((tmp_path / "proj" / MANIFEST_NAME).read_text())
+    data = json.loads((tmp_path / "proj" / MANIFEST_NAME).read_text(encoding="utf-8"))
     assert data["format"] == "gusa-project" and data["version"] == 1
     assert data["classes"] == ["Normal", "Tumour"] and data["class_colors"]["Tumour"] == [1, 2, 3]
     assert data["created"] and data["modified"]
@@ -185,7 +185,7 @@ def test_manifest_round_trip_every_field(tmp_path):
     p2 = Project.open(tmp_path / "proj")
     p2.set_notes(a.id, "changed")
     p2.save()
-    again = json.loads((tmp_path / "proj" / MANIFEST_NAME).read_text())
+    again = json.loads((tmp_path / "proj" / MANIFEST_NAME).read_text(encoding="utf-8"))
     assert again["future_key"] == {"x": 1} and again["images"][0]["future_field"] == 7
 
 
@@ -193,11 +193,11 @@ def test_save_keeps_backup_and_interrupted_save_leaves_manifest(small, monkeypat
     manifest = small.folder / MANIFEST_NAME
     small.set_label("img0", "Normal")
     small.save()
-    first = manifest.read_text()
+    first = manifest.read_text(encoding="utf-8")
     small.set_label("img1", "Benign")
     small.save()
-    assert (small.folder / BACKUP_NAME).read_text() == first
-    good = manifest.read_text()
+    assert (small.folder / BACKUP_NAME).read_text(encoding="utf-8") == first
+    good = manifest.read_text(encoding="utf-8")
 
     small.set_label("img2", "Invasive")
     real_replace = os.replace
@@ -211,7 +211,7 @@ def test_save_keeps_backup_and_interrupted_save_leaves_manifest(small, monkeypat
     with pytest.raises(ProjectError, match="disk full"):
         small.save()
     monkeypatch.undo()
-    assert manifest.read_text() == good and small.dirty
+    assert manifest.read_text(encoding="utf-8") == good and small.dirty
     assert not [p for p in small.folder.iterdir() if p.name.endswith(".tmp")]
     assert Project.open(small.folder).image("img2").label is None
 
@@ -222,14 +222,14 @@ def test_save_keeps_backup_and_interrupted_save_leaves_manifest(small, monkeypat
     with pytest.raises(RuntimeError):
         small.save()
     monkeypatch.undo()
-    assert manifest.read_text() == good
+    assert manifest.read_text(encoding="utf-8") == good
     small.save()
     assert Project.open(small.folder).image("img2").label == "Invasive" and not small.dirty
 
 
 def test_newer_version_is_refused_and_not_overwritten(small):
     manifest = small.folder / MANIFEST_NAME
-    data = json.loads(manifest.read_text())
+    data = json.loads(manifest.read_text(encoding="utf-8"))
     data["version"] = 7
     manifest.write_text(json.dumps(data))
     before = manifest.read_bytes()
@@ -257,7 +257,7 @@ def test_corrupt_manifest_points_at_valid_backup(small):
     restored.save()
     assert len(Project.open(small.folder)) == 3
     # A damaged manifest never replaces a good backup.
-    assert json.loads((small.folder / BACKUP_NAME).read_text())["format"] == "gusa-project"
+    assert json.loads((small.folder / BACKUP_NAME).read_text(encoding="utf-8"))["format"] == "gusa-project"
 
 
 def test_open_errors(tmp_path):
@@ -431,7 +431,7 @@ def test_threaded_saves_while_mutating(small):
     reopened = Project.open(small.folder)
     assert [r.to_dict() for r in reopened.images] == [r.to_dict() for r in small.images]
     assert reopened.classes == small.classes
-    json.loads((small.folder / BACKUP_NAME).read_text())
+    json.loads((small.folder / BACKUP_NAME).read_text(encoding="utf-8"))
 
 
 def test_record_from_dict_validation():

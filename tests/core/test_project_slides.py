@@ -46,7 +46,7 @@ def test_slide_record_regions_geojson_round_trip(tmp_path, huge_slide):
     assert slide_ids(reopened) == [sid] and not is_slide(reopened.image(recs[1].id))
     np.testing.assert_array_equal(load_regions(reopened, sid), labels)
     out = export_regions_geojson(reopened, sid, tmp_path / "regions.geojson")
-    fc = json.loads(out.read_text())
+    fc = json.loads(out.read_text(encoding="utf-8"))
     by_name = {f["properties"]["classification"]["name"]: f for f in fc["features"]}
     assert set(by_name) == {"Normal", "Invasive"}
     ring = np.array(by_name["Invasive"]["geometry"]["coordinates"][0])

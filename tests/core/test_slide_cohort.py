@@ -46,14 +46,14 @@ def test_resume_redoes_a_slide_swept_with_other_settings(tiny_run, slides, tmp_p
     two = slides[:2]
     assert main(_args(run_dir, two, out, "--overlap", "0.25")) == 0
     capsys.readouterr()
-    first = json.loads((out / "s0" / SUMMARY_FILE).read_text())
+    first = json.loads((out / "s0" / SUMMARY_FILE).read_text(encoding="utf-8"))
     assert first["settings"]["overlap"] == 0.25 and len(first["settings"]["weights"]) == 64
 
     # other overlap: both slides are redone, and say why
     assert main(_args(run_dir, two, out)) == 0
     text = capsys.readouterr().out
     assert text.count("swept before with other settings (overlap 0.25 → 0.5): redoing") == 2
-    again = json.loads((out / "s0" / SUMMARY_FILE).read_text())
+    again = json.loads((out / "s0" / SUMMARY_FILE).read_text(encoding="utf-8"))
     assert again["settings"]["overlap"] == 0.5 and again["fields"] > first["fields"]
     rows = _rows(out / "cohort.csv")
     assert [r["status"] for r in rows] == ["done", "done"]
@@ -69,7 +69,7 @@ def test_resume_redoes_a_slide_swept_with_other_settings(tiny_run, slides, tmp_p
     assert "tissue threshold 0.25 → 0.5" in text and "run weights" in text and "models in the ensemble 2 → 1" in text
 
     # a summary written without settings (an older version) is redone rather than trusted
-    summary = json.loads((out / "s1" / SUMMARY_FILE).read_text())
+    summary = json.loads((out / "s1" / SUMMARY_FILE).read_text(encoding="utf-8"))
     del summary["settings"]
     (out / "s1" / SUMMARY_FILE).write_text(json.dumps(summary))
     assert main(_args(run_dir, two[1:], out)) == 0
@@ -81,7 +81,7 @@ def test_cohort_table_marks_slides_swept_with_other_settings(tiny_run, slides, t
     out = tmp_path / "out"
     assert main(_args(run_dir, slides[:1], out, "--overlap", "0.25")) == 0
     capsys.readouterr()
-    swept = json.loads((out / "s0" / SUMMARY_FILE).read_text())["settings"]
+    swept = json.loads((out / "s0" / SUMMARY_FILE).read_text(encoding="utf-8"))["settings"]
     now = dict(swept, overlap=0.5)
     assert settings_changes(swept, swept) == [] and settings_changes(swept, now) == ["overlap 0.25 → 0.5"]
     path, counts = merge_cohort(slides, out, ["Normal", "Benign", "InSitu", "Invasive"], sweep=now)
@@ -150,8 +150,8 @@ def test_a_lost_rank_does_not_hang_the_others(tiny_run, slides, tmp_path, how):
                 proc.wait()
             for f in logs:
                 f.close()
-    err = (tmp_path / "rank0.err").read_text()
-    assert code == 3, (tmp_path / "rank0.out").read_text()[-2000:] + err[-3000:]
+    err = (tmp_path / "rank0.err").read_text(encoding="utf-8")
+    assert code == 3, (tmp_path / "rank0.out").read_text(encoding="utf-8")[-2000:] + err[-3000:]
     assert "rank 1 did not finish the sweep" in err
     if how == "killed":
         assert waited < 60  # noticed when its connections closed, long before the 600 s timeout
@@ -159,7 +159,7 @@ def test_a_lost_rank_does_not_hang_the_others(tiny_run, slides, tmp_path, how):
     assert [(r["slide"], r["status"]) for r in rows] == [
         ("s0.tif", "done"), ("s1.tif", "done"), ("s2.tif", "done"), ("stuck.tif", "not done")]
     assert "rank 1 stopped before sweeping it" in rows[3]["error"]
-    assert "cohort: 3 done, 0 failed, 1 not done" in (tmp_path / "rank0.out").read_text()
+    assert "cohort: 3 done, 0 failed, 1 not done" in (tmp_path / "rank0.out").read_text(encoding="utf-8")
 
 
 def _descendants(pid: int) -> list[int]:
@@ -212,7 +212,7 @@ def test_under_torchrun_a_killed_rank_still_leaves_the_cohort_table(tiny_run, sl
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    text = (tmp_path / "log").read_text()
+    text = (tmp_path / "log").read_text(encoding="utf-8")
     assert code != 0, text[-3000:]
     rows = _rows(out / "cohort.csv")
     assert [(r["slide"], r["status"]) for r in rows] == [

@@ -139,7 +139,7 @@ def test_predict_slide_command_reports_both_halves(demo_run, halves_slide, tmp_p
     out = tmp_path / "out"
     assert main(["predict-slide", str(run_dir), str(halves_slide[0]), "--out", str(out), "--no-tiff",
                  "--backend", "torch", "--device", "cpu"]) == 0
-    summary = json.loads((out / "halves" / "summary.json").read_text())
+    summary = json.loads((out / "halves" / "summary.json").read_text(encoding="utf-8"))
     areas = summary["area_mm2"]
     tissue = sum(areas.values())
     drawn = (W - 2 * MARGIN[0]) * (H - 2 * MARGIN[1]) * (MPP / 1000) ** 2

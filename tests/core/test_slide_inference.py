@@ -128,7 +128,7 @@ def test_geojson_reimports_in_level0_coordinates(two_class_result, tmp_path):
     for b, f in zip(back, r.fields):
         assert b["probs"]["A"] == pytest.approx(f.probs[0])
     # the shared GeoJSON reader rasterises the detections where the fields are (level 0 / 16)
-    obj = json.loads((tmp_path / "two" / "fields.geojson").read_text())
+    obj = json.loads((tmp_path / "two" / "fields.geojson").read_text(encoding="utf-8"))
     assert obj["features"][0]["properties"]["objectType"] == "detection"
     mask = geojson_to_mask(obj, (H // 16, W // 16), downsample=16) > 0
     expected = np.zeros_like(mask)

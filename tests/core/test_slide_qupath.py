@@ -80,7 +80,7 @@ def _strict(text: str):
 
 def test_fields_geojson_is_what_qupaths_reader_takes(tmp_path):
     write_slide_outputs(_result(), tmp_path, tiff=False)
-    obj = _strict((tmp_path / "fields.geojson").read_text())
+    obj = _strict((tmp_path / "fields.geojson").read_text(encoding="utf-8"))
     assert obj["type"] == "FeatureCollection" and len(obj["features"]) == 2
     for feat in obj["features"]:
         uuid.UUID(feat["id"])
@@ -124,13 +124,13 @@ def test_leica_slide_is_cropped_by_qupath_and_its_fields_follow(tiny_run, tmp_pa
     r = predict_slide(Predictor.from_run(run_dir, device="cpu"), path)
     assert r.origin == (256, 192) and r.fields
     write_slide_outputs(r, tmp_path / "out", tiff=False)
-    obj = _strict((tmp_path / "out" / "fields.geojson").read_text())
+    obj = _strict((tmp_path / "out" / "fields.geojson").read_text(encoding="utf-8"))
     for feat, f in zip(obj["features"], r.fields):
         x0, y0 = feat["geometry"]["coordinates"][0][0]
         assert (x0, y0) == (f.box[0] - 256, f.box[1] - 192)
     back = read_fields_geojson(tmp_path / "out" / "fields.geojson")
     assert [b["box"] for b in back] == [tuple(float(v) for v in f.box) for f in r.fields]
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["qupath_origin"] == [256, 192]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))["qupath_origin"] == [256, 192]
 
 
 def test_painted_regions_export_in_qupaths_frame_and_come_back():
@@ -162,7 +162,7 @@ def test_project_regions_of_a_leica_slide_round_trip_in_qupaths_frame(tmp_path):
     d = info.downsample
     labels[512 // d : 768 // d, 640 // d : 1024 // d] = 2  # Benign: level-0 x 640..1024, y 512..768
     out = export_regions_geojson(project, sid, tmp_path / "regions.geojson", labels)
-    ring = np.array(json.loads(out.read_text())["features"][0]["geometry"]["coordinates"][0])
+    ring = np.array(json.loads(out.read_text(encoding="utf-8"))["features"][0]["geometry"]["coordinates"][0])
     assert (ring[:, 0].min(), ring[:, 1].min(), ring[:, 0].max(), ring[:, 1].max()) == (128, 256, 512, 512)
     back, skipped = import_regions_geojson(project, sid, out)
     np.testing.assert_array_equal(back, labels)

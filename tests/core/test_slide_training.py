@@ -87,7 +87,7 @@ def test_gusa_train_on_slides_and_patches_splits_by_slide(slide_project, tmp_pat
     assert rc == 0
     err = capsys.readouterr().err
     assert "field(s) of 2048x1536 px at 0.42 µm/px from the painted regions of 2 of 2 slide(s)" in err
-    meta = json.loads((run / "run.json").read_text())
+    meta = json.loads((run / "run.json").read_text(encoding="utf-8"))
     assert meta["status"] == "finished" and len(meta["splits"]) == 2
     for split in meta["splits"]:
         def slides(ids):

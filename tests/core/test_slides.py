@@ -279,7 +279,7 @@ def test_bad_files_name_the_file(tmp_path, pyramid):
 
 def _status_kib(field: str) -> int | None:
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:

@@ -101,7 +101,7 @@ def test_dict_round_trip_and_default():
     img = _tissue_like(seed=5)
     np.testing.assert_array_equal(again.transform(img), norm.transform(img))
     default = ReinhardNormalizer.default()
-    stored = json.loads(DEFAULT_REFERENCE_PATH.read_text())
+    stored = json.loads(DEFAULT_REFERENCE_PATH.read_text(encoding="utf-8"))
     np.testing.assert_allclose(default.mean, stored["mean"])
     assert 40 < default.mean[0] < 95 and default.mean[1] > 0  # pinkish: a* > 0
     assert "he_bach_size.tif" in stored["source"]

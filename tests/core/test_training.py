@@ -156,7 +156,7 @@ def test_stop_mid_epoch_then_resume_equals_uninterrupted(project, uninterrupted)
     assert cb.requested and cb.after_request == 0  # no batch ran after the request
     assert len(cb.of("epoch")) == 1 and not cb.of("fold_end")
     assert "--resume" in summary["resume_hint"]
-    assert json.loads((out / "run.json").read_text())["status"] == "stopped"
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["status"] == "stopped"
     assert (out / "fold-0" / "last.pt-state" / "state.json").is_file()
     assert (out / "fold-0" / "model.safetensors").is_file()  # epoch 1's model stays
 
@@ -167,8 +167,8 @@ def test_stop_mid_epoch_then_resume_equals_uninterrupted(project, uninterrupted)
     assert any("resuming after epoch 1" in m for m in rec.of("log"))
     _assert_same_weights(out / "fold-0" / "last" / "model.safetensors", uninterrupted / "fold-0" / "last" / "model.safetensors")
     _assert_same_weights(out / "fold-0" / "model.safetensors", uninterrupted / "fold-0" / "model.safetensors")
-    hist = json.loads((out / "fold-0" / "model.json").read_text())["history"]
-    ref_hist = json.loads((uninterrupted / "fold-0" / "model.json").read_text())["history"]
+    hist = json.loads((out / "fold-0" / "model.json").read_text(encoding="utf-8"))["history"]
+    ref_hist = json.loads((uninterrupted / "fold-0" / "model.json").read_text(encoding="utf-8"))["history"]
     assert [h["val_loss"] for h in hist] == [h["val_loss"] for h in ref_hist]
 
 
@@ -196,7 +196,7 @@ def test_crash_marks_the_run_failed(project):
     out = project.runs_dir / "failed"
     with pytest.raises(RuntimeError, match="disk on fire"):
         Trainer(project, out, _config(epochs=1), callbacks=rec).run()
-    meta = json.loads((out / "run.json").read_text())
+    meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert meta["status"] == "failed" and "disk on fire" in meta["error"]
     assert any("training failed" in m and "disk on fire" in m for m in rec.of("log"))
 

@@ -26,7 +26,7 @@ def copy_tree(src: Path, dst: Path) -> Path:
 
 
 def edit_json(path: Path, **changes) -> None:
-    meta = json.loads(path.read_text())
+    meta = json.loads(path.read_text(encoding="utf-8"))
     meta.update(changes)
     path.write_text(json.dumps(meta))
 

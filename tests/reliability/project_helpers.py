@@ -36,6 +36,6 @@ def make_project(folder: Path, *, n: int = 3, labels=("Normal", "Benign", None),
 def edit_manifest(folder: Path, change) -> None:
     """Rewrite ``folder/gusa-project.json`` with ``change(data)`` applied (a hostile or mutated manifest)."""
     path = folder / "gusa-project.json"
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     change(data)
     path.write_text(json.dumps(data))

@@ -60,7 +60,7 @@ def test_out_that_is_a_file_is_refused(trained, tmp_path, capsys):
     rc = main(["train", str(project), "--out", str(out), "--pretrained", "none"])
     line = _one_line(capsys.readouterr().err)
     assert rc == 2 and str(out) in line and "is a file" in line
-    assert out.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert out.read_text(encoding="utf-8") == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_read_only_output_folder(trained, tmp_path, monkeypatch, capsys):
@@ -102,7 +102,7 @@ def test_disk_full_leaves_the_old_file_and_no_temporary_file(tmp_path, monkeypat
     rc = main(["predict", str(run), *map(str, images), "--csv", str(csv_path), "--backend", "torch"])
     line = _one_line(_last_error(capsys))
     assert rc == 2 and "disk is full" in line
-    assert csv_path.read_text() == "the previous results\n"
+    assert csv_path.read_text(encoding="utf-8") == "the previous results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "predictions.csv", "run"]
 
 
@@ -145,7 +145,7 @@ def test_broken_reinhard_in_run_json_on_resume(trained, tmp_path, capsys):
 def test_garbage_config_in_run_json_on_resume(trained, tmp_path, capsys):
     project, run = trained
     out = shutil.copytree(run, tmp_path / "run")
-    edit_json(out / "run.json", config={**json.loads((run / "run.json").read_text())["config"], "input_size": "abc"})
+    edit_json(out / "run.json", config={**json.loads((run / "run.json").read_text(encoding="utf-8"))["config"], "input_size": "abc"})
     before = (out / "run.json").read_bytes()
     rc = main(["train", str(project), "--out", str(out), "--resume", "--pretrained", "none"])
     line = _one_line(_last_error(capsys))

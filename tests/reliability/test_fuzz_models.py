@@ -84,7 +84,7 @@ def _copy_model(seed_run: Path, scratch: Path, *, link_weights: bool = True) -> 
 
 
 def _meta(seed_run):
-    return json.loads((seed_run / "fold-0" / META_FILE).read_text())
+    return json.loads((seed_run / "fold-0" / META_FILE).read_text(encoding="utf-8"))
 
 
 @settings(max_examples=50, **FUZZ)
@@ -137,7 +137,7 @@ def test_load_model_of_damaged_bytes(seed_run, scratch, mutation, which):
 @settings(max_examples=50, **FUZZ)
 @given(data=st.data())
 def test_run_json_of_edited_content(seed_run, scratch, data):
-    run_meta = json.loads((seed_run / "run.json").read_text())
+    run_meta = json.loads((seed_run / "run.json").read_text(encoding="utf-8"))
     folder = Path(tempfile.mkdtemp(dir=scratch)) / "run"
     shutil.copytree(seed_run, folder, copy_function=os.link)  # weights shared, never written
     (folder / "run.json").unlink()  # a new file, not the seed's inode

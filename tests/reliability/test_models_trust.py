@@ -66,7 +66,7 @@ def test_weights_of_another_model_are_refused(tmp_path):
 
 def test_model_json_without_hash_is_accepted(model_dir):
     """Decision: a model.json written before the hash existed loads (embedded settings still compared), unchanged."""
-    meta = json.loads((model_dir / META_FILE).read_text())
+    meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
     del meta["weights_sha256"]
     (model_dir / META_FILE).write_text(json.dumps(meta))
     before = (model_dir / META_FILE).read_bytes()
@@ -141,7 +141,7 @@ def test_onnx_cache_follows_the_weights_hash_not_their_mtime(tmp_path):
     served = Predictor.from_run(folder, device="cpu", backend="onnx").predict_image(image)
     truth = Predictor.from_run(old, device="cpu", backend="torch").predict_image(image)
     np.testing.assert_allclose(served.probs, truth.probs, atol=1e-4)
-    record = json.loads((folder / "model.onnx.json").read_text())
+    record = json.loads((folder / "model.onnx.json").read_text(encoding="utf-8"))
     assert record["weights_sha256"] == weights_sha256(folder) == read_model_meta(folder)["weights_sha256"]
 
 

@@ -35,7 +35,7 @@ TOP_KEYS = ["format", "version", "classes", "class_colors", "reinhard_reference"
 def _setup(tmp_path):
     folder = tmp_path / "case" / "project"
     make_project(folder)
-    return folder, json.loads((folder / "gusa-project.json").read_text())
+    return folder, json.loads((folder / "gusa-project.json").read_text(encoding="utf-8"))
 
 
 def _reset(folder, template, manifest_bytes: bytes) -> None:

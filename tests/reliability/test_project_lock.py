@@ -139,7 +139,7 @@ def test_live_lock_of_another_host_is_respected(tmp_path):
     _fake_lock(folder, host="lab-pc-7", pid=4242)
     with pytest.raises(ProjectLockedError, match="host lab-pc-7, pid 4242, since 2026-01-01"):
         Project.open(folder, lock="GuSA Studio")
-    assert json.loads((folder / LOCK_NAME).read_text())["token"] == "someone-else"
+    assert json.loads((folder / LOCK_NAME).read_text(encoding="utf-8"))["token"] == "someone-else"
 
 
 def test_exactly_one_of_many_racing_writers_wins(tmp_path):

@@ -82,7 +82,7 @@ def test_clear_mask_writes_the_manifest_before_deleting(tmp_path, monkeypatch):
 
     def unlink(self, *args, **kwargs):
         if self.name == f"{image_id}.png":
-            seen.append(json.loads((folder / "gusa-project.json").read_text())["images"][0]["mask"])
+            seen.append(json.loads((folder / "gusa-project.json").read_text(encoding="utf-8"))["images"][0]["mask"])
         return real_unlink(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "unlink", unlink)
