@@ -70,8 +70,11 @@ class _Curve(TrainCallbacks):
 
 
 def _train(project, name: str, **kw) -> tuple[_Curve, dict]:
+    # The paper's rate and schedule, which the tolerance below was measured at: a
+    # random trunk would otherwise train at random_init_lr (1e-3), twenty times
+    # faster, and the rounding differences grow with the step size.
     settings = dict(folds=1, epochs=2, batch_size=3, input_size=SIZE, device="cpu", pretrained="none", seed=0,
-                    workers=0, augment=True)
+                    workers=0, augment=True, random_init_lr=None, lr_schedule="step")
     config = TrainConfig(**{**settings, **kw})
     curve = _Curve()
     out = project.runs_dir / name
