@@ -5,12 +5,12 @@ Run (Xvfb, openbox and ImageMagick's ``import`` on the PATH; one picture per scr
 
     python scripts/slide_heatmap_screenshot.py /tmp/heatmap-shot [RUN]
 
-It writes a 16,000 x 12,000 pyramidal TIFF at 0.25 µm/px with two kinds of tissue (pink striped
-on the left, purple dotted on the right), a project holding it and a one-fold ``fa-gusa`` run,
-runs Model → Predict slide… and saves the screen.
-Without RUN the run's weights are random (no download, no training) and the picture shows what
-the overlay looks like, not a diagnosis; pass RUN (``... /tmp/heatmap-shot RUN``), e.g. a run
-trained from painted regions of a slide drawn the same way, for a meaningful map.
+It writes a pyramidal TIFF tiled with demo tissue (:func:`gusa_core.demo.generate_field`), Normal
+on the left half and Invasive on the right, at the demo's scale (one 256x192 demo image = one BACH
+field, 3.36 µm/px), a project holding it, and trains ``fa-gusa`` from random weights on the demo
+project (the run of ``tests/core/test_slide_demo_run.py``: 64x48 input, 8 epochs, about 20 CPU
+seconds), unless RUN names a run to use instead. Then it runs Model → Predict slide…, clicks a
+field and saves the screen: the class map is the trained run's own prediction, not a drawing.
 """
 
 from __future__ import annotations
@@ -21,32 +21,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "core"))
 
 from _xvfb_shot import run_per_size, shoot  # noqa: E402
 
-W, H = 16_000, 12_000
+FIELDS = (14, 9)  # demo fields across and down (half of them Normal, half Invasive)
 
 
 def make_project(folder: Path, run: Path | None = None):
+    from test_slide_demo_run import CELL, LEFT, MPP, RIGHT, train_demo_run
+    from slide_fixtures import DemoHalvesPainter, write_pyramid_tiff
+
     from gusa_core.project import Project
     from gusa_core.project.slides import add_paths
-    from gusa_core.runs import runs_dir, write_untrained_run
-    from slide_fixtures import TwoClassPainter, write_pyramid_tiff
 
     if (folder / "project").is_dir():  # made for the previous screen size
         project = Project.open(folder / "project")
-        return project, project.images[0].id, run or runs_dir(project.folder) / "fa-gusa-demo"
+        return project, project.images[0].id, run or folder / "demo-run" / "run"
     folder.mkdir(parents=True, exist_ok=True)
-    path = write_pyramid_tiff(folder / "breast_wsi_02.tif", W, H, painter=TwoClassPainter(W, H, margin=0.08), mpp=0.25,
-                              objective_power=40)
+    margin = (CELL[0] // 2, CELL[1] // 2)
+    w, h = FIELDS[0] * CELL[0] + 2 * margin[0], FIELDS[1] * CELL[1] + 2 * margin[1]
+    painter = DemoHalvesPainter(w, h, (LEFT, RIGHT), mpp=MPP, margin=margin, seed=1)
+    path = write_pyramid_tiff(folder / "breast_wsi_02.tif", w, h, painter=painter, mpp=MPP, levels=[1, 4, 16],
+                              tile=256)
     project = Project.create(folder / "project")
     sid = add_paths(project, [path])[0].id
     project.save()
-    if run is not None:
-        return project, sid, run
-    run = write_untrained_run(runs_dir(project.folder) / "fa-gusa-demo", variant="fa-gusa",
-                              class_names=list(project.classes), input_size=(128, 96), folds=1, seed=4)
-    return project, sid, run.folder
+    if run is None:
+        (folder / "demo-run").mkdir(exist_ok=True)
+        run = train_demo_run(folder / "demo-run")
+    return project, sid, run
 
 
 def main() -> None:
