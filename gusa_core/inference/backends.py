@@ -196,13 +196,8 @@ def validation_images(folder, meta: dict, prepare) -> tuple[np.ndarray, str]:
     images : ndarray of shape (N, 3, h, w), float32
     source : str
     """
-    images = _project_images(Path(folder), meta, count=GATE_IMAGES, skip_gate=False)
-    if images:
-        source = "validation images of the run"
-    else:
-        images = _generated(meta, per_class=2, seed=0)
-        source = "generated tissue (the run's validation images were not at hand)"
-    return np.stack([prepare(im) for im in images]), source
+    return _prepared_images(folder, meta, prepare, count=GATE_IMAGES, skip_gate=False, per_class=2, seed=0,
+                            generated="generated tissue (the run's validation images were not at hand)")
 
 
 def calibration_images(folder, meta: dict, prepare) -> tuple[np.ndarray, str]:
@@ -214,12 +209,19 @@ def calibration_images(folder, meta: dict, prepare) -> tuple[np.ndarray, str]:
 
     Parameters and returns as :func:`validation_images`.
     """
-    images = _project_images(Path(folder), meta, count=CALIBRATION_IMAGES, skip_gate=True)
+    return _prepared_images(folder, meta, prepare, count=CALIBRATION_IMAGES, skip_gate=True, per_class=4, seed=500,
+                            generated="generated tissue")
+
+
+def _prepared_images(folder, meta: dict, prepare, *, count: int, skip_gate: bool, per_class: int, seed: int,
+                     generated: str) -> tuple[np.ndarray, str]:
+    """The fold's validation images (or generated tissue, said in ``generated``), pre-processed, and their source."""
+    images = _project_images(Path(folder), meta, count=count, skip_gate=skip_gate)
     if images:
         source = "validation images of the run"
     else:
-        images = _generated(meta, per_class=4, seed=500)
-        source = "generated tissue"
+        images = _generated(meta, per_class=per_class, seed=seed)
+        source = generated
     return np.stack([prepare(im) for im in images]), source
 
 
