@@ -28,17 +28,30 @@ def slide_run_project(tmp_path):
     return project, run.folder
 
 
-def _window(qtbot, project):
+FEATURES = ["app.training.runs_panel", "app.slides.slide_predict_panel"]
+
+
+def _window(qtbot, project, features=FEATURES):
     from app.shell.main_window import MainWindow
 
     win = MainWindow(features=False)
     qtbot.addWidget(win)
-    win.install_features(["app.training.runs_panel", "app.slides.slide_predict_panel"])
+    win.install_features(features)
     win.resize(1200, 800)
     win.show()
     qtbot.waitExposed(win)
     assert win.open_project(project.folder)
     return win
+
+
+def _on_slide(qtbot, project, run_dir, features=FEATURES):
+    """A window on the project's one slide with ``run_dir`` active; ``(window, slide panel)``."""
+    win = _window(qtbot, project, features)
+    win.runs.set_active_run(run_dir)
+    [sid] = [r.id for r in project.images]
+    with qtbot.waitSignal(win.slide_shown, timeout=20000):
+        win.show_image(sid)
+    return win, _panel(win)
 
 
 def _panel(win):
@@ -50,12 +63,7 @@ def _panel(win):
 
 def test_predict_slide_overlays_heatmaps_and_reads_a_field(qtbot, slide_run_project, error_messages):
     project, run_dir = slide_run_project
-    win = _window(qtbot, project)
-    win.runs.set_active_run(run_dir)
-    [sid] = [r.id for r in project.images]
-    with qtbot.waitSignal(win.slide_shown, timeout=20000):
-        win.show_image(sid)
-    panel = _panel(win)
+    win, panel = _on_slide(qtbot, project, run_dir)
     view = win.canvas
     [action] = [a for a in win.findChildren(QAction) if a.objectName() == "action_predict_slide"]
     with qtbot.waitSignal(panel.progress.valueChanged, timeout=60000):
@@ -116,12 +124,7 @@ def test_predict_slide_overlays_heatmaps_and_reads_a_field(qtbot, slide_run_proj
 
 def test_predict_slide_can_be_cancelled(qtbot, slide_run_project, error_messages):
     project, run_dir = slide_run_project
-    win = _window(qtbot, project)
-    win.runs.set_active_run(run_dir)
-    [sid] = [r.id for r in project.images]
-    with qtbot.waitSignal(win.slide_shown, timeout=20000):
-        win.show_image(sid)
-    panel = _panel(win)
+    win, panel = _on_slide(qtbot, project, run_dir)
     assert panel.start()
     with qtbot.waitSignal(panel.progress.valueChanged, timeout=60000):
         pass
@@ -139,20 +142,8 @@ def test_a_clicked_field_opens_in_review_with_its_prediction(qtbot, slide_run_pr
     from app.review.review_panel import ReviewPanel
 
     project, run_dir = slide_run_project
-    from app.shell.main_window import MainWindow
-
-    win = MainWindow(features=False)
-    qtbot.addWidget(win)
-    win.install_features(["app.training.runs_panel", "app.review.review_panel", "app.slides.slide_predict_panel"])
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.open_project(project.folder)
-    win.runs.set_active_run(run_dir)
-    [sid] = [r.id for r in project.images]
-    with qtbot.waitSignal(win.slide_shown, timeout=20000):
-        win.show_image(sid)
-    panel = _panel(win)
+    win, panel = _on_slide(qtbot, project, run_dir,
+                           ["app.training.runs_panel", "app.review.review_panel", "app.slides.slide_predict_panel"])
     [review] = win.findChildren(ReviewPanel)
     assert panel.start()
     qtbot.waitUntil(lambda: panel.result is not None and not panel.is_running(), timeout=120000)
