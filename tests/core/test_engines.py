@@ -138,21 +138,9 @@ def test_both_engines_are_available_here():
 
 # ------------------------------------------------------------------ engines on a real export
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(export_random_fa_gusa):
     """A random fa-gusa exported at 64x48, with its torch outputs on a batch of 3 (the oracle)."""
-    import torch
-
-    from gusa_core.inference.export import export_model_onnx
-    from gusa_core.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model("fa-gusa").eval()
-    folder = tmp_path_factory.mktemp("fold-0")
-    path = export_model_onnx(model, folder / "model.onnx", input_size=(W, H))
-    x = np.random.default_rng(1).standard_normal((3, 3, H, W)).astype(np.float32)
-    with torch.no_grad():
-        out = model(torch.from_numpy(x))
-    return path, x, out.logits.numpy(), out.roi.numpy()
+    return export_random_fa_gusa(3, size=(W, H))
 
 
 def test_engines_run_without_torch(exported, tmp_path):

@@ -70,21 +70,9 @@ def test_rule_is_described_for_the_user(monkeypatch):
 
 # ------------------------------------------------------------------ the engine on a real export
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(export_random_fa_gusa):
     """A random fa-gusa exported at 64x48, with its torch logits on 4 images (the oracle)."""
-    torch = pytest.importorskip("torch")
-
-    from gusa_core.inference.export import export_model_onnx
-    from gusa_core.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model("fa-gusa").eval()
-    folder = tmp_path_factory.mktemp("fold-0")
-    path = export_model_onnx(model, folder / "model.onnx", input_size=(W, H))
-    x = np.random.default_rng(1).standard_normal((4, 3, H, W)).astype(np.float32)
-    with torch.no_grad():
-        out = model(torch.from_numpy(x))
-    return path, x, out.logits.numpy(), out.roi.numpy()
+    return export_random_fa_gusa(4, size=(W, H))
 
 
 @pytest.fixture
