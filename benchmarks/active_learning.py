@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import tempfile
 import time
@@ -38,15 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from gusa_core.engines import cpu_info
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -212,7 +203,7 @@ def _stored_calibration(run: Path) -> dict:
 
 def report(results: list[dict], args) -> None:
     print()
-    print(f"CPU: {_cpu_model()}  |  settings: input {args.size}, images {args.image_scale}x that, {args.folds} folds, "
+    print(f"CPU: {cpu_info().model}  |  settings: input {args.size}, images {args.image_scale}x that, {args.folds} folds, "
           f"{args.epochs} epochs, start {args.start}, step {args.step}, pool {results[0]['total']} images/seed, "
           f"test {4 * args.test_per_class} images/seed, seeds {[r['seed'] for r in results]}")
     print("\n1. accuracy / mIoU on the test images against the number of annotated images")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from gusa_core.engines import cpu_info  # noqa: E402
 from gusa_core.inference import Predictor  # noqa: E402
 from gusa_core.inference.slide import SlideOptions, iter_predict_slide  # noqa: E402
 from gusa_core.inference.slide_outputs import write_slide_outputs  # noqa: E402
@@ -43,16 +43,6 @@ from gusa_core.runs import write_untrained_run  # noqa: E402
 from slide_fixtures import TissuePainter, write_pyramid_tiff  # noqa: E402
 
 SIZES = {"big": (40_000, 30_000), "half": (20_000, 15_000)}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_slide(folder: Path, name: str) -> Path:
@@ -102,7 +92,7 @@ def main() -> None:
     iw, ih = (int(v) for v in args.input.lower().split("x"))
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_predict_slide_"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"CPU: {cpu_model()}; input {iw}x{ih}; batch {args.batch}; readers {args.readers}; work {work}")
+    print(f"CPU: {cpu_info().model}; input {iw}x{ih}; batch {args.batch}; readers {args.readers}; work {work}")
     t = time.perf_counter()
     slides = {name: make_slide(work, name) for name in SIZES}
     print(f"slides written in {time.perf_counter() - t:.1f} s")

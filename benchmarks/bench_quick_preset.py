@@ -22,20 +22,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from gusa_core.engines import cpu_info
 
 
 def main() -> None:
@@ -80,7 +71,7 @@ def main() -> None:
     later_cpu = sum(later) / len(later)
     n = int(preset["epochs"])
     estimate = setup_cpu + first_cpu + (n - 1) * later_cpu + (cpu1 - epochs[-1][1])
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"CPU: {cpu_info().model} ({os.cpu_count()} logical CPUs), torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} (wall times below are inflated by it; CPU times are not)")
     print(f"preset: {label}: {preset}, demo project of {len(project.labelled())} labelled images")
     print(f"measured {len(epochs)} epoch(s): setup {setup_cpu:.1f} s CPU, first epoch {first_cpu:.1f} s CPU, "

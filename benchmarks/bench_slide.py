@@ -31,18 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from gusa_core.engines import cpu_info  # noqa: E402
 from gusa_core.slides import open_slide  # noqa: E402
 from slide_fixtures import TissuePainter, write_pyramid_tiff  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed(fn, repeat: int = 1) -> float:
@@ -96,7 +87,7 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, default=200)
     args = ap.parse_args()
     cv2.setNumThreads(1)
-    print(f"CPU: {cpu_model()}  (python {platform.python_version()}, cv2 threads 1)")
+    print(f"CPU: {cpu_info().model}  (python {platform.python_version()}, cv2 threads 1)")
     sizes = [(20_000, 15_000)] + ([(40_000, 30_000)] if args.big else [])
     with tempfile.TemporaryDirectory() as tmp:
         for w, h in sizes:

@@ -35,20 +35,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from gusa_core.engines import cpu_info  # noqa: E402
 from gusa_core.slides import open_slide  # noqa: E402
 from slide_fixtures import TissuePainter, write_pyramid_tiff  # noqa: E402
 
 VIEW = (1366, 768)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def status_kib(field: str) -> int | None:
@@ -173,7 +164,7 @@ def main() -> None:
     ap.add_argument("--backends", default="tifffile,openslide")
     args = ap.parse_args()
     app = QApplication.instance() or QApplication([])
-    print(f"CPU: {cpu_model()}  (python {platform.python_version()}, {os.cpu_count()} logical CPUs, view {VIEW[0]}x{VIEW[1]})")
+    print(f"CPU: {cpu_info().model}  (python {platform.python_version()}, {os.cpu_count()} logical CPUs, view {VIEW[0]}x{VIEW[1]})")
     with tempfile.TemporaryDirectory() as tmp:
         painter = TissuePainter(40_000, 30_000, n_blobs=8, size=0.06)
         t = time.perf_counter()

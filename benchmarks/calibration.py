@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import tempfile
 import time
@@ -36,15 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from gusa_core.engines import cpu_info
 
 
 def _train(args, folder: Path) -> tuple[Path, Path]:
@@ -114,7 +105,7 @@ def main() -> None:
     from gusa_core.runs import model_folders
 
     configure_cpu_threads(args.threads)
-    print(f"CPU: {_cpu_model()}")
+    print(f"CPU: {cpu_info().model}")
     tmp = None
     if args.run is None:
         if args.keep is None:

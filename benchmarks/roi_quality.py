@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import tempfile
 import time
@@ -38,17 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gusa_core.engines import cpu_info
+
 TAUS = np.round(np.arange(0.05, 0.951, 0.05), 2)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _iou(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -259,7 +250,7 @@ def main() -> None:
     from gusa_core.device import configure_cpu_threads
 
     configure_cpu_threads(args.threads)
-    print(f"CPU: {_cpu_model()}")
+    print(f"CPU: {cpu_info().model}")
     w, h = args.wh
     heldout = heldout_images(args.heldout, (4 * w, 4 * h), args.seed)
     resolution_ceiling(heldout, [(128, 96), (256, 192), (512, 384)])
