@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,8 +53,6 @@ CONFIGS = {
 
 
 def run_one(name: str, steps: int, size: tuple[int, int], threads: int | None) -> dict:
-    import resource
-
     import torch
 
     if threads:
