@@ -16,6 +16,7 @@ give the same images (see ``tests/core/test_stain.py``).
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,24 @@ __all__ = ["ReinhardNormalizer", "rgb_to_lab", "lab_to_rgb", "DEFAULT_REFERENCE_
 DEFAULT_REFERENCE_PATH = Path(__file__).resolve().parent / "assets" / "reinhard_reference.json"
 
 _EPS = 1e-6
+
+_SCRATCH = threading.local()
+
+
+def _scratch(shape: tuple[int, ...], count: int) -> list[np.ndarray]:
+    """``count`` float32 work arrays of ``shape``, kept per thread and reused.
+
+    A folder runs thousands of images of one size through the same thread:
+    fresh multi-megabyte arrays per image cost more in page faults (the
+    allocator hands them back to the system on every free) than the colour
+    conversions themselves.
+    """
+    key = (tuple(shape), count)
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None or bufs[0] != key:
+        bufs = (key, [np.empty(shape, dtype=np.float32) for _ in range(count)])
+        _SCRATCH.bufs = bufs
+    return bufs[1]
 
 
 def _as_float_rgb(image: np.ndarray) -> np.ndarray:
@@ -159,20 +178,55 @@ class ReinhardNormalizer:
         -------
         normalised : ndarray of shape (H, W, 3), uint8
         """
+        rgb = self.transform_float(image)
+        rgb *= np.float32(255.0)
+        rgb += np.float32(0.5)
+        np.clip(rgb, 0.0, 255.0, out=rgb)
+        return rgb.astype(np.uint8)
+
+    def transform_float(self, image: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`transform` without the rounding to uint8: float32 RGB in [0, 1].
+
+        The network input needs floats anyway (:func:`gusa_core.preprocess.preprocess_array`),
+        so rounding to uint8 in between only adds work; the two differ by at
+        most half a grey level.
+
+        Parameters
+        ----------
+        image : ndarray of shape (H, W, 3), uint8
+            Not modified.
+        out : ndarray of shape (H, W, 3), float32, optional
+            Written and returned (reuse it across images of one size).
+
+        Returns
+        -------
+        ndarray of shape (H, W, 3), float32
+        """
         if not self.fitted:
             raise RuntimeError("ReinhardNormalizer has no reference: call fit() or use default()")
-        lab = rgb_to_lab(image)
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
+        if out is None:
+            out = np.empty(image.shape, dtype=np.float32)
+        elif out.shape != image.shape or out.dtype != np.float32:
+            raise ValueError(f"out must be float32 of shape {image.shape}, got {out.dtype} {out.shape}")
+        rgb, lab = _scratch(image.shape, 2)
+        if image.dtype == np.uint8:
+            np.multiply(image, np.float32(1.0 / 255.0), out=rgb)
+        else:
+            rgb[...] = _as_float_rgb(image)
+        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab, dst=lab)
         mean, std = _lab_stats(lab, ignore_background=self.ignore_background, background_l=self.background_l)
         scale = self.std / np.maximum(std, _EPS)
         shift = self.mean - mean * scale
         # One pass over the pixels: lab' = lab * scale + shift, per channel.
         matrix = np.concatenate([np.diag(scale), shift[:, None]], axis=1).astype(np.float32)
-        lab = cv2.transform(lab, matrix)
-        rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-        rgb *= np.float32(255.0)
-        rgb += np.float32(0.5)
-        np.clip(rgb, 0.0, 255.0, out=rgb)
-        return rgb.astype(np.uint8)
+        lab2 = cv2.transform(lab, matrix, dst=rgb)
+        res = cv2.cvtColor(lab2, cv2.COLOR_Lab2RGB, dst=out)
+        if res is not out:  # OpenCV wrote elsewhere (it never should for a matching array)
+            out[...] = res
+        return np.clip(out, 0.0, 1.0, out=out)
 
     __call__ = transform
 

@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
+
+_SCRATCH = threading.local()
+
+
+def _half_buffer(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A work array for an intermediate halving, kept per thread (no page faults per image)."""
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    key = (tuple(shape), np.dtype(dtype).str)
+    buf = bufs.get(key)
+    if buf is None:
+        if len(bufs) >= 4:  # images of many sizes: keep the newest few
+            bufs.pop(next(iter(bufs)))
+        buf = bufs[key] = np.empty(shape, dtype=dtype)
+    return buf
 
 def resize_image(image: np.ndarray, size: tuple[int, int], *, interpolation: str = "auto") -> np.ndarray:
     """Resize an image to ``size = (width, height)``.
@@ -69,7 +87,12 @@ def shrink_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     src = image
     while src.shape[1] % (2 * w) == 0 and src.shape[0] % (2 * h) == 0 and src.shape[1] > w and src.shape[0] > h:
         half = (src.shape[1] // 2, src.shape[0] // 2)
-        out = cv2.resize(src if src.flags.c_contiguous else np.ascontiguousarray(src), half,
-                         interpolation=cv2.INTER_AREA)
+        contiguous = src if src.flags.c_contiguous else np.ascontiguousarray(src)
+        last = half == (w, h)  # the result is returned: a fresh array; intermediates reuse this thread's buffer
+        if last or src.ndim != 3 or src.shape[2] not in (3, 4):
+            out = cv2.resize(contiguous, half, interpolation=cv2.INTER_AREA)
+        else:
+            buf = _half_buffer((half[1], half[0], src.shape[2]), src.dtype)
+            out = cv2.resize(contiguous, half, dst=buf, interpolation=cv2.INTER_AREA)
         src = out[:, :, None] if src.ndim == 3 and out.ndim == 2 else out
     return resize_image(src, (w, h))

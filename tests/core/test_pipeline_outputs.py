@@ -84,6 +84,18 @@ def test_shrinking_in_halvings_stays_within_a_grey_level_of_one_area_resize():
     assert shrink_image(small, (24, 20)).shape == (20, 24, 3)  # enlarging: bilinear, as resize_image
 
 
+def test_shrunk_images_never_share_the_reused_work_array():
+    """Intermediate halvings reuse one array per thread; what is returned is the caller's own."""
+    a = generate_tissue("Normal", size=(4 * SIZE[0], 4 * SIZE[1]), rng=1)[0]
+    b = generate_tissue("Invasive", size=(4 * SIZE[0], 4 * SIZE[1]), rng=2)[0]
+    first = shrink_image(a, SIZE)
+    kept = first.copy()
+    second = shrink_image(b, SIZE)
+    np.testing.assert_array_equal(first, kept)  # not overwritten by the next image
+    assert not np.shares_memory(first, second)
+    np.testing.assert_array_equal(shrink_image(a, SIZE), kept)
+
+
 def test_reduced_reads_report_the_full_shape_and_keep_the_pixels(folder):
     out, files = folder
     tif, shape = read_image_for_size(out / "t0.tif", SIZE)

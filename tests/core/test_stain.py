@@ -124,3 +124,30 @@ def test_uniform_image_does_not_blow_up():
     flat = np.full((10, 10, 3), 128, np.uint8)
     out = ReinhardNormalizer.default().transform(flat)
     assert out.dtype == np.uint8 and np.isfinite(out).all()
+
+
+def test_float_transform_is_the_uint8_one_before_rounding_and_reuses_out():
+    norm = ReinhardNormalizer.default()
+    img = _tissue_like(seed=3)
+    before = img.copy()
+    out = np.full(img.shape, np.nan, np.float32)
+    got = norm.transform_float(img, out=out)
+    assert got is out and got.dtype == np.float32 and 0.0 <= got.min() and got.max() <= 1.0
+    np.testing.assert_array_equal(img, before)
+    np.testing.assert_array_equal(np.floor(got * 255 + 0.5).astype(np.uint8), norm.transform(img))
+    np.testing.assert_array_equal(norm.transform_float(img), got)  # fresh array, same numbers
+    with pytest.raises(ValueError, match="float32 of shape"):
+        norm.transform_float(img, out=np.empty((2, 2, 3), np.float32))
+
+
+def test_float_transform_work_arrays_are_per_thread():
+    """Threads of a decode pool share no work array: concurrent images of two sizes give the sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    norm = ReinhardNormalizer.default()
+    images = [_tissue_like(h=40 + 8 * (i % 2), w=64 + 16 * (i % 2), seed=i) for i in range(24)]
+    expected = [norm.transform(im) for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(norm.transform, images))
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
