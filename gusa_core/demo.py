@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -487,7 +488,7 @@ def write_demo_project(
     folder: str | os.PathLike,
     *,
     seed: int = 0,
-    per_class: int = 10,
+    per_class: int | Mapping[str, int] = 10,
     unlabelled: int = 4,
     size: tuple[int, int] = (512, 384),
     masked_fraction: float = 0.8,
@@ -504,8 +505,10 @@ def write_demo_project(
         The project folder (created; must not already hold a project).
     seed : int
         Equal seeds give identical projects.
-    per_class : int
-        Labelled images per class (the four BACH classes).
+    per_class : int or mapping of str to int
+        Labelled images per class (the four BACH classes), or a count for
+        each class by name (a pool as uneven as a real cohort's; a class
+        left out gets none).
     unlabelled : int
         Extra images without a label (for trying out classification).
     size : tuple of int
@@ -520,6 +523,13 @@ def write_demo_project(
         Saved, with images under ``<folder>/images/``.
     """
     folder = Path(folder)
+    if isinstance(per_class, Mapping):
+        unknown = sorted(set(per_class) - set(DEMO_CLASSES))
+        if unknown:
+            raise ValueError(f"unknown demo classes {unknown}; the classes are {list(DEMO_CLASSES)}")
+        counts = {label: int(per_class.get(label, 0)) for label in DEMO_CLASSES}
+    else:
+        counts = {label: int(per_class) for label in DEMO_CLASSES}
     rng = np.random.default_rng(seed)
     project = Project.create(folder, classes=DEMO_CLASSES, lock=lock)
     images_dir = folder / "images"
@@ -527,15 +537,14 @@ def write_demo_project(
 
     jobs: list[tuple[str, str | None]] = []
     for label in DEMO_CLASSES:
-        for i in range(per_class):
+        for i in range(counts[label]):
             jobs.append((f"{label.lower()}_{i + 1:03d}", label))
     for i in range(unlabelled):
         jobs.append((f"unlabelled_{i + 1:03d}", None))
     # Which labelled images get masks: a fixed share per class, chosen by the seed.
-    n_masked = int(round(masked_fraction * per_class))
     masked = set()
     for label in DEMO_CLASSES:
-        picks = rng.permutation(per_class)[:n_masked]
+        picks = rng.permutation(counts[label])[: int(round(masked_fraction * counts[label]))]
         masked.update(f"{label.lower()}_{p + 1:03d}" for p in picks)
     hidden_labels = rng.choice(len(DEMO_CLASSES), size=unlabelled) if unlabelled else []
 

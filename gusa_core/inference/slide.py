@@ -12,11 +12,14 @@ smoothly and the centre of a field counts most where it is best seen.
 
 Memory is bounded by the heatmaps (``C + 2`` float32 maps at the output resolution) and a fixed
 number of fields in flight, whatever the slide's size. Reading and pre-processing run in a
-small thread pool ahead of the network, so the network never waits on the decoder.
+small thread pool ahead of the network, so the network never waits on the decoder, and the
+next batch is queued on the engine (:meth:`~gusa_core.inference.Predictor.submit_prepared`)
+before the last one is blended into the heatmaps, so it never waits on the blending either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import deque
@@ -352,16 +355,23 @@ def iter_predict_slide(
                     pending.append((nxt, pool.submit(load, nxt[0])))
 
             fill()
+            in_flight = None  # the batch the network runs while the next one is queued behind it
             try:
-                while pending:
+                while pending or in_flight is not None:
                     if should_stop is not None and should_stop():
                         stopped = True
                         break
-                    batch = [pending.popleft() for _ in range(min(options.batch_size, len(pending)))]
-                    fill()
-                    prepared = [fut.result() for _, fut in batch]
-                    preds = predictor.predict_prepared(prepared)
-                    for ((box, frac), _), pred in zip(batch, preds):
+                    queued = None
+                    if pending:
+                        batch = [pending.popleft() for _ in range(min(options.batch_size, len(pending)))]
+                        fill()
+                        prepared = [fut.result() for _, fut in batch]
+                        queued = (batch, predictor.submit_prepared(prepared))
+                    current, in_flight = in_flight, queued
+                    if current is None:
+                        continue
+                    batch, wait = current
+                    for ((box, frac), _), pred in zip(batch, wait()):
                         results.append(_blend(acc, att, weight, box, frac, pred, ds))
                     done = len(results)
                     rate = done / max(1e-9, time.perf_counter() - t_fields)
@@ -369,6 +379,9 @@ def iter_predict_slide(
             finally:
                 for _, fut in pending:
                     fut.cancel()
+                if in_flight is not None:  # a batch still on the engine: let it finish before its requests are reused
+                    with contextlib.suppress(Exception):
+                        in_flight[1]()
         if stopped:
             yield {"stage": "stopped", "path": str(path)}
             return

@@ -83,3 +83,16 @@ def test_write_demo_project_is_deterministic(tmp_path):
         np.testing.assert_array_equal(read_image(pa.image_path(ra.id)), read_image(pb.image_path(rb.id)))
         if ra.mask:
             np.testing.assert_array_equal(pa.load_mask(ra.id), pb.load_mask(rb.id))
+
+
+def test_write_demo_project_with_uneven_classes(tmp_path):
+    from gusa_core.project import Project
+
+    counts = {"Normal": 4, "Benign": 2, "Invasive": 1}
+    write_demo_project(tmp_path / "uneven", seed=2, per_class=counts, unlabelled=0, size=(96, 72), masked_fraction=1.0)
+    project = Project.open(tmp_path / "uneven")
+    labels = [r.label for r in project.images]
+    assert {c: labels.count(c) for c in DEFAULT_CLASSES} == {"Normal": 4, "Benign": 2, "InSitu": 0, "Invasive": 1}
+    assert all(r.mask is not None for r in project.images if r.label != "Normal")  # every drawn class has masks
+    with pytest.raises(ValueError, match="unknown demo classes"):
+        write_demo_project(tmp_path / "bad", per_class={"Tumour": 2})

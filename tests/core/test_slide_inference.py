@@ -116,6 +116,50 @@ def test_fields_outside_tissue_are_skipped(two_class_result, two_class_slide):
     assert (r.tissue == truth).mean() > 0.99
 
 
+class _Recording:
+    """A predictor that logs when batches are queued and when they are collected."""
+
+    def __init__(self, inner):
+        self._inner, self.log = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def submit_prepared(self, prepared, **kw):
+        k = sum(1 for e in self.log if e[0] == "submit")
+        self.log.append(("submit", k))
+        wait = self._inner.submit_prepared(prepared, **kw)
+
+        def collect():
+            self.log.append(("collect", k))
+            return wait()
+
+        return collect
+
+
+def test_next_batch_is_queued_before_the_last_is_blended(colour_predictor, two_class_slide, two_class_result):
+    from gusa_core.inference.slide import iter_predict_slide
+
+    path, _ = two_class_slide
+    rec = _Recording(colour_predictor)
+    result = predict_slide(rec, path, options=SlideOptions(batch_size=4))
+    n = len(rec.log) // 2
+    assert n >= 3
+    # batch k + 1 is on the engine before batch k is collected, and every batch is collected once, in order
+    expected = [("submit", 0)] + [e for k in range(n - 1) for e in (("submit", k + 1), ("collect", k))] + [("collect", n - 1)]
+    assert rec.log == expected
+    np.testing.assert_array_equal(result.probs, two_class_result.probs)  # the same heatmaps as before
+    np.testing.assert_array_equal(result.attention, two_class_result.attention)
+
+    stopper = _Recording(colour_predictor)
+    records = iter_predict_slide(stopper, path, options=SlideOptions(batch_size=4),
+                                 should_stop=lambda: any(e[0] == "collect" for e in stopper.log))
+    stages = [r["stage"] for r in records]
+    assert stages[-1] == "stopped" and "done" not in stages
+    submitted = {k for e, k in stopper.log if e == "submit"}
+    assert submitted == {k for e, k in stopper.log if e == "collect"}  # the batch in flight was waited for
+
+
 def test_geojson_reimports_in_level0_coordinates(two_class_result, tmp_path):
     r = two_class_result
     summary = write_slide_outputs(r, tmp_path / "two")
