@@ -56,9 +56,10 @@ class Experiment:
         w, h = _size(args.size)
         image_size = (w * args.image_scale, h * args.image_scale)
         per_class = args.class_counts or args.per_class
-        self.pool = write_demo_project(root / "pool", seed=seed, per_class=per_class, unlabelled=0, size=image_size)
+        self.pool = write_demo_project(root / "pool", seed=seed, per_class=per_class, unlabelled=0, size=image_size,
+                                       small_focus=args.small_focus)
         self.test = write_demo_project(root / "test", seed=10_000 + seed, per_class=args.test_per_class, unlabelled=0,
-                                       size=image_size)
+                                       size=image_size, small_focus=args.small_focus)
         self.truth = {r.id: (r.label, self.pool.load_mask(r.id)) for r in self.pool.images}
         self.config = dict(variant="fa-gusa", folds=args.folds, epochs=args.epochs, batch_size=args.batch_size,
                            input_size=(w, h), lr=args.lr, random_init_lr=None, lr_schedule=args.lr_schedule,
@@ -219,7 +220,7 @@ def report(results: list[dict], args) -> None:
     print()
     print(f"CPU: {cpu_info().model}  |  settings: input {args.size}, images {args.image_scale}x that, {args.folds} folds, "
           f"{args.epochs} epochs, start {args.start}, step {args.step}, pool {results[0]['total']} images/seed "
-          f"({args.class_counts or 'balanced'}), "
+          f"({args.class_counts or 'balanced'}; small focus {args.small_focus:.0%} of lesions), "
           f"test {4 * args.test_per_class} images/seed, seeds {[r['seed'] for r in results]}")
     print("\n1. accuracy / mIoU on the test images against the number of annotated images")
     print(f"{'seed':>4} {'n':>4}  {'random acc':>10} {'ranked acc':>10}  {'random mIoU':>11} {'ranked mIoU':>11}")
@@ -272,6 +273,9 @@ def main(argv=None) -> None:
                    help="pool images of each class, e.g. Normal=24,Benign=12,InSitu=6,Invasive=6 (an uneven pool, "
                         "as a real cohort is; overrides --per-class)")
     p.add_argument("--test-per-class", type=int, default=8)
+    p.add_argument("--small-focus", type=float, default=0.0,
+                   help="share of lesion images (pool and test) drawn as one small focus in normal tissue: the hard "
+                        "cases of a real cohort (0: every lesion fills its field, which a few images already learn)")
     p.add_argument("--start", type=int, default=8)
     p.add_argument("--step", type=int, default=4)
     p.add_argument("--max-annotated", type=int, default=10**6)

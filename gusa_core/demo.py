@@ -381,6 +381,24 @@ def _invasive(cv: _Canvas) -> None:
     cv.roi[roi] = 255
 
 
+def _focus_in_normal(lesion: _Canvas, focus: float) -> _Canvas:
+    """The lesion kept in one smooth focus covering ``focus`` of the field, normal tissue around it."""
+    rng, h, w, s = lesion.rng, lesion.h, lesion.w, lesion.s
+    around = _Canvas(h, w, rng, s)
+    _normal(around)
+    # One blob: a smooth bump at a random centre, shaped by noise, cut at the quantile that gives its area.
+    cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    bump = -(((yy - cy) / h) ** 2 + ((xx - cx) / w) ** 2) * 8.0 + 0.35 * _smooth_noise(rng, h, w, 40 * s)
+    inside = (bump > np.quantile(bump, 1.0 - focus)).astype(np.float32)
+    alpha = cv2.GaussianBlur(inside, (0, 0), 4 * s)
+    for name in ("hema", "eosin", "nuclei", "clear"):
+        a, b = getattr(around, name), getattr(lesion, name)
+        setattr(around, name, a + alpha * (b - a))
+    around.roi = np.where(inside > 0, lesion.roi, np.uint8(0))
+    return around
+
+
 _PAINTERS = {"Normal": _normal, "Benign": _benign, "InSitu": _insitu, "Invasive": _invasive}
 
 
@@ -413,6 +431,7 @@ def generate_tissue(
     *,
     size: tuple[int, int] = (512, 384),
     rng: np.random.Generator | int | None = None,
+    focus: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one synthetic H&E image of a class and its coarse RoI mask.
 
@@ -424,6 +443,11 @@ def generate_tissue(
         reference scale): an image of any size shows the same field,
         :data:`DEMO_FIELD_UM` (see :func:`demo_mpp`).
     rng : numpy.random.Generator or int, optional
+    focus : float, optional
+        For a lesion class (not Normal): the share of the field, in (0, 1),
+        the lesion covers as one focus in otherwise normal breast tissue, as
+        in the hard fields of a real cohort, labelled by a small lesion. None
+        draws the lesion over the whole field.
 
     Returns
     -------
@@ -432,6 +456,8 @@ def generate_tissue(
     mask : ndarray of shape (H, W), uint8
         255 over the ductal / atypical cell region (drawn coarsely), 0 elsewhere.
     """
+    if focus is not None and not 0.0 < float(focus) < 1.0:
+        raise ValueError(f"focus must lie in (0, 1), got {focus!r}")
     if label not in _PAINTERS:
         raise ValueError(f"unknown class {label!r}; expected one of {sorted(_PAINTERS)}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -440,6 +466,8 @@ def generate_tissue(
         raise ValueError(f"size too small: {size!r}")
     cv = _Canvas(h, w, rng, min(w / 512.0, h / 384.0))
     _PAINTERS[label](cv)
+    if focus is not None and label != "Normal":
+        cv = _focus_in_normal(cv, float(focus))
     image = _render(cv)
     # Coarse, smooth RoI: close the gaps between structures and round the outline.
     k = max(3, int(14 * cv.s) | 1)
@@ -492,6 +520,7 @@ def write_demo_project(
     unlabelled: int = 4,
     size: tuple[int, int] = (512, 384),
     masked_fraction: float = 0.8,
+    small_focus: float = 0.0,
     lock: str | None = None,
 ):
     """Write a ready-to-train demo project of synthetic H&E images.
@@ -516,6 +545,11 @@ def write_demo_project(
     masked_fraction : float
         Share of labelled images that get an RoI mask (the paper's point is
         that not every image needs one).
+    small_focus : float
+        Share of the lesion images (Benign, InSitu, Invasive) drawn as one
+        small focus, 8-30 % of the field, in normal tissue
+        (:func:`generate_tissue`'s ``focus``): the hard cases of a real
+        cohort. 0 (the default) draws every lesion over its whole field.
 
     Returns
     -------
@@ -550,7 +584,11 @@ def write_demo_project(
 
     for j, (name, label) in enumerate(jobs):
         draw_label = label if label is not None else DEMO_CLASSES[int(hidden_labels[j - len(jobs) + unlabelled])]
-        image, mask = generate_tissue(draw_label, size=size, rng=np.random.default_rng([seed, j]))
+        focus = None
+        if small_focus > 0 and draw_label != "Normal":
+            pick = np.random.default_rng([seed, j, 1])  # its own stream: other images stay as they were
+            focus = float(pick.uniform(0.08, 0.30)) if pick.random() < small_focus else None
+        image, mask = generate_tissue(draw_label, size=size, rng=np.random.default_rng([seed, j]), focus=focus)
         ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:  # pragma: no cover - cv2 always encodes uint8 RGB
             raise RuntimeError(f"cannot encode demo image {name}")

@@ -96,3 +96,27 @@ def test_write_demo_project_with_uneven_classes(tmp_path):
     assert all(r.mask is not None for r in project.images if r.label != "Normal")  # every drawn class has masks
     with pytest.raises(ValueError, match="unknown demo classes"):
         write_demo_project(tmp_path / "bad", per_class={"Tumour": 2})
+
+
+def test_a_small_focus_keeps_the_lesion_in_part_of_a_normal_field():
+    whole, whole_mask = generate_tissue("Invasive", size=(256, 192), rng=4)
+    image, mask = generate_tissue("Invasive", size=(256, 192), rng=4, focus=0.15)
+    assert image.shape == whole.shape and image.dtype == np.uint8
+    share = (mask > 0).mean()
+    assert 0.02 < share <= 0.2 < (whole_mask > 0).mean()  # the RoI shrinks to the focus
+    np.testing.assert_array_equal(generate_tissue("Invasive", size=(256, 192), rng=4, focus=0.15)[0], image)
+    normal, _ = generate_tissue("Normal", size=(256, 192), rng=4, focus=0.15)  # Normal has no lesion to keep
+    np.testing.assert_array_equal(normal, generate_tissue("Normal", size=(256, 192), rng=4)[0])
+    with pytest.raises(ValueError, match="focus"):
+        generate_tissue("Benign", size=(64, 48), focus=1.5)
+
+
+def test_write_demo_project_small_focus_changes_only_lesion_images(tmp_path):
+    from gusa_core.project import Project
+
+    write_demo_project(tmp_path / "a", seed=5, per_class=2, unlabelled=0, size=(96, 72))
+    write_demo_project(tmp_path / "b", seed=5, per_class=2, unlabelled=0, size=(96, 72), small_focus=1.0)
+    pa, pb = Project.open(tmp_path / "a"), Project.open(tmp_path / "b")
+    for ra, rb in zip(pa.images, pb.images):
+        same = np.array_equal(read_image(pa.image_path(ra.id)), read_image(pb.image_path(rb.id)))
+        assert same == (ra.label == "Normal"), ra.id
