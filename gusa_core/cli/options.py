@@ -10,7 +10,24 @@ from ..checkpoint import MAX_INPUT_SIDE
 
 MAX_IMAGE_SIDE = 16384
 
-__all__ = ["parse_size", "parse_image_size", "json_line", "strict_json"]
+__all__ = ["parse_size", "parse_image_size", "json_line", "strict_json", "add_engine_options"]
+
+#: What ``--backend`` accepts (``onnx`` is onnxruntime).
+BACKENDS = ("auto", "openvino", "onnxruntime", "torch", "onnx")
+#: What ``--precision`` accepts.
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def add_engine_options(parser) -> None:
+    """``--backend`` and ``--precision``, the same for every verb that runs the network."""
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto: the fastest CPU engine here (OpenVINO, else onnxruntime), torch on a GPU; "
+                             "onnx is onnxruntime")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="OpenVINO's precision. auto follows the CPU: bf16 where it reports AVX-512 BF16 or "
+                             "AMX, fp32 elsewhere. bf16 and int8 (which needs the int8 extra) are used only once "
+                             "they agree with fp32 on the run's validation images, else fp32 with the reason "
+                             "(shown by --json and gusa info). Overrides GUSA_PRECISION")
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..inference.outputs import format_prob, unique_stem, write_attention_png, write_predictions_csv
-from .options import json_line
+from .options import add_engine_options, json_line
 
 
 def add_parser(sub) -> None:
@@ -22,9 +22,7 @@ def add_parser(sub) -> None:
     s.add_argument("--recursive", action="store_true", help="descend into sub-folders")
     s.add_argument("--device", default="auto")
     s.add_argument("--batch-size", type=int, default=4)
-    s.add_argument("--backend", choices=("auto", "openvino", "onnxruntime", "torch", "onnx"), default="auto",
-                   help="auto: the fastest CPU engine here (OpenVINO, bf16 once it agrees with fp32), "
-                        "torch on a GPU; onnx is onnxruntime")
+    add_engine_options(s)
     s.set_defaults(func=run)
 
 
@@ -47,7 +45,7 @@ def run(args) -> int:
 
     paths = collect_images(args.inputs, recursive=getattr(args, "recursive", False))
     predictor = Predictor.from_run(args.run, fold=getattr(args, "fold", None), device=getattr(args, "device", "auto"),
-                                   backend=getattr(args, "backend", "auto"))
+                                   backend=getattr(args, "backend", "auto"), precision=getattr(args, "precision", "auto"))
     att_dir = Path(args.attention_dir) if getattr(args, "attention_dir", None) else None
     names = predictor.class_names
     engine = predictor.engine_info.as_dict()

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .options import add_engine_options
+
 #: Exit status when a rank of a distributed sweep went missing.
 EXIT_RANK_LOST = 3
 
@@ -48,7 +50,7 @@ def add_parser(sub) -> None:
                         "declares a silent one lost (default 7200; a rank that dies is noticed at once)")
     s.add_argument("--fold", type=int, default=None, help="use one fold instead of the ensemble")
     s.add_argument("--device", default="auto")
-    s.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
+    add_engine_options(s)
     s.set_defaults(func=run)
 
 
@@ -75,7 +77,8 @@ def run(args) -> int:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         group = _gloo_group(ctx, args.rank_timeout)
-        predictor = Predictor.from_run(args.run, fold=args.fold, device=ctx.device, backend=args.backend)
+        predictor = Predictor.from_run(args.run, fold=args.fold, device=ctx.device, backend=args.backend,
+                                       precision=args.precision)
         settings = field_settings(predictor.metas)
         if args.field_mpp or args.field_size:
             size = _parse_field_size(args.field_size) if args.field_size else settings.size

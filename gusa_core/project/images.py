@@ -73,7 +73,9 @@ class ImagesMixin:
         if label is not None and label not in self.classes:
             raise ValueError(f"unknown class {label!r}; the project's classes are {', '.join(self.classes)}")
 
-    def _add_record(self, path: Path, *, label: str | None, copy: bool, emit: bool = True) -> ImageRecord:
+    def _add_record(self, path: Path, *, label: str | None, copy: bool, emit: bool = True,
+                    companion: Path | None = None) -> ImageRecord:
+        """Add one file; with ``copy``, a ``companion`` folder (a MIRAX slide's data) is copied first, renamed as the id."""
         path = Path(path)
         self._check_editable()
         with self._lock:
@@ -89,7 +91,14 @@ class ImagesMixin:
                 taken = [p.stem for p in image_dir.iterdir()] if image_dir.is_dir() else []
                 image_id = self._unique_id(path.stem, taken)
                 target = image_dir / f"{image_id}{path.suffix.lower()}"
-                atomic_write(target, lambda tmp: shutil.copyfile(path, tmp), suffix=path.suffix.lower())
+                if companion is not None:
+                    _copy_folder(companion, image_dir / image_id)
+                try:
+                    atomic_write(target, lambda tmp: shutil.copyfile(path, tmp), suffix=path.suffix.lower())
+                except BaseException:
+                    if companion is not None:  # the data folder without its file is of no use
+                        shutil.rmtree(image_dir / image_id, ignore_errors=True)
+                    raise
                 stored = self._stored_path(target)
             else:
                 image_id = self._unique_id(path.stem)
@@ -178,3 +187,19 @@ class ImagesMixin:
             self._touch()
         self.events.notes_changed.emit(image_id)
 
+
+def _copy_folder(source: Path, target: Path) -> None:
+    """Copy a folder whole or not at all: into a hidden sibling first, then renamed into place.
+
+    Refused (``FileExistsError``) when ``target`` exists, so nothing already there is replaced.
+    """
+    if target.exists():
+        raise FileExistsError(f"{target} already exists")
+    tmp = target.with_name(f".{target.name}.copying-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -116,12 +116,15 @@ def add_slide(project, path: str | os.PathLike, *, copy: bool = False):
     """Add a whole-slide image as a record of kind ``"slide"`` (headers read, no pixels decoded).
 
     Returns the record (an existing one unchanged). Raises :class:`ImageReadError` naming the file
-    when it is not a readable slide.
+    when it is not a readable slide. With ``copy`` a MIRAX ``.mrxs`` is copied with its data
+    folder (renamed with it when the id differs from the file's name).
     """
     path = Path(path)
     with open_slide(path):
         pass  # unreadable: fail before the project changes
-    rec = project.add_image(path, copy=copy)
+    # A MIRAX slide is the .mrxs and the folder of the same name beside it: a copy takes both.
+    data = path.with_suffix("") if copy and path.suffix.lower() == ".mrxs" else None
+    rec = project._add_record(path, label=None, copy=copy, companion=data)  # noqa: SLF001
     mark_slide(project, rec)
     return rec
 

@@ -71,6 +71,20 @@ def test_predict_json_lines(trained, capsys):
     assert sum(lines[0]["probs"].values()) == pytest.approx(1.0)
 
 
+def test_predict_precision_option(trained, capsys, monkeypatch):
+    """--precision fp32 is what runs, whatever the CPU or GUSA_PRECISION say, and --json says so."""
+    pytest.importorskip("openvino")
+    root, project, run = trained
+    img = sorted((project / "images").iterdir())[0]
+    monkeypatch.setenv("GUSA_PRECISION", "bf16")
+    assert main(["predict", str(run), str(img), "--json", "--fold", "1", "--backend", "openvino",
+                 "--precision", "fp32"]) == 0
+    line = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")][0]
+    assert line["engine"]["backend"] == "openvino" and line["engine"]["precision"] == "fp32"
+    with pytest.raises(SystemExit):  # argparse refuses a precision it does not know
+        main(["predict", str(run), str(img), "--precision", "fp8"])
+
+
 def test_folder_with_corrupt_and_non_image_files(trained, capsys):
     root, project, run = trained
     folder = root / "mixed"

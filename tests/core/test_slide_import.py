@@ -71,3 +71,31 @@ def test_gusa_init_imports_vendor_slides_as_slides(cohort, tmp_path, capsys):
     assert main(["info-slide", str(cohort / "Invasive" / "s.scn")]) == 0
     out = capsys.readouterr().out
     assert "openslide (leica)" in out and "scanned    : 512 x 256 px at (256, 128)" in out
+
+
+def test_copying_a_mirax_slide_takes_its_data_folder(cohort, tmp_path):
+    """A copied .mrxs is useless without its folder: both are copied, the folder renamed with the id."""
+    import shutil
+
+    from gusa_core.project.slides import add_slide
+    from gusa_core.slides import open_slide
+
+    src = cohort / "Benign" / "m.mrxs"
+    with open_slide(src) as slide:
+        want = slide.read_region(0, (0, 0, 256, 256))
+    project = Project.create(tmp_path / "proj")
+    first = add_slide(project, src, copy=True)
+    (tmp_path / "other").mkdir()
+    shutil.copy(src, tmp_path / "other" / "m.mrxs")
+    shutil.copytree(cohort / "Benign" / "m", tmp_path / "other" / "m")
+    second = add_slide(project, tmp_path / "other" / "m.mrxs", copy=True)  # same name: a new id
+    assert (first.id, second.id) == ("m", "m-2")
+    images = tmp_path / "proj" / "images"
+    assert sorted(p.name for p in images.iterdir()) == ["m", "m-2", "m-2.mrxs", "m.mrxs"]
+    shutil.rmtree(cohort)  # the copies stand alone
+    shutil.rmtree(tmp_path / "other")
+    for rec in (first, second):
+        with open_slide(project.image_path(rec.id)) as slide:
+            assert slide.vendor == "mirax"
+            np.testing.assert_array_equal(slide.read_region(0, (0, 0, 256, 256)), want)
+    project.close()
