@@ -216,6 +216,24 @@ def _stored_calibration(run: Path) -> dict:
             "oof_ece_before": (cal.get("before") or {}).get("ece"), "oof_ece_after": (cal.get("after") or {}).get("ece")}
 
 
+def _mean_curves(results: list[dict], slack: float) -> None:
+    """Accuracy averaged over the seeds at each number of annotations, and where each mean curve reaches the mean full-data accuracy."""
+    ns = sorted(set.intersection(*({x["n"] for x in r["curves"][k]} for r in results for k in ("random", "ranked"))))
+    if not ns:
+        return
+    full = float(np.mean([r["full"]["accuracy"] for r in results]))
+    mean = {k: [(n, float(np.mean([x["accuracy"] for r in results for x in r["curves"][k] if x["n"] == n]))) for n in ns]
+            for k in ("random", "ranked")}
+    print(f"\n2b. accuracy averaged over {len(results)} seeds (full data: {full:.3f})")
+    print("   n  " + "  ".join(f"{n:>5}" for n in ns))
+    for k in ("random", "ranked"):
+        print(f"{k:>6} " + "  ".join(f"{a:5.3f}" for _, a in mean[k]))
+    for label, sl in (("", 0.0), (" within one", slack)):
+        nr, nk = _reach(mean["random"], full, slack=sl), _reach(mean["ranked"], full, slack=sl)
+        ratio = f"{nk / nr:.0%}" if nr and nk else "—"
+        print(f"  mean curves{label}: random {nr or 'not reached'}, ranked {nk or 'not reached'}; ratio {ratio}")
+
+
 def report(results: list[dict], args) -> None:
     print()
     print(f"CPU: {cpu_info().model}  |  settings: input {args.size}, images {args.image_scale}x that, {args.folds} folds, "
@@ -246,6 +264,7 @@ def report(results: list[dict], args) -> None:
     for label, (nk, nr) in sums.items():
         if nr:
             print(f"  all seeds{' ' + label if label else ''}: ranked {nk} / random {nr} annotations = {nk / nr:.0%}")
+    _mean_curves(results, slack)
     print("\n3. suggestions of the full-data run on the test images (target: share with IoU >= 0.7 >= 0.8)")
     for r in results:
         s = r["suggestions"]
@@ -291,7 +310,14 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads on the CPU (default: OMP_NUM_THREADS or all)")
     p.add_argument("--json", type=Path, default=None, help="write every number as JSON")
     p.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    p.add_argument("--report", type=Path, nargs="+", default=None, metavar="JSON",
+                   help="print the tables of earlier --json files together (seeds run in parallel processes); "
+                        "give the settings they ran with")
     args = p.parse_args(argv)
+    if args.report:
+        merged = [r for path in args.report for r in json.loads(path.read_text(encoding="utf-8"))["results"]]
+        report(sorted(merged, key=lambda r: r["seed"]), args)
+        return
     import torch
 
     from gusa_core.device import configure_cpu_threads
@@ -308,10 +334,11 @@ def main(argv=None) -> None:
         finally:
             if args.keep is None:
                 shutil.rmtree(root, ignore_errors=True)
+        if args.json:  # after every seed: a long run stopped early keeps what it measured
+            args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
+                                            indent=1))
     report(results, args)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=1))
 
 
 if __name__ == "__main__":
