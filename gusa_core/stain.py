@@ -31,6 +31,7 @@ DEFAULT_REFERENCE_PATH = Path(__file__).resolve().parent / "assets" / "reinhard_
 _EPS = 1e-6
 
 _SCRATCH = threading.local()
+_SCRATCH_MAX_BYTES = 16 << 20  # network inputs (512x384: 2.4 MB an array) are kept; larger images are not
 
 
 def _scratch(shape: tuple[int, ...], count: int) -> list[np.ndarray]:
@@ -41,6 +42,8 @@ def _scratch(shape: tuple[int, ...], count: int) -> list[np.ndarray]:
     allocator hands them back to the system on every free) than the colour
     conversions themselves.
     """
+    if int(np.prod(shape)) * 4 > _SCRATCH_MAX_BYTES:  # a whole slide field or a full-size image: not kept
+        return [np.empty(shape, dtype=np.float32) for _ in range(count)]
     key = (tuple(shape), count)
     bufs = getattr(_SCRATCH, "bufs", None)
     if bufs is None or bufs[0] != key:

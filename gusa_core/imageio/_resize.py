@@ -8,10 +8,13 @@ import cv2
 import numpy as np
 
 _SCRATCH = threading.local()
+_KEEP_MAX_BYTES = 8 << 20  # a BACH image's first halving (1024x768x3) is 2.4 MB
 
 
 def _half_buffer(shape: tuple[int, ...], dtype) -> np.ndarray:
     """A work array for an intermediate halving, kept per thread (no page faults per image)."""
+    if int(np.prod(shape)) * np.dtype(dtype).itemsize > _KEEP_MAX_BYTES:  # kept per thread only while small
+        return np.empty(shape, dtype=dtype)
     bufs = getattr(_SCRATCH, "bufs", None)
     if bufs is None:
         bufs = _SCRATCH.bufs = {}
