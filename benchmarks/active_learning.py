@@ -117,14 +117,25 @@ class Experiment:
         return {"accuracy": r["accuracy"], "miou": r["miou"], "ece_before": r["calibration"]["before"]["ece"],
                 "ece_after": r["calibration"]["after"]["ece"], "temperature": r["calibration"]["temperature"]}
 
-    def ranked(self, run: Path, project, remaining: list[str], k: int) -> list[str]:
+    def ranked(self, run: Path, project, remaining: list[str], k: int, *, spread: bool = False) -> list[str]:
+        """The first ``k`` of the annotate-next queue; with ``spread``, taken in turn from each predicted class."""
         from gusa_core.assist import annotation_queue, scan_project
         from gusa_core.runs import stored_temperature
 
         records = list(scan_project(run, project, ids=remaining, device=self.args.device, backend="torch",
                                     temperature=stored_temperature(run)))
         queue = [it.id for it in annotation_queue(records, project) if it.reason == "unlabelled"]
-        return queue[:k]
+        if not spread:
+            return queue[:k]
+        predicted = {r["id"]: int(np.argmax(np.mean(r["fold_probs"], axis=0))) for r in records if r.get("error") is None}
+        picked: list[str] = []
+        while len(picked) < min(k, len(queue)):  # one of each predicted class per pass, most uncertain first
+            seen: set[int] = set()
+            for image_id in queue:
+                if image_id not in picked and predicted.get(image_id) not in seen and len(picked) < k:
+                    picked.append(image_id)
+                    seen.add(predicted.get(image_id))
+        return picked
 
 
 def _reach(curve: list[tuple[int, float]], target: float, *, slack: float = 0.0) -> int | None:
@@ -158,7 +169,7 @@ def run_seed(args, seed: int, root: Path) -> dict:
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
     curves: dict[str, list[dict]] = {}
     first = None
-    for strategy in ("random", "ranked"):
+    for strategy in args.strategies:
         rng = np.random.default_rng(1000 + seed)
         annotated = list(exp.start)
         project = exp.working_copy(strategy, annotated)
@@ -179,7 +190,7 @@ def run_seed(args, seed: int, root: Path) -> dict:
                 break
             k = min(args.step, len(remaining))
             picked = [str(v) for v in rng.choice(remaining, size=k, replace=False)] if strategy == "random" \
-                else exp.ranked(run, project, remaining, k)
+                else exp.ranked(run, project, remaining, k, spread=strategy == "spread")
             exp.annotate(project, picked)
             annotated += picked
         curves[strategy] = rows
@@ -218,20 +229,22 @@ def _stored_calibration(run: Path) -> dict:
 
 def _mean_curves(results: list[dict], slack: float) -> None:
     """Accuracy averaged over the seeds at each number of annotations, and where each mean curve reaches the mean full-data accuracy."""
-    ns = sorted(set.intersection(*({x["n"] for x in r["curves"][k]} for r in results for k in ("random", "ranked"))))
+    strategies = [k for k in ("random", "ranked", "spread") if all(k in r["curves"] for r in results)]
+    ns = sorted(set.intersection(*({x["n"] for x in r["curves"][k]} for r in results for k in strategies)))
     if not ns:
         return
     full = float(np.mean([r["full"]["accuracy"] for r in results]))
     mean = {k: [(n, float(np.mean([x["accuracy"] for r in results for x in r["curves"][k] if x["n"] == n]))) for n in ns]
-            for k in ("random", "ranked")}
+            for k in strategies}
     print(f"\n2b. accuracy averaged over {len(results)} seeds (full data: {full:.3f})")
     print("   n  " + "  ".join(f"{n:>5}" for n in ns))
-    for k in ("random", "ranked"):
+    for k in strategies:
         print(f"{k:>6} " + "  ".join(f"{a:5.3f}" for _, a in mean[k]))
-    for label, sl in (("", 0.0), (" within one", slack)):
-        nr, nk = _reach(mean["random"], full, slack=sl), _reach(mean["ranked"], full, slack=sl)
-        ratio = f"{nk / nr:.0%}" if nr and nk else "—"
-        print(f"  mean curves{label}: random {nr or 'not reached'}, ranked {nk or 'not reached'}; ratio {ratio}")
+    for k in strategies[1:]:
+        for label, sl in (("", 0.0), (" within one", slack)):
+            nr, nk = _reach(mean["random"], full, slack=sl), _reach(mean[k], full, slack=sl)
+            ratio = f"{nk / nr:.0%}" if nr and nk else "—"
+            print(f"  mean curves{label}: random {nr or 'not reached'}, {k} {nk or 'not reached'}; ratio {ratio}")
 
 
 def report(results: list[dict], args) -> None:
@@ -240,6 +253,9 @@ def report(results: list[dict], args) -> None:
           f"{args.epochs} epochs, start {args.start}, step {args.step}, pool {results[0]['total']} images/seed "
           f"({args.class_counts or 'balanced'}; small focus {args.small_focus:.0%} of lesions), "
           f"test {4 * args.test_per_class} images/seed, seeds {[r['seed'] for r in results]}")
+    if not all("random" in r["curves"] and "ranked" in r["curves"] for r in results):
+        _mean_curves(results, 1.0 / (4 * args.test_per_class))
+        return
     print("\n1. accuracy / mIoU on the test images against the number of annotated images")
     print(f"{'seed':>4} {'n':>4}  {'random acc':>10} {'ranked acc':>10}  {'random mIoU':>11} {'ranked mIoU':>11}")
     for r in results:
@@ -295,6 +311,9 @@ def main(argv=None) -> None:
     p.add_argument("--small-focus", type=float, default=0.0,
                    help="share of lesion images (pool and test) drawn as one small focus in normal tissue: the hard "
                         "cases of a real cohort (0: every lesion fills its field, which a few images already learn)")
+    p.add_argument("--strategies", nargs="+", default=["random", "ranked"], choices=("random", "ranked", "spread"),
+                   help="orders of annotation: random, the annotate-next queue (ranked), or that queue taken in turn "
+                        "from each class the model predicts (spread)")
     p.add_argument("--start", type=int, default=8)
     p.add_argument("--step", type=int, default=4)
     p.add_argument("--max-annotated", type=int, default=10**6)
@@ -315,8 +334,14 @@ def main(argv=None) -> None:
                         "give the settings they ran with")
     args = p.parse_args(argv)
     if args.report:
-        merged = [r for path in args.report for r in json.loads(path.read_text(encoding="utf-8"))["results"]]
-        report(sorted(merged, key=lambda r: r["seed"]), args)
+        by_seed: dict[int, dict] = {}
+        for path in args.report:  # the same seed from several files: their strategies side by side
+            for r in json.loads(path.read_text(encoding="utf-8"))["results"]:
+                if r["seed"] in by_seed:
+                    by_seed[r["seed"]]["curves"].update(r["curves"])
+                else:
+                    by_seed[r["seed"]] = r
+        report([by_seed[k] for k in sorted(by_seed)], args)
         return
     import torch
 
