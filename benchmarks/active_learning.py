@@ -118,24 +118,16 @@ class Experiment:
                 "ece_after": r["calibration"]["after"]["ece"], "temperature": r["calibration"]["temperature"]}
 
     def ranked(self, run: Path, project, remaining: list[str], k: int, *, spread: bool = False) -> list[str]:
-        """The first ``k`` of the annotate-next queue; with ``spread``, taken in turn from each predicted class."""
-        from gusa_core.assist import annotation_queue, scan_project
+        """The first ``k`` unlabelled images of the queue: by score, or (``spread``) in turns from each predicted class."""
+        from gusa_core.assist import annotation_queue, scan_project, spread_by_class
         from gusa_core.runs import stored_temperature
 
         records = list(scan_project(run, project, ids=remaining, device=self.args.device, backend="torch",
                                     temperature=stored_temperature(run)))
-        queue = [it.id for it in annotation_queue(records, project) if it.reason == "unlabelled"]
-        if not spread:
-            return queue[:k]
-        predicted = {r["id"]: int(np.argmax(np.mean(r["fold_probs"], axis=0))) for r in records if r.get("error") is None}
-        picked: list[str] = []
-        while len(picked) < min(k, len(queue)):  # one of each predicted class per pass, most uncertain first
-            seen: set[int] = set()
-            for image_id in queue:
-                if image_id not in picked and predicted.get(image_id) not in seen and len(picked) < k:
-                    picked.append(image_id)
-                    seen.add(predicted.get(image_id))
-        return picked
+        queue = [it for it in annotation_queue(records, project, spread=False) if it.reason == "unlabelled"]
+        if spread:
+            queue = spread_by_class(queue)
+        return [it.id for it in queue[:k]]
 
 
 def _reach(curve: list[tuple[int, float]], target: float, *, slack: float = 0.0) -> int | None:
@@ -311,7 +303,7 @@ def main(argv=None) -> None:
     p.add_argument("--small-focus", type=float, default=0.0,
                    help="share of lesion images (pool and test) drawn as one small focus in normal tissue: the hard "
                         "cases of a real cohort (0: every lesion fills its field, which a few images already learn)")
-    p.add_argument("--strategies", nargs="+", default=["random", "ranked"], choices=("random", "ranked", "spread"),
+    p.add_argument("--strategies", nargs="+", default=["random", "ranked", "spread"], choices=("random", "ranked", "spread"),
                    help="orders of annotation: random, the annotate-next queue (ranked), or that queue taken in turn "
                         "from each class the model predicts (spread)")
     p.add_argument("--start", type=int, default=8)

@@ -10,8 +10,8 @@ A scan runs every fold model of the active run over the project in a worker
   while the canvas or this panel has the focus, never in its list or field,
   another dock's text field or a dialog); a brush, eraser
   or lasso stroke on it accepts it first and then edits it ("edited");
-- the **queue** ranks images by what the models least know
-  (:func:`gusa_core.assist.annotation_queue`); the image list shows the rank
+- the **queue** ranks images by what the models least know, in turns from
+  each predicted class (:func:`gusa_core.assist.annotation_queue`); the image list shows the rank
   in its "Next" column and Shift+N jumps to the next image in the queue.
 """
 

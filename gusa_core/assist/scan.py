@@ -218,11 +218,14 @@ def annotation_queue(
     project,
     *,
     weights: Mapping[str, float] | None = None,
+    spread: bool = True,
 ) -> list[RankedItem]:
     """The annotation queue of a project from :func:`scan_project` records.
 
     Labels and masks come from ``project``; records with an error are left
-    out. See :func:`gusa_core.assist.rank_images` for who is queued and why.
+    out. See :func:`gusa_core.assist.rank_images` for who is queued and why;
+    ``spread`` (the default) takes the queue in turns from each predicted
+    class (:func:`gusa_core.assist.spread_by_class`), False orders by score alone.
     """
     ok = [r for r in records if r.get("error") is None and r.get("fold_probs") is not None]
     if not ok:
@@ -237,5 +240,5 @@ def annotation_queue(
     labels = [rec.label if rec.label in names else None for rec in records_]
     return rank_images(
         [r["id"] for r in ok], scores, labels=labels, has_mask=[bool(rec.mask) for rec in records_],
-        class_names=names, weights=weights,
+        class_names=names, weights=weights, spread=spread,
     )

@@ -18,18 +18,21 @@ def add_parser(sub) -> None:
     s.add_argument("project", type=Path)
     s.add_argument("--csv", nargs="?", const="-", default=None, metavar="FILE",
                    help="write the queue as CSV (to FILE, or to standard output without one)")
+    s.add_argument("--by-score", action="store_true",
+                   help="order by uncertainty alone, not in turns from each predicted class (the default)")
     s.add_argument("--device", default="auto")
     s.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
     s.set_defaults(func=run)
 
 
 def queue_csv_text(items) -> str:
-    """The queue as CSV: rank, id, score, reason, then each part of the score."""
+    """The queue as CSV: rank, id, score, reason, each part of the score, then the predicted class."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "id", "score", "reason", *_PARTS])
+    w.writerow(["rank", "id", "score", "reason", *_PARTS, "predicted"])
     for i, it in enumerate(items, 1):
-        w.writerow([i, it.id, f"{it.score:.6f}", it.reason, *(f"{it.parts.get(k, 0.0):.6f}" for k in _PARTS)])
+        w.writerow([i, it.id, f"{it.score:.6f}", it.reason, *(f"{it.parts.get(k, 0.0):.6f}" for k in _PARTS),
+                    it.predicted or ""])
     return buf.getvalue()
 
 
@@ -52,7 +55,7 @@ def run(args) -> int:
             records.append(rec)
     finally:
         bar.close()
-    items = annotation_queue(records, project)
+    items = annotation_queue(records, project, spread=not getattr(args, "by_score", False))
     if args.csv is not None:
         text = queue_csv_text(items)
         if args.csv == "-":

@@ -165,3 +165,31 @@ def test_rank_images_weights_and_explicit_predictions():
         rank_images(["a", "b", "c"], s, labels=["X", None, None])
     with pytest.raises(ValueError, match="expected"):
         rank_images(["a", "b"], s)
+
+
+def test_spread_by_class_takes_turns_and_keeps_score_order_within_each_class():
+    from gusa_core.assist import RankedItem, spread_by_class
+
+    rng = np.random.default_rng(3)
+    items = [RankedItem(id=f"i{k:02d}", score=float(v), reason="unlabelled", predicted=str(c))
+             for k, (v, c) in enumerate(zip(rng.random(23), rng.choice(["A", "B", "C"], 23, p=[0.7, 0.2, 0.1])))]
+    items.sort(key=lambda it: (-it.score, it.id))
+    out = spread_by_class(items)
+    assert sorted(it.id for it in out) == sorted(it.id for it in items)
+    # oracle: turn t holds the t-th most uncertain image of each class, a turn's images by score
+    ranks = {}
+    for it in items:
+        ranks[it.id] = sum(1 for o in items if o.predicted == it.predicted and (-o.score, o.id) < (-it.score, it.id))
+    expected = sorted(items, key=lambda it: (ranks[it.id], -it.score, it.id))
+    assert [it.id for it in out] == [it.id for it in expected]
+    assert [it.predicted for it in out[:3]] and len({it.predicted for it in out[:3]}) == 3  # each class in the first turn
+    assert spread_by_class([]) == []
+
+
+def test_rank_images_spread_option():
+    ids = ["a", "b", "c", "d"]
+    scores = {"entropy": np.array([0.9, 0.8, 0.7, 0.1]), "disagreement": np.zeros(4), "roi_uncertainty": np.zeros(4)}
+    by_score = rank_images(ids, scores, predicted=["X", "X", "X", "Y"])
+    assert [it.id for it in by_score] == ["a", "b", "c", "d"] and by_score[3].predicted == "Y"
+    spread = rank_images(ids, scores, predicted=["X", "X", "X", "Y"], spread=True)
+    assert [it.id for it in spread] == ["a", "d", "b", "c"]

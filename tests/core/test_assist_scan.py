@@ -95,7 +95,16 @@ def test_queue_holds_unlabelled_and_leaves_out_masked_images_it_agrees_with(demo
             assert rec.id not in queued
         else:
             assert queued[rec.id].reason == "no mask"
-    assert [q.score for q in queue] == sorted((q.score for q in queue), reverse=True)
+        assert queued.get(rec.id) is None or queued[rec.id].predicted == predicted
+    by_score = annotation_queue(records, demo, spread=False)
+    assert [q.score for q in by_score] == sorted((q.score for q in by_score), reverse=True)
+    assert sorted(q.id for q in queue) == sorted(q.id for q in by_score)
+    # the default takes turns: in every prefix, no predicted class runs more than one ahead of another still queued
+    for k in range(1, len(queue) + 1):
+        left = {q.predicted for q in queue[k:]}
+        counts = [sum(q.predicted == c for q in queue[:k]) for c in left]
+        taken = [sum(q.predicted == c for q in queue[:k]) for c in {q.predicted for q in queue[:k]}]
+        assert not counts or max(taken) <= min(counts) + 1
 
 
 def test_unreadable_image_is_reported_not_raised(run, demo, records, tmp_path):

@@ -200,6 +200,10 @@ def test_cli_rank_and_suggest(run, demo, tmp_path, capsys):
     expected = annotation_queue(list(scan_project(run, project, backend="torch", device="cpu", temperature=2.5)), project)
     assert [r["id"] for r in rows] == [it.id for it in expected]
     assert [float(r["score"]) for r in rows] == pytest.approx([it.score for it in expected], abs=1e-5)
+    assert [r["predicted"] for r in rows] == [it.predicted for it in expected]
+    assert main(["rank", str(run), str(folder), "--csv", "--by-score", "--backend", "torch", "--device", "cpu"]) == 0
+    scored = [float(r["score"]) for r in csv.DictReader(io.StringIO(capsys.readouterr().out))]
+    assert scored == sorted(scored, reverse=True) and len(scored) == len(rows)
     assert main(["rank", str(run), str(folder), "--backend", "torch", "--device", "cpu"]) == 0
     assert expected[0].id in capsys.readouterr().out
 
