@@ -141,7 +141,10 @@ class AssistPanel(QWidget):
         layout.addLayout(tau_row)
         layout.addLayout(scan_row)
         layout.addLayout(buttons)
-        layout.addWidget(QLabel("Next to annotate (what the model least knows first)"))
+        queue_label = QLabel("Next to annotate (what the model least knows first)")
+        queue_label.setToolTip("Most uncertain first, in turns from each class the model predicts,\n"
+                               "so each handful covers every kind of field (gusa rank --by-score: score alone)")
+        layout.addWidget(queue_label)
         layout.addWidget(self.queue_list, 1)
         layout.addWidget(self.next_button)
 
