@@ -175,10 +175,10 @@ def rank_images(
         if mean_probs.shape[0] != n:
             raise ValueError(f"scores['mean_probs'] has {mean_probs.shape[0]} rows, expected {n}")
     if predicted is None:
-        if any(lab is not None for lab in labels):
-            if mean_probs is None or class_names is None:
-                raise ValueError("labelled images need `predicted` or scores['mean_probs'] with `class_names`")
+        if mean_probs is not None and class_names is not None:
             predicted = [class_names[int(i)] for i in mean_probs.argmax(axis=1)]
+        elif any(lab is not None for lab in labels):
+            raise ValueError("labelled images need `predicted` or scores['mean_probs'] with `class_names`")
         else:
             predicted = [None] * n
     predicted = list(predicted)

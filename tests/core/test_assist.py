@@ -193,3 +193,7 @@ def test_rank_images_spread_option():
     assert [it.id for it in by_score] == ["a", "b", "c", "d"] and by_score[3].predicted == "Y"
     spread = rank_images(ids, scores, predicted=["X", "X", "X", "Y"], spread=True)
     assert [it.id for it in spread] == ["a", "d", "b", "c"]
+    # nothing labelled yet (the first scan of a project): the classes still come from the probabilities
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.2, 0.8]])
+    unlabelled = rank_images(ids, {**scores, "mean_probs": probs}, class_names=["X", "Y"], spread=True)
+    assert [it.predicted for it in unlabelled] == ["X", "Y", "X", "X"] and [it.id for it in unlabelled] == ["a", "d", "b", "c"]
