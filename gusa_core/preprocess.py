@@ -17,13 +17,13 @@ resize, numpy's normalisation and fresh arrays).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from .imageio import shrink_image
+from .scratch import work_array
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "to_array", "preprocess_array"]
 
@@ -50,7 +50,6 @@ def _blob_params(scale: float):
 # None with an OpenCV older than 4.8: numpy does the same in three passes
 _BLOB = _blob_params(1.0)  # uint8 in [0, 255]
 _BLOB01 = _blob_params(1.0 / 255.0)  # float32 in [0, 1] (Reinhard's output)
-_SCRATCH = threading.local()
 
 
 def to_array(image: np.ndarray) -> np.ndarray:
@@ -99,10 +98,7 @@ def preprocess_array(image: np.ndarray, input_size: Sequence[int], normalizer=No
     # Reinhard straight to floats (no rounding to uint8 and back), into a
     # buffer this thread reuses: within half a grey level of
     # ``to_array(normalizer.transform(small))``, in about two thirds of its time.
-    rgb = getattr(_SCRATCH, "rgb", None)
-    if rgb is None or rgb.shape != small.shape:
-        rgb = _SCRATCH.rgb = np.empty(small.shape, dtype=np.float32)
-    rgb = normalizer.transform_float(small, out=rgb)
+    rgb = normalizer.transform_float(small, out=work_array("network-rgb", small.shape))
     if _BLOB01 is not None:
         return cv2.dnn.blobFromImageWithParams(rgb, _BLOB01)[0]
     x = rgb.transpose(2, 0, 1) * np.float32(255.0)

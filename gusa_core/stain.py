@@ -16,12 +16,13 @@ give the same images (see ``tests/core/test_stain.py``).
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from .scratch import work_array
 
 __all__ = ["ReinhardNormalizer", "rgb_to_lab", "lab_to_rgb", "DEFAULT_REFERENCE_PATH"]
 
@@ -30,26 +31,6 @@ DEFAULT_REFERENCE_PATH = Path(__file__).resolve().parent / "assets" / "reinhard_
 
 _EPS = 1e-6
 
-_SCRATCH = threading.local()
-_SCRATCH_MAX_BYTES = 16 << 20  # network inputs (512x384: 2.4 MB an array) are kept; larger images are not
-
-
-def _scratch(shape: tuple[int, ...], count: int) -> list[np.ndarray]:
-    """``count`` float32 work arrays of ``shape``, kept per thread and reused.
-
-    A folder runs thousands of images of one size through the same thread:
-    fresh multi-megabyte arrays per image cost more in page faults (the
-    allocator hands them back to the system on every free) than the colour
-    conversions themselves.
-    """
-    if int(np.prod(shape)) * 4 > _SCRATCH_MAX_BYTES:  # a whole slide field or a full-size image: not kept
-        return [np.empty(shape, dtype=np.float32) for _ in range(count)]
-    key = (tuple(shape), count)
-    bufs = getattr(_SCRATCH, "bufs", None)
-    if bufs is None or bufs[0] != key:
-        bufs = (key, [np.empty(shape, dtype=np.float32) for _ in range(count)])
-        _SCRATCH.bufs = bufs
-    return bufs[1]
 
 
 def _as_float_rgb(image: np.ndarray) -> np.ndarray:
@@ -214,7 +195,7 @@ class ReinhardNormalizer:
             out = np.empty(image.shape, dtype=np.float32)
         elif out.shape != image.shape or out.dtype != np.float32:
             raise ValueError(f"out must be float32 of shape {image.shape}, got {out.dtype} {out.shape}")
-        rgb, lab = _scratch(image.shape, 2)
+        rgb, lab = work_array("reinhard-rgb", image.shape), work_array("reinhard-lab", image.shape)
         if image.dtype == np.uint8:
             np.multiply(image, np.float32(1.0 / 255.0), out=rgb)
         else:

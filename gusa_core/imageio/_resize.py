@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import cv2
 import numpy as np
 
-_SCRATCH = threading.local()
+from ..scratch import work_array
+
 _KEEP_MAX_BYTES = 8 << 20  # a BACH image's first halving (1024x768x3) is 2.4 MB
 
-
-def _half_buffer(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A work array for an intermediate halving, kept per thread (no page faults per image)."""
-    if int(np.prod(shape)) * np.dtype(dtype).itemsize > _KEEP_MAX_BYTES:  # kept per thread only while small
-        return np.empty(shape, dtype=dtype)
-    bufs = getattr(_SCRATCH, "bufs", None)
-    if bufs is None:
-        bufs = _SCRATCH.bufs = {}
-    key = (tuple(shape), np.dtype(dtype).str)
-    buf = bufs.get(key)
-    if buf is None:
-        if len(bufs) >= 4:  # images of many sizes: keep the newest few
-            bufs.pop(next(iter(bufs)))
-        buf = bufs[key] = np.empty(shape, dtype=dtype)
-    return buf
 
 def resize_image(image: np.ndarray, size: tuple[int, int], *, interpolation: str = "auto") -> np.ndarray:
     """Resize an image to ``size = (width, height)``.
@@ -95,7 +79,7 @@ def shrink_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         if last or src.ndim != 3 or src.shape[2] not in (3, 4):
             out = cv2.resize(contiguous, half, interpolation=cv2.INTER_AREA)
         else:
-            buf = _half_buffer((half[1], half[0], src.shape[2]), src.dtype)
+            buf = work_array("halving", (half[1], half[0], src.shape[2]), src.dtype, keep_max_bytes=_KEEP_MAX_BYTES)
             out = cv2.resize(contiguous, half, dst=buf, interpolation=cv2.INTER_AREA)
         src = out[:, :, None] if src.ndim == 3 and out.ndim == 2 else out
     return resize_image(src, (w, h))
