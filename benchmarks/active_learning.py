@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gusa_core.atomic import atomic_write_text
 from gusa_core.engines import cpu_info
 
 
@@ -150,7 +151,13 @@ def _counts(text: str) -> dict[str, int]:
     return out
 
 
-def run_seed(args, seed: int, root: Path) -> dict:
+def run_seed(args, seed: int, root: Path, progress=None) -> dict:
+    """One seed: the full-data run, then every strategy's curve, the strategies taking each round in turn.
+
+    Taking rounds in turn keeps the curves equally long when a run is stopped
+    early; ``progress(result)`` is called after every round with what is
+    measured so far.
+    """
     exp = Experiment(args, seed, root)
     total = len(exp.truth)
     t0 = time.perf_counter()
@@ -159,36 +166,42 @@ def run_seed(args, seed: int, root: Path) -> dict:
     full = exp.score(full_run)
     print(f"[seed {seed}] full data ({total} images): accuracy {full['accuracy']:.3f}, mIoU {full['miou']:.3f} "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    curves: dict[str, list[dict]] = {}
-    first = None
+    result = {"seed": seed, "total": total, "full": full, "curves": {k: [] for k in args.strategies},
+              "stored_calibration": _stored_calibration(full_run)}
+    state = {}
     for strategy in args.strategies:
-        rng = np.random.default_rng(1000 + seed)
-        annotated = list(exp.start)
-        project = exp.working_copy(strategy, annotated)
-        rows = []
-        while True:
+        state[strategy] = {"rng": np.random.default_rng(1000 + seed), "annotated": list(exp.start),
+                           "project": exp.working_copy(strategy, exp.start), "done": False}
+    first = None
+    while not all(st["done"] for st in state.values()):
+        for strategy, st in state.items():
+            if st["done"]:
+                continue
+            annotated, project = st["annotated"], st["project"]
             n = len(annotated)
             if n == len(exp.start) and first is not None:
-                run, scores = first  # the first round is the same for both strategies
+                run, scores = first  # the first round is the same for every strategy
             else:
                 run = exp.train(project, f"{strategy}-{n}")
                 scores = exp.score(run)
                 if n == len(exp.start):
                     first = (run, scores)
-            rows.append({"n": n, **scores})
-            print(f"[seed {seed}] {strategy:<6} n={n:<3} accuracy {scores['accuracy']:.3f} mIoU {scores['miou']:.3f}", flush=True)
+            result["curves"][strategy].append({"n": n, **scores, "seconds": round(time.perf_counter() - t0, 1)})
+            print(f"[seed {seed}] {strategy:<6} n={n:<3} accuracy {scores['accuracy']:.3f} mIoU {scores['miou']:.3f}",
+                  flush=True)
             remaining = [i for i in exp.truth if i not in annotated]
             if not remaining or n >= args.max_annotated:
-                break
+                st["done"] = True
+                continue
             k = min(args.step, len(remaining))
-            picked = [str(v) for v in rng.choice(remaining, size=k, replace=False)] if strategy == "random" \
+            picked = [str(v) for v in st["rng"].choice(remaining, size=k, replace=False)] if strategy == "random" \
                 else exp.ranked(run, project, remaining, k, spread=strategy == "spread")
             exp.annotate(project, picked)
             annotated += picked
-        curves[strategy] = rows
-    suggest = suggestion_quality(full_run, exp.test, args.device)
-    return {"seed": seed, "total": total, "full": full, "curves": curves, "suggestions": suggest,
-            "stored_calibration": _stored_calibration(full_run)}
+        if progress is not None:
+            progress(result)
+    result["suggestions"] = suggestion_quality(full_run, exp.test, args.device)
+    return result
 
 
 def suggestion_quality(run: Path, test, device: str) -> dict:
@@ -219,24 +232,42 @@ def _stored_calibration(run: Path) -> dict:
             "oof_ece_before": (cal.get("before") or {}).get("ece"), "oof_ece_after": (cal.get("after") or {}).get("ece")}
 
 
+def _strategies(results: list[dict]) -> list[str]:
+    return [k for k in ("random", "ranked", "spread") if all(k in r["curves"] for r in results)]
+
+
 def _mean_curves(results: list[dict], slack: float) -> None:
-    """Accuracy averaged over the seeds at each number of annotations, and where each mean curve reaches the mean full-data accuracy."""
-    strategies = [k for k in ("random", "ranked", "spread") if all(k in r["curves"] for r in results)]
+    """Accuracy averaged over the seeds at each number of annotations, and where each mean curve reaches the mean full-data accuracy.
+
+    A number of annotations enters the mean only where every seed measured it
+    for every strategy (a run stopped early has shorter curves).
+    """
+    strategies = _strategies(results)
     ns = sorted(set.intersection(*({x["n"] for x in r["curves"][k]} for r in results for k in strategies)))
-    if not ns:
+    if not ns or "random" not in strategies:
         return
     full = float(np.mean([r["full"]["accuracy"] for r in results]))
     mean = {k: [(n, float(np.mean([x["accuracy"] for r in results for x in r["curves"][k] if x["n"] == n]))) for n in ns]
             for k in strategies}
     print(f"\n2b. accuracy averaged over {len(results)} seeds (full data: {full:.3f})")
-    print("   n  " + "  ".join(f"{n:>5}" for n in ns))
+    print("     n " + "  ".join(f"{n:>5}" for n in ns))
     for k in strategies:
         print(f"{k:>6} " + "  ".join(f"{a:5.3f}" for _, a in mean[k]))
-    for k in strategies[1:]:
-        for label, sl in (("", 0.0), (" within one", slack)):
-            nr, nk = _reach(mean["random"], full, slack=sl), _reach(mean[k], full, slack=sl)
-            ratio = f"{nk / nr:.0%}" if nr and nk else "—"
-            print(f"  mean curves{label}: random {nr or 'not reached'}, {k} {nk or 'not reached'}; ratio {ratio}")
+    pool = results[0]["total"]
+    whole = [r["full"]["accuracy"] for r in results] + [x["accuracy"] for r in results for k in strategies
+                                                         for x in r["curves"][k] if x["n"] == pool]
+    targets = [("the full-data run", full)]
+    if len(whole) > len(results):  # the curves' last rounds are trained on the whole pool too
+        targets.append((f"all {len(whole)} runs on the whole pool", float(np.mean(whole))))
+    for name, target in targets:
+        print(f"  target: {name}, {target:.3f}")
+        for k in strategies:
+            if k == "random":
+                continue
+            for label, sl in (("", 0.0), (" within one", slack)):
+                nr, nk = _reach(mean["random"], target, slack=sl), _reach(mean[k], target, slack=sl)
+                ratio = f"{nk / nr:.0%}" if nr and nk else "—"
+                print(f"    mean curves{label}: random {nr or 'not reached'}, {k} {nk or 'not reached'}; ratio {ratio}")
 
 
 def report(results: list[dict], args) -> None:
@@ -245,34 +276,40 @@ def report(results: list[dict], args) -> None:
           f"{args.epochs} epochs, start {args.start}, step {args.step}, pool {results[0]['total']} images/seed "
           f"({args.class_counts or 'balanced'}; small focus {args.small_focus:.0%} of lesions), "
           f"test {4 * args.test_per_class} images/seed, seeds {[r['seed'] for r in results]}")
-    if not all("random" in r["curves"] and "ranked" in r["curves"] for r in results):
-        _mean_curves(results, 1.0 / (4 * args.test_per_class))
-        return
-    print("\n1. accuracy / mIoU on the test images against the number of annotated images")
-    print(f"{'seed':>4} {'n':>4}  {'random acc':>10} {'ranked acc':>10}  {'random mIoU':>11} {'ranked mIoU':>11}")
-    for r in results:
-        for a, b in zip(r["curves"]["random"], r["curves"]["ranked"]):
-            print(f"{r['seed']:>4} {a['n']:>4}  {a['accuracy']:>10.3f} {b['accuracy']:>10.3f}  {a['miou']:>11.3f} {b['miou']:>11.3f}")
-        print(f"{r['seed']:>4} {'all':>4}  full data: accuracy {r['full']['accuracy']:.3f}, mIoU {r['full']['miou']:.3f}")
-    print("\n2. annotations after which accuracy stays at the full-data accuracy (target: ranked <= 60 % of random);"
-          "\n   'within one' allows one test image less")
+    strategies = _strategies(results)
     slack = 1.0 / (4 * args.test_per_class)
-    sums = {"": [0, 0], "within one": [0, 0]}
+    print("\n1. accuracy / mIoU on the test images against the number of annotated images")
+    print(f"{'seed':>4} {'n':>4}  " + "  ".join(f"{k + ' acc':>11} {k + ' mIoU':>12}" for k in strategies))
     for r in results:
-        target = r["full"]["accuracy"]
-        for label, sl in (("", 0.0), ("within one", slack)):
-            nr = _reach([(x["n"], x["accuracy"]) for x in r["curves"]["random"]], target, slack=sl)
-            nk = _reach([(x["n"], x["accuracy"]) for x in r["curves"]["ranked"]], target, slack=sl)
-            ratio = f"{nk / nr:.0%}" if nr and nk else "—"
-            if nr and nk:
-                sums[label][0] += nk
-                sums[label][1] += nr
-            print(f"  seed {r['seed']}{' ' + label if label else ''}: full {target:.3f}; random {nr or 'not reached'}, "
-                  f"ranked {nk or 'not reached'}; ratio {ratio}")
-    for label, (nk, nr) in sums.items():
-        if nr:
-            print(f"  all seeds{' ' + label if label else ''}: ranked {nk} / random {nr} annotations = {nk / nr:.0%}")
-    _mean_curves(results, slack)
+        rows = {k: {x["n"]: x for x in r["curves"][k]} for k in strategies}
+        for n in sorted(set().union(*rows.values())):
+            cells = [(f"{rows[k][n]['accuracy']:>11.3f} {rows[k][n]['miou']:>12.3f}" if n in rows[k] else " " * 24)
+                     for k in strategies]
+            print(f"{r['seed']:>4} {n:>4}  " + "  ".join(cells))
+        print(f"{r['seed']:>4} {'all':>4}  full data: accuracy {r['full']['accuracy']:.3f}, mIoU {r['full']['miou']:.3f}")
+    if "random" in strategies:
+        print("\n2. annotations after which accuracy stays at the full-data accuracy (target: the queue <= 60 % of "
+              "random);\n   'within one' allows one test image less")
+        for k in strategies:
+            if k == "random":
+                continue
+            sums = {"": [0, 0], "within one": [0, 0]}
+            for r in results:
+                target = r["full"]["accuracy"]
+                for label, sl in (("", 0.0), ("within one", slack)):
+                    nr = _reach([(x["n"], x["accuracy"]) for x in r["curves"]["random"]], target, slack=sl)
+                    nk = _reach([(x["n"], x["accuracy"]) for x in r["curves"][k]], target, slack=sl)
+                    ratio = f"{nk / nr:.0%}" if nr and nk else "—"
+                    if nr and nk:
+                        sums[label][0] += nk
+                        sums[label][1] += nr
+                    print(f"  seed {r['seed']}{' ' + label if label else ''}: full {target:.3f}; random "
+                          f"{nr or 'not reached'}, {k} {nk or 'not reached'}; ratio {ratio}")
+            for label, (nk, nr) in sums.items():
+                if nr:
+                    print(f"  all seeds{' ' + label if label else ''}: {k} {nk} / random {nr} annotations = {nk / nr:.0%}")
+        _mean_curves(results, slack)
+    results = [r for r in results if "suggestions" in r]  # a seed stopped early has no suggestions measured
     print("\n3. suggestions of the full-data run on the test images (target: share with IoU >= 0.7 >= 0.8)")
     for r in results:
         s = r["suggestions"]
@@ -346,14 +383,18 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         root = args.keep / f"seed-{seed}" if args.keep else Path(tempfile.mkdtemp(prefix="gusa-al-"))
         root.mkdir(parents=True, exist_ok=True)
+        def save(partial: dict | None = None) -> None:  # after every round: a run stopped early keeps what it measured
+            if args.json:
+                done = results + ([partial] if partial is not None else [])
+                atomic_write_text(args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                                          "results": done}, indent=1))
+
         try:
-            results.append(run_seed(args, seed, root))
+            results.append(run_seed(args, seed, root, progress=save))
         finally:
             if args.keep is None:
                 shutil.rmtree(root, ignore_errors=True)
-        if args.json:  # after every seed: a long run stopped early keeps what it measured
-            args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
-                                            indent=1))
+        save()
     report(results, args)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
