@@ -329,4 +329,4 @@ def _precision_tip() -> str:
     """What "Automatic" means on this computer's CPU (reads /proc/cpuinfo once; no torch)."""
     used, reason = choose_train_precision("auto", "cpu")
     return ("What the network computes in; the weights stay fp32. Automatic: bf16 on CPUs with AVX-512 BF16 or AMX, "
-            f"fp16 on CUDA GPUs, fp32 elsewhere.\nOn this computer's CPU: {used} ({reason}).")
+            f"fp16 on CUDA GPUs, fp32 elsewhere. bf16 on a GPU: Ampere and later.\nOn this computer's CPU: {used} ({reason}).")

@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
     s.add_argument("--workers", type=int, default=None, help="data loader workers")
     s.add_argument("--precision", choices=TRAIN_PRECISIONS, default="auto",
                    help="forward-pass autocast: auto (bf16 on CPUs with AVX-512 BF16/AMX, fp16 on CUDA, else fp32), "
-                        "fp32 or bf16; weights stay fp32")
+                        "fp32 or bf16 (on CUDA: bf16 where the GPU has it, Ampere and later); weights stay fp32")
     s.add_argument("--no-augment", action="store_true")
     s.add_argument("--suggested-masks", choices=("include", "weight", "exclude"), default="include",
                    help="masks accepted from a model's suggestion unedited: train on them, weigh their dice term "

@@ -394,7 +394,7 @@ def _adam(params, **kw):
 
 
 def _autocast(prep):
-    """Autocast of the forward pass to the run's precision (fp16 on CUDA, bf16 on a CPU; off for fp32)."""
+    """Autocast of the forward pass to the run's precision (fp16 or bf16 on CUDA, bf16 on a CPU; off for fp32)."""
     if prep.autocast_dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=prep.device.type, dtype=prep.autocast_dtype)

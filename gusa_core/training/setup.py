@@ -90,7 +90,8 @@ def prepare(trainer, dist, cb) -> _Prepared:
     cpu = dist.device.type == "cpu"
     if not cpu:
         torch.backends.cudnn.benchmark = True
-    prep.precision, prep.precision_reason = choose_train_precision(cfg.precision, dist.device.type)
+    gpu_bf16 = dist.device.type == "cuda" and torch.cuda.get_device_capability(dist.device)[0] >= 8
+    prep.precision, prep.precision_reason = choose_train_precision(cfg.precision, dist.device.type, gpu_bf16=gpu_bf16)
     prep.amp = prep.precision == "fp16"  # CUDA: fp16 autocast with a gradient scaler
     prep.autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(prep.precision)
     prep.channels_last = cfg.channels_last if cfg.channels_last is not None else (not cpu or CPU_CHANNELS_LAST)

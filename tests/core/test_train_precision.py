@@ -40,7 +40,10 @@ def test_explicit_settings_and_devices():
     used, reason = choose_train_precision("bf16", "cpu", AVX2)
     assert used == "bf16" and "slower" in reason  # allowed, with a warning in the reason
     assert choose_train_precision("auto", "cuda", AVX2)[0] == "fp16"  # as before: fp16 + gradient scaler
-    assert choose_train_precision("bf16", "cuda", AVX2)[0] == "fp16"
+    assert choose_train_precision("bf16", "cuda", AVX2)[0] == "fp16"  # a GPU without bf16 (before Ampere)
+    used, reason = choose_train_precision("bf16", "cuda", AVX2, gpu_bf16=True)
+    assert used == "bf16" and "no gradient scaler" in reason
+    assert choose_train_precision("auto", "cuda", AVX2, gpu_bf16=True)[0] == "fp16"
     assert choose_train_precision("fp32", "cuda", SPR)[0] == "fp32"
     assert choose_train_precision("auto", "mps", SPR)[0] == "fp32"
     with pytest.raises(GusaError, match="fp16"):
