@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import GusaError
 from ..imageio import list_images, read_image
+from .ahead import OneAhead
 from .predictor import Predictor
 
 __all__ = ["collect_images", "classify_paths"]
@@ -118,51 +119,48 @@ def classify_paths(
     done = 0
     pending: deque = deque()
     next_i = 0
-    in_flight = None  # the batch the network runs while the next one is queued behind it
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gusa-decode")
-    try:
+
+    def batches():
+        """Decoded batches, the decoder kept ``ahead`` images in front of the network."""
+        nonlocal next_i
         while True:
             while next_i < total and len(pending) < ahead:
                 pending.append((next_i, pool.submit(_load, predictor, paths[next_i], keep_images)))
                 next_i += 1
-            if stop is not None and stop.is_set():
+            if not pending:
                 return
-            queued = None
-            if pending:
-                batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
-                loaded = [(i, *fut.result()) for i, fut in batch]
-                good = [item for item in loaded if item[3] is None]
-                wait = predictor.submit_prepared([item[2] for item in good],
-                                                 paths=[str(paths[item[0]]) for item in good])
-                queued = (loaded, good, wait)
-            if in_flight is None and queued is None:
-                return
-            current, in_flight = in_flight, queued
-            if current is None:
-                continue
-            loaded, good, wait = current
-            by_index = {item[0]: p for item, p in zip(good, wait())}
-            for i, image, _prep, exc in loaded:
-                done += 1
-                pred = by_index.get(i)
-                rec = {
-                    "index": i,
-                    "total": total,
-                    "path": str(paths[i]),
-                    "predicted": pred.label if pred else None,
-                    "probs": pred.probs_dict() if pred else None,
-                    "roi_fraction": pred.roi_fraction if pred else None,
-                    "error": None if exc is None else str(exc),
-                    "prediction": pred,
-                    "images_per_s": done / max(time.perf_counter() - start, 1e-9),
-                }
-                if keep_images:
-                    rec["image"] = image
-                yield rec
-                if stop is not None and stop.is_set():
-                    return
+            batch = [pending.popleft() for _ in range(min(batch_size, len(pending)))]
+            loaded = [(i, *fut.result()) for i, fut in batch]
+            good = [item for item in loaded if item[3] is None]
+            yield (loaded, good), [item[2] for item in good]
+
+    def submit(payload, prepared):
+        return predictor.submit_prepared(prepared, paths=[str(paths[item[0]]) for item in payload[1]])
+
+    ahead_iter = OneAhead(batches(), submit, None if stop is None else stop.is_set)
+    try:
+        with contextlib.closing(iter(ahead_iter)) as results:
+            for (loaded, good), preds in results:
+                by_index = {item[0]: p for item, p in zip(good, preds)}
+                for i, image, _prep, exc in loaded:
+                    done += 1
+                    pred = by_index.get(i)
+                    rec = {
+                        "index": i,
+                        "total": total,
+                        "path": str(paths[i]),
+                        "predicted": pred.label if pred else None,
+                        "probs": pred.probs_dict() if pred else None,
+                        "roi_fraction": pred.roi_fraction if pred else None,
+                        "error": None if exc is None else str(exc),
+                        "prediction": pred,
+                        "images_per_s": done / max(time.perf_counter() - start, 1e-9),
+                    }
+                    if keep_images:
+                        rec["image"] = image
+                    yield rec
+                    if stop is not None and stop.is_set():
+                        return
     finally:
-        if in_flight is not None:  # a batch still on the engine: let it finish before its requests are reused
-            with contextlib.suppress(Exception):
-                in_flight[2]()
         pool.shutdown(wait=False, cancel_futures=True)

@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import GusaError
 from ..slides import detect_tissue, field_grid, open_slide, tissue_fraction
 from ..slides.fields import BACH_FIELD_MPP, BACH_FIELD_SIZE, field_footprint, parse_field_id
+from .ahead import OneAhead
 
 __all__ = [
     "SlideOptions",
@@ -341,7 +342,6 @@ def iter_predict_slide(
 
         results: list[FieldResult] = []
         window = max(1, options.batch_size) * 2  # fields read ahead of the network
-        stopped = False
         t_fields = time.perf_counter()
         with ThreadPoolExecutor(max_workers=max(1, options.readers), thread_name_prefix="gusa-slide") as pool:
             pending: deque = deque()
@@ -354,35 +354,27 @@ def iter_predict_slide(
                         return
                     pending.append((nxt, pool.submit(load, nxt[0])))
 
-            fill()
-            in_flight = None  # the batch the network runs while the next one is queued behind it
+            def batches():
+                fill()
+                while pending:
+                    batch = [pending.popleft() for _ in range(min(options.batch_size, len(pending)))]
+                    fill()
+                    yield batch, [fut.result() for _, fut in batch]
+
+            sweep = OneAhead(batches(), lambda _batch, prepared: predictor.submit_prepared(prepared), should_stop)
             try:
-                while pending or in_flight is not None:
-                    if should_stop is not None and should_stop():
-                        stopped = True
-                        break
-                    queued = None
-                    if pending:
-                        batch = [pending.popleft() for _ in range(min(options.batch_size, len(pending)))]
-                        fill()
-                        prepared = [fut.result() for _, fut in batch]
-                        queued = (batch, predictor.submit_prepared(prepared))
-                    current, in_flight = in_flight, queued
-                    if current is None:
-                        continue
-                    batch, wait = current
-                    for ((box, frac), _), pred in zip(batch, wait()):
-                        results.append(_blend(acc, att, weight, box, frac, pred, ds))
-                    done = len(results)
-                    rate = done / max(1e-9, time.perf_counter() - t_fields)
-                    yield {"stage": "fields", "done": done, "total": len(boxes), "fields_per_s": rate, "path": str(path)}
+                with contextlib.closing(iter(sweep)) as done_batches:
+                    for batch, preds in done_batches:
+                        for ((box, frac), _), pred in zip(batch, preds):
+                            results.append(_blend(acc, att, weight, box, frac, pred, ds))
+                        done = len(results)
+                        rate = done / max(1e-9, time.perf_counter() - t_fields)
+                        yield {"stage": "fields", "done": done, "total": len(boxes), "fields_per_s": rate,
+                               "path": str(path)}
             finally:
                 for _, fut in pending:
                     fut.cancel()
-                if in_flight is not None:  # a batch still on the engine: let it finish before its requests are reused
-                    with contextlib.suppress(Exception):
-                        in_flight[1]()
-        if stopped:
+        if sweep.stopped:
             yield {"stage": "stopped", "path": str(path)}
             return
     coverage = weight > 0
