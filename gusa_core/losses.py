@@ -79,7 +79,8 @@ def dice_loss(roi: Tensor, masks: Tensor, has_mask: Tensor | None = None, *, eps
     return (per_image * weight).sum() / present.sum().to(per_image.dtype).clamp(min=1.0)
 
 
-def gusa_loss(out, labels: Tensor, masks: Tensor | None = None, has_mask: Tensor | None = None, *, lam: float = 1.0):
+def gusa_loss(out, labels: Tensor, masks: Tensor | None = None, has_mask: Tensor | None = None, *, lam: float = 1.0,
+              class_weight: Tensor | None = None):
     """Eq. 8: ``L = L_CE + λ · L_dice``.
 
     Parameters
@@ -95,6 +96,10 @@ def gusa_loss(out, labels: Tensor, masks: Tensor | None = None, has_mask: Tensor
         each image's dice weight (see :func:`dice_loss`).
     lam : float
         λ, the weight of the dice term.
+    class_weight : Tensor of shape (C,) or None
+        Per-class weights of the cross-entropy (its mean is then taken over
+        the batch's weights, as :func:`torch.nn.functional.cross_entropy`
+        does); None: unweighted, as in the paper.
 
     Returns
     -------
@@ -104,7 +109,8 @@ def gusa_loss(out, labels: Tensor, masks: Tensor | None = None, has_mask: Tensor
         ``{"ce": float, "dice": float}`` (dice 0.0 where it does not apply).
     """
     logits, roi = out[0], out[1]
-    ce = F.cross_entropy(logits.float(), labels.to(logits.device).long())
+    weight = None if class_weight is None else class_weight.to(logits.device, torch.float32)
+    ce = F.cross_entropy(logits.float(), labels.to(logits.device).long(), weight=weight)
     if roi is None or masks is None or lam == 0:
         return ce, {"ce": float(ce.detach()), "dice": 0.0}
     dice = dice_loss(roi, masks, has_mask)

@@ -151,7 +151,8 @@ class TrainingFormMixin:
         # Advanced settings, collapsed by default.
         self.advanced_button = QToolButton()
         self.advanced_button.setText("Advanced")
-        self.advanced_button.setToolTip("Learning rate, batch size, RoI loss weight and seed")
+        self.advanced_button.setToolTip("Learning rate, RoI loss weight, accepted suggestions, class weights, seed, "
+                                        "precision and slide field")
         self.advanced_button.setCheckable(True)
         self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
@@ -178,6 +179,13 @@ class TrainingFormMixin:
         self.suggested_combo.setToolTip("Masks accepted from a model's suggestion without an edit: train on them, "
                                         "weigh their dice term by 0.5, or leave them out (edited ones count as painted)")
         adv.addRow("Accepted suggestions", self.suggested_combo)
+        self.class_weights_combo = QComboBox()
+        self.class_weights_combo.addItem("equal (the paper)", "none")
+        self.class_weights_combo.addItem("balanced by class counts", "balanced")
+        self.class_weights_combo.setToolTip("Balanced: each class's cross-entropy weighs n / (k · n_class) over the "
+                                            "training images, so a project of mostly Normal images does not teach "
+                                            "the network that most images are Normal")
+        adv.addRow("Class weights", self.class_weights_combo)
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setValue(0)
@@ -185,7 +193,7 @@ class TrainingFormMixin:
         self.precision_combo = QComboBox()
         self.precision_combo.addItem("Automatic (by the hardware)", "auto")
         self.precision_combo.addItem("fp32", "fp32")
-        self.precision_combo.addItem("bf16 autocast (CPU)", "bf16")
+        self.precision_combo.addItem("bf16 autocast", "bf16")
         self.precision_combo.setToolTip(_precision_tip())
         adv.addRow("Precision", self.precision_combo)
         self.field_mpp_spin = QDoubleSpinBox()
@@ -240,6 +248,7 @@ class TrainingFormMixin:
             "lr": self.lr_spin.value(),
             "dice_weight": self.dice_spin.value(),
             "suggested_masks": self.suggested_combo.currentData() or "include",
+            "class_weights": self.class_weights_combo.currentData() or "none",
             "input_size": parse_input_size(self.input_size_combo.currentText()),
             "device": self.device_combo.currentData() or "auto",
             "pretrained": self.pretrained_combo.currentData() or "auto",

@@ -15,6 +15,7 @@ from ..models_registry import DEFAULT_VARIANT, VARIANT_NAMES
 from ..errors import GusaError
 from ..runs import read_run_meta, run_json_path
 from ..training import TrainCallbacks, TrainConfig, Trainer
+from ..training.config import CLASS_WEIGHTS
 from ..training.precision import TRAIN_PRECISIONS
 from .options import parse_size
 
@@ -49,6 +50,9 @@ def add_parser(sub) -> None:
                    help="masks accepted from a model's suggestion unedited: train on them, weigh their dice term "
                         "(--suggested-weight), or leave them out")
     s.add_argument("--suggested-weight", type=float, default=0.5, help="dice weight of accepted suggestions with 'weight'")
+    s.add_argument("--class-weights", choices=CLASS_WEIGHTS, default="none",
+                   help="none: plain cross-entropy (the paper); balanced: weigh each class by n / (k * n_class) over "
+                        "the fold's training images, for a cohort where one class (often Normal) outnumbers the rest")
     s.add_argument("--resume", action="store_true", help="continue a stopped or crashed run in --out")
     g = s.add_argument_group("slides", "fields sampled from the painted regions of the project's slides")
     g.add_argument("--field-mpp", type=float, default=0.42, help="microns per pixel of a field (default: BACH's 0.42)")
@@ -189,6 +193,7 @@ def run(args) -> int:
         augment=not args.no_augment,
         workers=args.workers,
         suggested_masks=args.suggested_masks,
+        class_weights=args.class_weights,
         suggested_weight=args.suggested_weight,
         precision=args.precision,
         field_mpp=args.field_mpp,

@@ -11,10 +11,12 @@ from ..checkpoint import MAX_INPUT_SIDE
 from ..errors import GusaError
 from ..models_registry import VARIANT_NAMES
 
-__all__ = ["TrainConfig", "TrainCallbacks", "Silent", "effective_lr", "effective_schedule", "LR_SCHEDULES"]
+__all__ = ["TrainConfig", "TrainCallbacks", "Silent", "effective_lr", "effective_schedule", "LR_SCHEDULES", "CLASS_WEIGHTS"]
 
 #: Learning-rate schedules (``TrainConfig.lr_schedule``).
 LR_SCHEDULES = ("auto", "step", "cosine")
+#: Values of :attr:`TrainConfig.class_weights`.
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 @dataclass
@@ -29,6 +31,12 @@ class TrainConfig:
     training does with masks accepted from a model's suggestion unedited;
     ``suggested_weight`` is their dice weight with ``"weight"`` (see
     :class:`gusa_core.data.ProjectDataset`).
+
+    ``class_weights``: ``"none"`` (the paper's plain cross-entropy) or
+    ``"balanced"``: each class's cross-entropy term weighted by
+    ``n / (k · n_c)`` over the fold's training images (scikit-learn's
+    ``class_weight="balanced"``), so a cohort of mostly normal fields does not
+    teach the network that most fields are normal.
 
     ``precise_bn`` re-estimates the BatchNorm running statistics over the
     training images (not augmented) after every epoch, before validation;
@@ -87,6 +95,7 @@ class TrainConfig:
     precise_bn: bool | None = None
     suggested_masks: str = "include"
     suggested_weight: float = 0.5
+    class_weights: str = "none"
     precision: str = "auto"
     field_mpp: float = 0.42
     field_size: tuple[int, int] = (2048, 1536)
@@ -167,6 +176,7 @@ def _problems(c: TrainConfig):
     yield None if _int(c.batch_size) and 1 <= c.batch_size <= 4096 else f"batch_size must be 1 to 4096 (--batch-size), got {c.batch_size!r:.40}"
     yield None if _num(c.lr) and 0 < c.lr <= 10 else f"lr must be a finite number above 0 and at most 10 (--lr), got {c.lr!r:.40}"
     yield None if c.random_init_lr is None or (_num(c.random_init_lr) and 0 < c.random_init_lr <= 10) else f"random_init_lr must be None or a finite number above 0 and at most 10, got {c.random_init_lr!r:.40}"
+    yield None if c.class_weights in CLASS_WEIGHTS else f"class_weights must be one of {', '.join(CLASS_WEIGHTS)} (--class-weights), got {c.class_weights!r:.40}"
     yield None if c.lr_schedule in LR_SCHEDULES else f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {c.lr_schedule!r:.40}"
     yield None if _num(c.lr_decay) and 0 < c.lr_decay <= 1 else f"lr_decay must be in (0, 1], got {c.lr_decay!r:.40}"
     yield None if _int(c.lr_step) and c.lr_step >= 1 else f"lr_step must be a positive count, got {c.lr_step!r:.40}"

@@ -137,6 +137,13 @@ class FoldTrainer:
             self.cb.on_log(f"fold {self.fold}: resuming after epoch {start_epoch} of {cfg.epochs}")
         net = self._wrap(model)
         train_loader, val_loader = self._loaders()
+        self.class_weight = None
+        if cfg.class_weights == "balanced":
+            self.class_weight = balanced_class_weights(train_loader.dataset.labels, len(self.prep.classes))
+            if not getattr(self.trainer, "_cw_noted", False):
+                self.trainer._cw_noted = True
+                shown = ", ".join(f"{c} {w:.2f}" for c, w in zip(self.prep.classes, self.class_weight.tolist()))
+                self.cb.on_log(f"class weights (balanced over fold {self.fold}'s training images): {shown}")
         bn_loader = self._bn_loader(model)
         self._sync_model(model)
         status = "finished"
@@ -260,7 +267,7 @@ class FoldTrainer:
             hm = hm.to(self.device, non_blocking=True)
             with _autocast(prep):
                 out = net(x)
-            loss, parts = gusa_loss(_float_output(out), y, m, hm, lam=cfg.dice_weight)
+            loss, parts = gusa_loss(_float_output(out), y, m, hm, lam=cfg.dice_weight, class_weight=self.class_weight)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -375,6 +382,21 @@ def _match_layout(optimizer) -> None:
             for key, v in list(st.items()):
                 if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
                     st[key] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
+def balanced_class_weights(labels, n_classes: int) -> torch.Tensor:
+    """``n / (k · n_c)`` for each class ``c`` seen ``n_c`` times among ``n`` labels of ``k`` classes present.
+
+    scikit-learn's ``compute_class_weight("balanced", ...)`` over the classes
+    present; a class absent from the training images gets weight 1 (no
+    image of it contributes), and unlabelled entries (-1) are ignored.
+    """
+    counts = torch.bincount(torch.as_tensor([v for v in labels if v >= 0], dtype=torch.long), minlength=n_classes).float()
+    present = counts > 0
+    weights = torch.ones(n_classes)
+    if present.any():
+        weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights
 
 
 def _worker_init(worker_id: int) -> None:

@@ -70,6 +70,9 @@ def test_panel_defaults_and_config(qtbot, tmp_path):
     assert cfg["suggested_masks"] == "include"  # the default: accepted suggestions train like painted masks
     panel.suggested_combo.setCurrentIndex(panel.suggested_combo.findData("exclude"))
     assert panel.config_kwargs()["suggested_masks"] == "exclude"
+    assert cfg["class_weights"] == "none"  # the paper's plain cross-entropy unless asked
+    panel.class_weights_combo.setCurrentIndex(panel.class_weights_combo.findData("balanced"))
+    assert panel.config_kwargs()["class_weights"] == "balanced"
     panel.input_size_combo.setCurrentText("100x50")
     assert not panel.input_size_error.isHidden() and "multiples of 16" in panel.input_size_error.text()
     with pytest.raises(ValueError):
