@@ -138,12 +138,21 @@ class FoldTrainer:
         net = self._wrap(model)
         train_loader, val_loader = self._loaders()
         self.class_weight = None
+        labels = train_loader.dataset.labels
         if cfg.class_weights == "balanced":
-            self.class_weight = balanced_class_weights(train_loader.dataset.labels, len(self.prep.classes))
+            self.class_weight = balanced_class_weights(labels, len(self.prep.classes))
             if not getattr(self.trainer, "_cw_noted", False):
                 self.trainer._cw_noted = True
                 shown = ", ".join(f"{c} {w:.2f}" for c, w in zip(self.prep.classes, self.class_weight.tolist()))
                 self.cb.on_log(f"class weights (balanced over fold {self.fold}'s training images): {shown}")
+        elif not getattr(self.trainer, "_cw_noted", False):
+            self.trainer._cw_noted = True
+            counts = [sum(1 for v in labels if v == k) for k in range(len(self.prep.classes))]
+            present = [n for n in counts if n]
+            if present and max(present) >= UNEVEN_RATIO * min(present):
+                shown = ", ".join(f"{c} {n}" for c, n in zip(self.prep.classes, counts) if n)
+                self.cb.on_log(f"the classes are uneven in the training images ({shown}): --class-weights balanced "
+                               "(Training panel: Advanced > Class weights) weighs them equally in the loss")
         bn_loader = self._bn_loader(model)
         self._sync_model(model)
         status = "finished"
@@ -382,6 +391,10 @@ def _match_layout(optimizer) -> None:
             for key, v in list(st.items()):
                 if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
                     st[key] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
+#: A fold whose largest class has this many times the images of its smallest is "uneven" (a hint is logged).
+UNEVEN_RATIO = 2
 
 
 def balanced_class_weights(labels, n_classes: int) -> torch.Tensor:

@@ -87,6 +87,8 @@ def test_training_weighs_the_folds_classes(tmp_path, monkeypatch, setting):
     if setting == "none":
         assert seen and all(w is None for w in seen)
         assert not any("class weights" in m for m in log.messages)
+        [hint] = [m for m in log.messages if m.startswith("the classes are uneven")]
+        assert "Normal" in hint and "--class-weights balanced" in hint
         return
     labels = {r.id: r.label for r in project.images}
     classes = ["Normal", "Benign", "InSitu", "Invasive"]
@@ -97,3 +99,15 @@ def test_training_weighs_the_folds_classes(tmp_path, monkeypatch, setting):
     assert torch.allclose(weights[np.unique(y)], torch.tensor(want, dtype=torch.float32))
     assert weights[0] < weights[1]  # Normal, the largest class, weighs least
     assert any(m.startswith("class weights (balanced") and "Normal" in m for m in log.messages)
+    assert not any(m.startswith("the classes are uneven") for m in log.messages)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_no_hint_when_the_classes_are_even(tmp_path):
+    from gusa_core.demo import write_demo_project
+
+    project = write_demo_project(tmp_path / "demo", seed=0, per_class=2, unlabelled=0, size=SIZE)
+    log = Log()
+    cfg = TrainConfig(folds=1, epochs=1, batch_size=4, input_size=SIZE, device="cpu", pretrained="none", seed=0, workers=0)
+    Trainer(project, project.runs_dir / "even", cfg, callbacks=log).run()
+    assert not any("uneven" in m or "class weights" in m for m in log.messages)
