@@ -24,6 +24,13 @@ A run on the whole pool gives the full-data accuracy. Printed:
 
     python benchmarks/active_learning.py                       # smallest meaningful settings (CPU)
     python benchmarks/active_learning.py --size 256x192 --epochs 15 --per-class 16 --seeds 0 1 2 --device cuda
+    # the README's normal-heavy cohort (one seed per process; --report merges their --json files)
+    python benchmarks/active_learning.py --class-counts Normal=40,Benign=8,InSitu=8,Invasive=8 --small-focus 0.5 \
+        --test-per-class 16 --folds 1 --epochs 16 --batch-size 4 --strategies random spread --max-annotated 48 \
+        --threads 1 --seeds 12 --json s12.json
+
+The strategies take each round in turn and the JSON is rewritten after every
+round, so a run stopped early keeps curves of equal length.
 """
 
 from __future__ import annotations
@@ -66,7 +73,7 @@ class Experiment:
                            input_size=(w, h), lr=args.lr, random_init_lr=None, lr_schedule=args.lr_schedule,
                            device=args.device, pretrained="none",
                            seed=seed, workers=0,
-                           dice_weight=args.dice_weight)
+                           dice_weight=args.dice_weight, class_weights=args.class_weights)
         self.TrainConfig = TrainConfig
         rng = np.random.default_rng(seed)
         by_class: dict[str, list[str]] = {}
@@ -131,8 +138,13 @@ class Experiment:
         return [it.id for it in queue[:k]]
 
 
-def _reach(curve: list[tuple[int, float]], target: float, *, slack: float = 0.0) -> int | None:
-    """The first number of annotations from which every later round stays at ``target - slack`` or above."""
+def _reach(curve: list[tuple[int, float]], target: float, *, slack: float = 0.0, first: bool = False) -> int | None:
+    """The first number of annotations from which every later round stays at ``target - slack`` or above.
+
+    With ``first``, the first number of annotations at which the curve reaches it at all.
+    """
+    if first:
+        return next((n for n, acc in curve if acc >= target - slack - 1e-9), None)
     reached = None
     for n, acc in curve:
         if acc >= target - slack - 1e-9:
@@ -243,8 +255,15 @@ def _mean_curves(results: list[dict], slack: float) -> None:
     for every strategy (a run stopped early has shorter curves).
     """
     strategies = _strategies(results)
+    if "random" not in strategies:
+        return
+    last = {r["seed"]: min(max((x["n"] for x in r["curves"][k]), default=0) for k in strategies) for r in results}
+    shorter = [seed for seed, n in last.items() if n < max(last.values())]
+    if shorter:
+        print(f"\n   seeds {shorter} stopped early: left out of the mean curves")
+        results = [r for r in results if r["seed"] not in shorter]
     ns = sorted(set.intersection(*({x["n"] for x in r["curves"][k]} for r in results for k in strategies)))
-    if not ns or "random" not in strategies:
+    if not ns:
         return
     full = float(np.mean([r["full"]["accuracy"] for r in results]))
     mean = {k: [(n, float(np.mean([x["accuracy"] for r in results for x in r["curves"][k] if x["n"] == n]))) for n in ns]
@@ -264,9 +283,13 @@ def _mean_curves(results: list[dict], slack: float) -> None:
         for k in strategies:
             if k == "random":
                 continue
-            for label, sl in (("", 0.0), (" within one", slack)):
-                nr, nk = _reach(mean["random"], target, slack=sl), _reach(mean[k], target, slack=sl)
+            for label, sl, first in (("", 0.0, False), (" within one", slack, False), (" first reached", 0.0, True)):
+                nr, nk = (_reach(mean["random"], target, slack=sl, first=first),
+                          _reach(mean[k], target, slack=sl, first=first))
                 ratio = f"{nk / nr:.0%}" if nr and nk else "—"
+                if nk and not nr and ns[-1] < pool:  # random needs at least one round more than was run
+                    step = ns[-1] - ns[-2] if len(ns) > 1 else 1
+                    ratio = f"below {nk / (ns[-1] + step):.0%} (random needs more than {ns[-1]})"
                 print(f"    mean curves{label}: random {nr or 'not reached'}, {k} {nk or 'not reached'}; ratio {ratio}")
 
 
@@ -354,6 +377,8 @@ def main(argv=None) -> None:
     p.add_argument("--lr-schedule", default="auto", choices=("auto", "step", "cosine"),
                    help="auto: cosine from random weights (the trainer's default)")
     p.add_argument("--dice-weight", type=float, default=3.0)
+    p.add_argument("--class-weights", default="none", choices=("none", "balanced"),
+                   help="the trainer's class weights (the README's figures: none)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch threads on the CPU (default: OMP_NUM_THREADS or all)")
     p.add_argument("--json", type=Path, default=None, help="write every number as JSON")
