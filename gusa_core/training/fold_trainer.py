@@ -137,22 +137,7 @@ class FoldTrainer:
             self.cb.on_log(f"fold {self.fold}: resuming after epoch {start_epoch} of {cfg.epochs}")
         net = self._wrap(model)
         train_loader, val_loader = self._loaders()
-        self.class_weight = None
-        labels = train_loader.dataset.labels
-        if cfg.class_weights == "balanced":
-            self.class_weight = balanced_class_weights(labels, len(self.prep.classes))
-            if not getattr(self.trainer, "_cw_noted", False):
-                self.trainer._cw_noted = True
-                shown = ", ".join(f"{c} {w:.2f}" for c, w in zip(self.prep.classes, self.class_weight.tolist()))
-                self.cb.on_log(f"class weights (balanced over fold {self.fold}'s training images): {shown}")
-        elif not getattr(self.trainer, "_cw_noted", False):
-            self.trainer._cw_noted = True
-            counts = [sum(1 for v in labels if v == k) for k in range(len(self.prep.classes))]
-            present = [n for n in counts if n]
-            if present and max(present) >= UNEVEN_RATIO * min(present):
-                shown = ", ".join(f"{c} {n}" for c, n in zip(self.prep.classes, counts) if n)
-                self.cb.on_log(f"the classes are uneven in the training images ({shown}): --class-weights balanced "
-                               "(Training panel: Advanced > Class weights) weighs them equally in the loss")
+        self.class_weight = self._class_weight(train_loader.dataset.labels)
         bn_loader = self._bn_loader(model)
         self._sync_model(model)
         status = "finished"
@@ -252,6 +237,24 @@ class FoldTrainer:
         if self.dist.enabled:
             for b in model.buffers():
                 tdist.broadcast(b, 0)
+
+    def _class_weight(self, labels):
+        """The training cross-entropy's class weights (None: unweighted); says once per run what it chose."""
+        counts = class_counts(labels, len(self.prep.classes))
+        weights = balanced_class_weights(counts) if self.config.class_weights == "balanced" else None
+        if getattr(self.trainer, "_cw_noted", False):
+            return weights
+        self.trainer._cw_noted = True
+        if weights is not None:
+            shown = ", ".join(f"{c} {w:.2f}" for c, w in zip(self.prep.classes, weights.tolist()))
+            self.cb.on_log(f"class weights (balanced over fold {self.fold}'s training images): {shown}")
+            return weights
+        present = counts[counts > 0]
+        if len(present) and present.max() >= UNEVEN_RATIO * present.min():
+            shown = ", ".join(f"{c} {int(n)}" for c, n in zip(self.prep.classes, counts.tolist()) if n)
+            self.cb.on_log(f"the classes are uneven in the training images ({shown}): --class-weights balanced "
+                           "(Training panel: Advanced > Class weights) weighs them equally in the loss")
+        return None
 
     def _stop(self) -> bool:
         return self.dist.any_flag(self.trainer.stop_requested)
@@ -397,16 +400,20 @@ def _match_layout(optimizer) -> None:
 UNEVEN_RATIO = 2
 
 
-def balanced_class_weights(labels, n_classes: int) -> torch.Tensor:
-    """``n / (k · n_c)`` for each class ``c`` seen ``n_c`` times among ``n`` labels of ``k`` classes present.
+def class_counts(labels, n_classes: int) -> torch.Tensor:
+    """Images of each class among ``labels`` (class indices; unlabelled entries, -1, are not counted), as floats."""
+    return torch.bincount(torch.as_tensor([v for v in labels if v >= 0], dtype=torch.long), minlength=n_classes).float()
+
+
+def balanced_class_weights(counts: torch.Tensor) -> torch.Tensor:
+    """``n / (k · n_c)`` for each class ``c`` seen ``n_c`` times among ``n`` images of ``k`` classes present.
 
     scikit-learn's ``compute_class_weight("balanced", ...)`` over the classes
-    present; a class absent from the training images gets weight 1 (no
-    image of it contributes), and unlabelled entries (-1) are ignored.
+    present (``counts`` from :func:`class_counts`); a class absent from the
+    training images gets weight 1 (no image of it contributes).
     """
-    counts = torch.bincount(torch.as_tensor([v for v in labels if v >= 0], dtype=torch.long), minlength=n_classes).float()
     present = counts > 0
-    weights = torch.ones(n_classes)
+    weights = torch.ones(len(counts))
     if present.any():
         weights[present] = counts.sum() / (present.sum() * counts[present])
     return weights

@@ -15,7 +15,7 @@ from gusa_core.losses import gusa_loss
 from gusa_core.models import ModelOutput
 from gusa_core.training import TrainCallbacks, TrainConfig, Trainer
 from gusa_core.training import fold_trainer
-from gusa_core.training.fold_trainer import balanced_class_weights
+from gusa_core.training.fold_trainer import balanced_class_weights, class_counts
 
 SIZE = (64, 48)
 
@@ -23,15 +23,15 @@ SIZE = (64, 48)
 def test_weights_are_scikit_learns_balanced_weights():
     labels = [0] * 9 + [1] * 3 + [2] * 2 + [3] * 1
     want = compute_class_weight("balanced", classes=np.arange(4), y=np.array(labels))
-    assert torch.allclose(balanced_class_weights(labels, 4), torch.tensor(want, dtype=torch.float32))
+    assert torch.allclose(balanced_class_weights(class_counts(labels, 4)), torch.tensor(want, dtype=torch.float32))
 
 
 def test_an_absent_class_weighs_one_and_unlabelled_entries_are_ignored():
     labels = [0, 0, 0, 2, -1, -1]
-    got = balanced_class_weights(labels, 4)
+    got = balanced_class_weights(class_counts(labels, 4))
     present = compute_class_weight("balanced", classes=np.array([0, 2]), y=np.array([0, 0, 0, 2]))
     assert torch.allclose(got, torch.tensor([present[0], 1.0, present[1], 1.0], dtype=torch.float32))
-    assert torch.equal(balanced_class_weights([], 3), torch.ones(3))
+    assert torch.equal(balanced_class_weights(class_counts([], 3)), torch.ones(3))
 
 
 def test_weighted_cross_entropy_is_the_weighted_mean_of_the_terms():
